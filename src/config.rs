@@ -1,0 +1,202 @@
+//! The TOML configuration: `profiles/<name>.toml` are the reference files. Every key can be
+//! overridden by an environment variable `STRATA_<SECTION>_<KEY>` (e.g. `STRATA_STATE_CAPACITY`).
+//! Unknown keys are errors, and so are keys for capabilities the compiled tier lacks.
+
+use crate::engine::{check_profile_name, EngineBuilder};
+use crate::error::ConfigError;
+use crate::profile::{IndexSupport, PhysicalProfile};
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub engine: EngineSection,
+    #[serde(default)]
+    pub storage: StorageSection,
+    #[serde(default)]
+    pub state: StateSection,
+    #[serde(default)]
+    pub checkpoint: CheckpointSection,
+    #[serde(default)]
+    pub indexes: IndexesSection,
+    #[serde(default)]
+    pub server: ServerSection,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    /// The profile the file is written for; must be the compiled one.
+    pub profile: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    pub data_dir: Option<String>,
+    /// `always`, `interval` or `never`.
+    pub sync: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StateSection {
+    /// Keys per table or view (fixed-capacity tiers: a hard limit allocated up front).
+    pub capacity: Option<usize>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CheckpointSection {
+    pub interval: Option<String>,
+    pub keep: Option<u32>,
+    pub object_store_url: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct IndexesSection {
+    pub enabled: Option<bool>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSection {
+    pub listen: Option<String>,
+    pub token: Option<String>,
+}
+
+/// Keys that environment variables may set, with whether the value is a number or bool.
+const KEYS: &[(&str, &str, ValueKind)] = &[
+    ("engine", "profile", ValueKind::Text),
+    ("storage", "data_dir", ValueKind::Text),
+    ("storage", "sync", ValueKind::Text),
+    ("state", "capacity", ValueKind::Integer),
+    ("checkpoint", "interval", ValueKind::Text),
+    ("checkpoint", "keep", ValueKind::Integer),
+    ("checkpoint", "object_store_url", ValueKind::Text),
+    ("indexes", "enabled", ValueKind::Bool),
+    ("server", "listen", ValueKind::Text),
+    ("server", "token", ValueKind::Text),
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ValueKind {
+    Text,
+    Integer,
+    Bool,
+}
+
+impl Config {
+    /// Reads `path` (if any), then applies `STRATA_<SECTION>_<KEY>` variables from `env`.
+    pub fn load(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let (mut table, origin) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .map_err(|source| ConfigError::Read { path: p.display().to_string(), source })?;
+                let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+                    origin: format!("in {}", p.display()),
+                    message: e.message().to_string(),
+                })?;
+                (table, format!("in {}", p.display()))
+            }
+            None => (toml::Table::new(), "from the environment".to_string()),
+        };
+        let mut from_env = false;
+        for (var, value) in env {
+            let Some(rest) = var.strip_prefix("STRATA_") else { continue };
+            let rest = rest.to_lowercase();
+            let Some(&(section, key, kind)) = KEYS.iter().find(|(s, k, _)| rest == format!("{s}_{k}")) else {
+                if KEYS.iter().any(|(s, _, _)| rest.starts_with(&format!("{s}_"))) {
+                    return Err(ConfigError::Invalid {
+                        origin: format!("environment variable {var}"),
+                        message: format!("unknown key; known: {}", env_names().join(", ")),
+                    });
+                }
+                continue;
+            };
+            let parsed = match kind {
+                ValueKind::Text => Some(toml::Value::String(value.clone())),
+                ValueKind::Integer => value.trim().parse::<i64>().ok().map(toml::Value::Integer),
+                ValueKind::Bool => value.trim().parse::<bool>().ok().map(toml::Value::Boolean),
+            };
+            let parsed = parsed.ok_or_else(|| ConfigError::Invalid {
+                origin: format!("environment variable {var}"),
+                message: format!("`{value}` is not a valid {kind:?}").to_lowercase(),
+            })?;
+            let section_table = table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = section_table {
+                t.insert(key.to_string(), parsed);
+            }
+            from_env = true;
+        }
+        let origin = if from_env { format!("{origin} (with STRATA_* overrides)") } else { origin };
+        toml::Value::Table(table)
+            .try_into::<Config>()
+            .map_err(|e| ConfigError::Invalid { origin, message: e.message().to_string() })
+    }
+
+    /// Checks the config against the compiled profile `P`.
+    pub fn validate<P: PhysicalProfile>(&self) -> Result<(), ConfigError> {
+        if let Some(name) = &self.engine.profile {
+            check_profile_name::<P>(name)?;
+        }
+        let unmet = |requirement: String| ConfigError::ProfileRequirementError { profile: P::KIND, requirement };
+        if let Some(capacity) = self.state.capacity {
+            if capacity == 0 || capacity > P::MAX_KEYS {
+                return Err(unmet(format!(
+                    "[state] capacity must be between 1 and {} keys, got {capacity}",
+                    P::MAX_KEYS
+                )));
+            }
+        }
+        let absent = |what: &str, set: bool| -> Result<(), ConfigError> {
+            if set {
+                Err(unmet(format!("{what} is set, but this tier does not have it; remove the key")))
+            } else {
+                Ok(())
+            }
+        };
+        if !P::PERSISTENT {
+            absent("[storage] data_dir", self.storage.data_dir.is_some())?;
+            absent("[storage] sync", self.storage.sync.is_some())?;
+            absent("[checkpoint] interval", self.checkpoint.interval.is_some())?;
+            absent("[checkpoint] keep", self.checkpoint.keep.is_some())?;
+        }
+        if P::RECOVERY != crate::profile::Recovery::Full {
+            absent("[checkpoint] object_store_url", self.checkpoint.object_store_url.is_some())?;
+        }
+        if P::INDEXES == IndexSupport::None {
+            absent("[indexes] enabled = true", self.indexes.enabled == Some(true))?;
+        }
+        if !P::NETWORKED {
+            absent("[server] listen", self.server.listen.is_some())?;
+            absent("[server] token", self.server.token.is_some())?;
+        }
+        Ok(())
+    }
+
+    /// An engine builder with this config's settings (call [`Config::validate`] first).
+    pub fn engine_builder<P: PhysicalProfile>(&self) -> EngineBuilder<P> {
+        let mut builder = EngineBuilder::<P>::default();
+        if let Some(name) = &self.engine.profile {
+            builder = builder.profile(name.clone());
+        }
+        if let Some(capacity) = self.state.capacity {
+            builder = builder.capacity(capacity);
+        }
+        builder
+    }
+}
+
+/// The environment variable names that override config keys.
+pub fn env_names() -> Vec<String> {
+    KEYS.iter().map(|(s, k, _)| format!("STRATA_{}_{}", s.to_uppercase(), k.to_uppercase())).collect()
+}

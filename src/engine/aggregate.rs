@@ -1,0 +1,611 @@
+//! Incremental grouped aggregation: the operator behind materialized views and behind
+//! aggregates in ad-hoc queries.
+//!
+//! A batch is applied in three phases so that a failure leaves no trace:
+//! 1. [`AggState::prepare`] evaluates filter, group keys and aggregate arguments (no state touched);
+//! 2. [`AggState::assign_slots`] maps each selected row's group key to a dense slot number,
+//!    inserting new groups (the only step that can hit a full fixed-capacity map, and which
+//!    [`AggState::rollback`] undoes);
+//! 3. [`AggState::accumulate`] updates columnar accumulators indexed by slot, in typed loops.
+
+use super::batch_rows::BatchRow;
+use crate::batch::{Column, ColumnData};
+use crate::error::ExecError;
+use crate::profile::PhysicalProfile;
+use crate::sql::expr::Expr;
+use crate::state::{Full, StateBackend};
+use crate::types::{DataType, Key, Value};
+use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggFunc {
+    CountStar,
+    Count,
+    Sum,
+    Min,
+    Max,
+    Avg,
+}
+
+/// One aggregate of a grouped query: function, argument (over input columns), result type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggSpec {
+    pub func: AggFunc,
+    pub arg: Option<Expr>,
+    pub ty: DataType,
+}
+
+/// A grouped aggregation over the rows of one input.
+#[derive(Clone, Debug)]
+pub struct AggPlan {
+    pub filter: Option<Expr>,
+    /// Group expressions over input columns.
+    pub groups: Vec<Expr>,
+    pub aggs: Vec<AggSpec>,
+    /// Predicate over the post-aggregation row `[groups…, aggregates…]`.
+    pub having: Option<Expr>,
+    /// Output expressions over the post-aggregation row.
+    pub output: Vec<Expr>,
+}
+
+impl AggPlan {
+    fn group_types(&self) -> Vec<DataType> {
+        self.groups.iter().map(|g| g.ty().unwrap_or(DataType::BigInt)).collect()
+    }
+}
+
+/// A key of up to `N` fixed-width values (BIGINT, TIMESTAMP, BOOLEAN, DOUBLE bits) with a
+/// NULL mask: grouping on such columns never allocates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FixedKey<const N: usize> {
+    values: [i64; N],
+    nulls: u8,
+}
+
+impl<const N: usize> Hash for FixedKey<N> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The NULL mask is left out: it only separates keys whose values are equal.
+        for v in self.values {
+            state.write_i64(v);
+        }
+    }
+}
+
+/// Group key → slot, specialised by key shape.
+enum GroupIndex<P: PhysicalProfile> {
+    Fixed1 { map: P::State<FixedKey<1>, u32>, keys: Vec<FixedKey<1>> },
+    Fixed2 { map: P::State<FixedKey<2>, u32>, keys: Vec<FixedKey<2>> },
+    General { map: P::State<Key, u32>, keys: Vec<Key> },
+}
+
+/// One aggregate's accumulators, one entry per group slot.
+#[derive(Clone, Debug)]
+enum Acc {
+    Count(Vec<i64>),
+    SumInt { sum: Vec<i128>, seen: Vec<bool> },
+    SumDouble { sum: Vec<f64>, seen: Vec<bool> },
+    Avg { sum: Vec<f64>, n: Vec<i64> },
+    ExtremeInt { v: Vec<i64>, seen: Vec<bool>, max: bool },
+    ExtremeDouble { v: Vec<f64>, seen: Vec<bool>, max: bool },
+    ExtremeText { v: Vec<Option<Arc<str>>>, max: bool },
+}
+
+/// Group keys of a prepared batch, one per selected row.
+enum PreparedKeys<'a> {
+    Fixed { columns: Vec<(Cow<'a, [i64]>, Option<Cow<'a, [bool]>>)> },
+    General(Vec<Key>),
+}
+
+/// A batch evaluated against one view: nothing in it refers to state yet.
+pub struct Prepared<'a> {
+    rows: usize,
+    /// Selected row numbers, or `None` for all rows.
+    selection: Option<Vec<u32>>,
+    keys: PreparedKeys<'a>,
+    args: Vec<Option<Cow<'a, Column>>>,
+    slots: Vec<u32>,
+}
+
+impl Prepared<'_> {
+    fn selected(&self) -> usize {
+        self.selection.as_ref().map_or(self.rows, Vec::len)
+    }
+
+    #[inline]
+    fn row(&self, i: usize) -> usize {
+        match &self.selection {
+            Some(sel) => sel[i] as usize,
+            None => i,
+        }
+    }
+}
+
+/// The state of one grouped aggregation.
+pub struct AggState<P: PhysicalProfile> {
+    plan: AggPlan,
+    group_types: Vec<DataType>,
+    index: GroupIndex<P>,
+    accs: Vec<Acc>,
+}
+
+fn is_fixed_width(ty: DataType) -> bool {
+    ty != DataType::Text
+}
+
+impl<P: PhysicalProfile> AggState<P> {
+    /// Creates the state for `plan`, holding up to `capacity` groups in fixed-capacity tiers.
+    pub fn new(plan: AggPlan, capacity: usize) -> Self {
+        let group_types = plan.group_types();
+        let fixed = group_types.iter().all(|t| is_fixed_width(*t));
+        let index = match group_types.len() {
+            1 if fixed => GroupIndex::Fixed1 { map: StateBackend::with_capacity(capacity), keys: Vec::new() },
+            2 if fixed => GroupIndex::Fixed2 { map: StateBackend::with_capacity(capacity), keys: Vec::new() },
+            _ => GroupIndex::General { map: StateBackend::with_capacity(capacity), keys: Vec::new() },
+        };
+        let accs = plan
+            .aggs
+            .iter()
+            .map(|a| {
+                let arg_ty = a.arg.as_ref().and_then(Expr::ty);
+                let max = a.func == AggFunc::Max;
+                match (a.func, arg_ty) {
+                    (AggFunc::CountStar | AggFunc::Count, _) => Acc::Count(Vec::new()),
+                    (AggFunc::Avg, _) => Acc::Avg { sum: Vec::new(), n: Vec::new() },
+                    (AggFunc::Sum, Some(DataType::Double)) => Acc::SumDouble { sum: Vec::new(), seen: Vec::new() },
+                    (AggFunc::Sum, _) => Acc::SumInt { sum: Vec::new(), seen: Vec::new() },
+                    (_, Some(DataType::Double)) => Acc::ExtremeDouble { v: Vec::new(), seen: Vec::new(), max },
+                    (_, Some(DataType::Text)) => Acc::ExtremeText { v: Vec::new(), max },
+                    _ => Acc::ExtremeInt { v: Vec::new(), seen: Vec::new(), max },
+                }
+            })
+            .collect();
+        AggState { plan, group_types, index, accs }
+    }
+
+    pub fn plan(&self) -> &AggPlan {
+        &self.plan
+    }
+
+    /// Number of groups.
+    pub fn len(&self) -> usize {
+        match &self.index {
+            GroupIndex::Fixed1 { keys, .. } => keys.len(),
+            GroupIndex::Fixed2 { keys, .. } => keys.len(),
+            GroupIndex::General { keys, .. } => keys.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Phase 1: evaluates the plan's expressions over `columns` (the input's columns in
+    /// schema order, all of `rows` length). Changes nothing.
+    pub fn prepare<'a>(&self, columns: &'a [Column], rows: usize) -> Result<Prepared<'a>, ExecError> {
+        let selection = match &self.plan.filter {
+            None => None,
+            Some(f) => {
+                let mut sel = Vec::with_capacity(rows);
+                for r in 0..rows {
+                    if f.is_true(&BatchRow { columns, row: r })? {
+                        sel.push(r as u32);
+                    }
+                }
+                Some(sel)
+            }
+        };
+        let keys = match &self.index {
+            GroupIndex::General { .. } => {
+                let mut keys = Vec::with_capacity(selection.as_ref().map_or(rows, Vec::len));
+                let each = |r: usize, keys: &mut Vec<Key>| -> Result<(), ExecError> {
+                    let row = BatchRow { columns, row: r };
+                    keys.push(match self.plan.groups.as_slice() {
+                        [g] => Key::from_value(&g.eval(&row)?),
+                        gs => Key::Composite(
+                            gs.iter().map(|g| Ok(Key::from_value(&g.eval(&row)?))).collect::<Result<_, ExecError>>()?,
+                        ),
+                    });
+                    Ok(())
+                };
+                match &selection {
+                    Some(sel) => sel.iter().try_for_each(|&r| each(r as usize, &mut keys))?,
+                    None => (0..rows).try_for_each(|r| each(r, &mut keys))?,
+                }
+                PreparedKeys::General(keys)
+            }
+            _ => PreparedKeys::Fixed {
+                columns: self
+                    .plan
+                    .groups
+                    .iter()
+                    .map(|g| fixed_column(g, columns, rows))
+                    .collect::<Result<_, _>>()?,
+            },
+        };
+        let args = self
+            .plan
+            .aggs
+            .iter()
+            .map(|a| match &a.arg {
+                None => Ok(None),
+                Some(e) => evaluate_column(e, columns, rows).map(Some),
+            })
+            .collect::<Result<_, ExecError>>()?;
+        Ok(Prepared { rows, selection, keys, args, slots: Vec::new() })
+    }
+
+    /// Phase 2: assigns a slot to every selected row, creating groups as needed. On `Full`
+    /// the groups created by this call are removed again.
+    pub fn assign_slots(&mut self, prepared: &mut Prepared<'_>) -> Result<(), Full> {
+        let before = self.len();
+        let n = prepared.selected();
+        let mut slots = std::mem::take(&mut prepared.slots);
+        slots.clear();
+        slots.reserve(n);
+        let result = match (&mut self.index, &prepared.keys) {
+            (GroupIndex::Fixed1 { map, keys }, PreparedKeys::Fixed { columns }) => {
+                let (vals, nulls) = &columns[0];
+                let mut go = |row: usize| -> Result<(), Full> {
+                    let null = nulls.as_ref().is_some_and(|n| n[row]);
+                    let key = FixedKey { values: [if null { 0 } else { vals[row] }], nulls: null as u8 };
+                    slots.push(slot_for(map, keys, key)?);
+                    Ok(())
+                };
+                match &prepared.selection {
+                    Some(sel) => sel.iter().try_for_each(|&r| go(r as usize)),
+                    None => (0..n).try_for_each(go),
+                }
+            }
+            (GroupIndex::Fixed2 { map, keys }, PreparedKeys::Fixed { columns }) => {
+                let ((a, an), (b, bn)) = (&columns[0], &columns[1]);
+                let mut go = |row: usize| -> Result<(), Full> {
+                    let a_null = an.as_ref().is_some_and(|n| n[row]);
+                    let b_null = bn.as_ref().is_some_and(|n| n[row]);
+                    let key = FixedKey {
+                        values: [if a_null { 0 } else { a[row] }, if b_null { 0 } else { b[row] }],
+                        nulls: a_null as u8 | (b_null as u8) << 1,
+                    };
+                    slots.push(slot_for(map, keys, key)?);
+                    Ok(())
+                };
+                match &prepared.selection {
+                    Some(sel) => sel.iter().try_for_each(|&r| go(r as usize)),
+                    None => (0..n).try_for_each(go),
+                }
+            }
+            (GroupIndex::General { map, keys }, PreparedKeys::General(batch_keys)) => batch_keys
+                .iter()
+                .try_for_each(|k| slot_for(map, keys, k.clone()).map(|s| slots.push(s))),
+            _ => unreachable!("prepared keys always match the index they were prepared for"),
+        };
+        prepared.slots = slots;
+        if result.is_err() {
+            self.rollback(before);
+        }
+        result
+    }
+
+    /// Removes the groups created after there were `groups` of them (before accumulation).
+    pub fn rollback(&mut self, groups: usize) {
+        fn undo<K: Eq + Hash + Clone, S: StateBackend<K, u32>>(map: &mut S, keys: &mut Vec<K>, to: usize) {
+            for k in keys.drain(to..) {
+                map.remove(&k);
+            }
+        }
+        match &mut self.index {
+            GroupIndex::Fixed1 { map, keys } => undo(map, keys, groups),
+            GroupIndex::Fixed2 { map, keys } => undo(map, keys, groups),
+            GroupIndex::General { map, keys } => undo(map, keys, groups),
+        }
+    }
+
+    /// Phase 3: folds the prepared rows into the accumulators. Cannot fail.
+    pub fn accumulate(&mut self, prepared: &Prepared<'_>) {
+        let groups = self.len();
+        let slots = &prepared.slots;
+        for (acc, arg) in self.accs.iter_mut().zip(&prepared.args) {
+            acc.resize(groups);
+            let arg = arg.as_deref();
+            let nulls = arg.and_then(|c| c.nulls.as_deref());
+            let is_null = |row: usize| nulls.is_some_and(|n| n[row]);
+            match acc {
+                Acc::Count(counts) => {
+                    if nulls.is_none() {
+                        for &s in slots {
+                            counts[s as usize] += 1;
+                        }
+                    } else {
+                        for (i, &s) in slots.iter().enumerate() {
+                            counts[s as usize] += !is_null(prepared.row(i)) as i64;
+                        }
+                    }
+                }
+                Acc::SumInt { sum, seen } => {
+                    let vals = int_values(arg);
+                    for (i, &s) in slots.iter().enumerate() {
+                        let row = prepared.row(i);
+                        if !is_null(row) {
+                            sum[s as usize] += vals[row] as i128;
+                            seen[s as usize] = true;
+                        }
+                    }
+                }
+                Acc::SumDouble { sum, seen } => {
+                    let vals = double_values(arg);
+                    for (i, &s) in slots.iter().enumerate() {
+                        let row = prepared.row(i);
+                        if !is_null(row) {
+                            sum[s as usize] += vals[row];
+                            seen[s as usize] = true;
+                        }
+                    }
+                }
+                Acc::Avg { sum, n } => {
+                    let vals = double_values(arg);
+                    for (i, &s) in slots.iter().enumerate() {
+                        let row = prepared.row(i);
+                        if !is_null(row) {
+                            sum[s as usize] += vals[row];
+                            n[s as usize] += 1;
+                        }
+                    }
+                }
+                Acc::ExtremeInt { v, seen, max } => {
+                    let vals = int_values(arg);
+                    let max = *max;
+                    for (i, &s) in slots.iter().enumerate() {
+                        let row = prepared.row(i);
+                        if !is_null(row) {
+                            let (cur, x) = (&mut v[s as usize], vals[row]);
+                            if !seen[s as usize] || (x > *cur) == max && x != *cur {
+                                *cur = x;
+                            }
+                            seen[s as usize] = true;
+                        }
+                    }
+                }
+                Acc::ExtremeDouble { v, seen, max } => {
+                    let vals = double_values(arg);
+                    let max = *max;
+                    for (i, &s) in slots.iter().enumerate() {
+                        let row = prepared.row(i);
+                        if !is_null(row) {
+                            let (cur, x) = (&mut v[s as usize], vals[row]);
+                            if !seen[s as usize] || x.total_cmp(cur) == if max { std::cmp::Ordering::Greater } else { std::cmp::Ordering::Less } {
+                                *cur = x;
+                            }
+                            seen[s as usize] = true;
+                        }
+                    }
+                }
+                Acc::ExtremeText { v, max } => {
+                    let Some(Column { data: ColumnData::Text(vals), .. }) = arg else { continue };
+                    let max = *max;
+                    for (i, &s) in slots.iter().enumerate() {
+                        let row = prepared.row(i);
+                        if !is_null(row) {
+                            let cur = &mut v[s as usize];
+                            let x = &vals[row];
+                            if cur.as_ref().is_none_or(|c| (x.as_ref() > c.as_ref()) == max && x.as_ref() != c.as_ref()) {
+                                *cur = Some(x.clone());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Applies one batch (all three phases) to this state alone.
+    pub fn apply(&mut self, columns: &[Column], rows: usize) -> Result<(), crate::Error> {
+        let mut prepared = self.prepare(columns, rows)?;
+        self.assign_slots(&mut prepared).map_err(|f| ExecError::Eval(f.to_string()))?;
+        self.accumulate(&prepared);
+        Ok(())
+    }
+
+    /// The post-aggregation row of one group: `[group values…, aggregate results…]`.
+    fn group_row(&self, slot: usize) -> Result<Vec<Value>, ExecError> {
+        let mut row = Vec::with_capacity(self.group_types.len() + self.accs.len());
+        match &self.index {
+            GroupIndex::Fixed1 { keys, .. } => push_fixed(&mut row, &keys[slot], &self.group_types),
+            GroupIndex::Fixed2 { keys, .. } => push_fixed(&mut row, &keys[slot], &self.group_types),
+            GroupIndex::General { keys, .. } => match (&keys[slot], self.group_types.as_slice()) {
+                (Key::Composite(parts), types) => {
+                    row.extend(parts.iter().zip(types).map(|(k, t)| key_value(k, *t)))
+                }
+                (k, [t]) => row.push(key_value(k, *t)),
+                _ => {}
+            },
+        }
+        for (acc, spec) in self.accs.iter().zip(&self.plan.aggs) {
+            row.push(acc.result(slot, spec)?);
+        }
+        Ok(row)
+    }
+
+    /// The output rows, one per group in the order groups first appeared. A plan without
+    /// GROUP BY yields exactly one row even before any input.
+    pub fn rows(&self) -> Result<Vec<Vec<Value>>, ExecError> {
+        let mut out = Vec::with_capacity(self.len().max(1));
+        let empty_global = self.plan.groups.is_empty() && self.is_empty();
+        let post_rows: Box<dyn Iterator<Item = Result<Vec<Value>, ExecError>>> = if empty_global {
+            Box::new(std::iter::once(Ok(self
+                .plan
+                .aggs
+                .iter()
+                .map(|a| if matches!(a.func, AggFunc::Count | AggFunc::CountStar) { Value::Int(0) } else { Value::Null })
+                .collect())))
+        } else {
+            Box::new((0..self.len()).map(|s| self.group_row(s)))
+        };
+        for post in post_rows {
+            let post = post?;
+            if let Some(h) = &self.plan.having {
+                if !h.is_true(post.as_slice())? {
+                    continue;
+                }
+            }
+            out.push(
+                self.plan.output.iter().map(|e| e.eval(post.as_slice())).collect::<Result<Vec<_>, _>>()?,
+            );
+        }
+        Ok(out)
+    }
+}
+
+#[inline]
+fn slot_for<K: Eq + Hash + Clone, S: StateBackend<K, u32>>(
+    map: &mut S,
+    keys: &mut Vec<K>,
+    key: K,
+) -> Result<u32, Full> {
+    let next = keys.len() as u32;
+    let (slot, inserted) = map.get_or_insert_with(key.clone(), || next)?;
+    if inserted {
+        keys.push(key);
+    }
+    Ok(*slot)
+}
+
+fn key_value(k: &Key, ty: DataType) -> Value {
+    match k {
+        Key::Null => Value::Null,
+        k => k.to_value(ty),
+    }
+}
+
+fn push_fixed<const N: usize>(row: &mut Vec<Value>, key: &FixedKey<N>, types: &[DataType]) {
+    for (i, (v, t)) in key.values.iter().zip(types).enumerate() {
+        row.push(if key.nulls & (1 << i) != 0 { Value::Null } else { Key::Int(*v).to_value(*t) });
+    }
+}
+
+/// The values of a column as i64 (BIGINT, TIMESTAMP, BOOLEAN as 0/1, DOUBLE as canonical bits).
+fn fixed_column<'a>(
+    e: &Expr,
+    columns: &'a [Column],
+    rows: usize,
+) -> Result<(Cow<'a, [i64]>, Option<Cow<'a, [bool]>>), ExecError> {
+    if let Some(i) = e.as_column() {
+        let col = &columns[i];
+        let nulls = col.nulls.as_deref().map(Cow::Borrowed);
+        return Ok(match &col.data {
+            ColumnData::BigInt(v) | ColumnData::Timestamp(v) => (Cow::Borrowed(v.as_slice()), nulls),
+            ColumnData::Double(v) => {
+                (Cow::Owned(v.iter().map(|d| crate::types::normalize_bits(*d) as i64).collect()), nulls)
+            }
+            ColumnData::Boolean(v) => (Cow::Owned(v.iter().map(|b| *b as i64).collect()), nulls),
+            ColumnData::Text(_) => unreachable!("text keys use the general index"),
+        });
+    }
+    // A computed key (e.g. a tumbling window): evaluated per row.
+    let mut vals = Vec::with_capacity(rows);
+    let mut null_rows: Option<Vec<bool>> = None;
+    for r in 0..rows {
+        let v = e.eval(&BatchRow { columns, row: r })?;
+        match Key::from_value(&v) {
+            Key::Int(x) => vals.push(x),
+            _ => {
+                vals.push(0);
+                null_rows.get_or_insert_with(|| vec![false; rows])[r] = true;
+            }
+        }
+    }
+    Ok((Cow::Owned(vals), null_rows.map(Cow::Owned)))
+}
+
+/// An aggregate argument as a column: borrowed when it is a plain column reference.
+fn evaluate_column<'a>(e: &Expr, columns: &'a [Column], rows: usize) -> Result<Cow<'a, Column>, ExecError> {
+    if let Some(i) = e.as_column() {
+        return Ok(Cow::Borrowed(&columns[i]));
+    }
+    let ty = e.ty().unwrap_or(DataType::BigInt);
+    let values = (0..rows)
+        .map(|r| e.eval(&BatchRow { columns, row: r }))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Cow::Owned(Column::from_values(ty, &values)))
+}
+
+fn int_values(arg: Option<&Column>) -> Cow<'_, [i64]> {
+    match arg.map(|c| &c.data) {
+        Some(ColumnData::BigInt(v) | ColumnData::Timestamp(v)) => Cow::Borrowed(v),
+        Some(ColumnData::Boolean(v)) => Cow::Owned(v.iter().map(|b| *b as i64).collect()),
+        Some(ColumnData::Double(v)) => Cow::Owned(v.iter().map(|d| *d as i64).collect()),
+        _ => Cow::Owned(Vec::new()),
+    }
+}
+
+fn double_values(arg: Option<&Column>) -> Cow<'_, [f64]> {
+    match arg.map(|c| &c.data) {
+        Some(ColumnData::Double(v)) => Cow::Borrowed(v),
+        Some(ColumnData::BigInt(v) | ColumnData::Timestamp(v)) => Cow::Owned(v.iter().map(|x| *x as f64).collect()),
+        Some(ColumnData::Boolean(v)) => Cow::Owned(v.iter().map(|b| *b as i64 as f64).collect()),
+        _ => Cow::Owned(Vec::new()),
+    }
+}
+
+impl Acc {
+    fn resize(&mut self, groups: usize) {
+        match self {
+            Acc::Count(c) => c.resize(groups, 0),
+            Acc::SumInt { sum, seen } => {
+                sum.resize(groups, 0);
+                seen.resize(groups, false);
+            }
+            Acc::SumDouble { sum, seen } => {
+                sum.resize(groups, 0.0);
+                seen.resize(groups, false);
+            }
+            Acc::Avg { sum, n } => {
+                sum.resize(groups, 0.0);
+                n.resize(groups, 0);
+            }
+            Acc::ExtremeInt { v, seen, .. } => {
+                v.resize(groups, 0);
+                seen.resize(groups, false);
+            }
+            Acc::ExtremeDouble { v, seen, .. } => {
+                v.resize(groups, 0.0);
+                seen.resize(groups, false);
+            }
+            Acc::ExtremeText { v, .. } => v.resize(groups, None),
+        }
+    }
+
+    fn result(&self, slot: usize, spec: &AggSpec) -> Result<Value, ExecError> {
+        let typed = |x: i64| Key::Int(x).to_value(spec.ty);
+        Ok(match self {
+            Acc::Count(c) => Value::Int(c.get(slot).copied().unwrap_or(0)),
+            Acc::SumInt { sum, seen } => match seen.get(slot) {
+                Some(true) => Value::Int(i64::try_from(sum[slot]).map_err(|_| {
+                    ExecError::Eval(format!("SUM overflows BIGINT (value {})", sum[slot]))
+                })?),
+                _ => Value::Null,
+            },
+            Acc::SumDouble { sum, seen } => match seen.get(slot) {
+                Some(true) => Value::Double(sum[slot]),
+                _ => Value::Null,
+            },
+            Acc::Avg { sum, n } => match n.get(slot) {
+                Some(&k) if k > 0 => Value::Double(sum[slot] / k as f64),
+                _ => Value::Null,
+            },
+            Acc::ExtremeInt { v, seen, .. } => match seen.get(slot) {
+                Some(true) => typed(v[slot]),
+                _ => Value::Null,
+            },
+            Acc::ExtremeDouble { v, seen, .. } => match seen.get(slot) {
+                Some(true) => Value::Double(v[slot]),
+                _ => Value::Null,
+            },
+            Acc::ExtremeText { v, .. } => match v.get(slot) {
+                Some(Some(s)) => Value::Text(s.clone()),
+                _ => Value::Null,
+            },
+        })
+    }
+}

@@ -1,0 +1,738 @@
+//! The engine: catalog, tables, materialized views and queries, generic over the profile.
+
+mod aggregate;
+mod batch_rows;
+mod plan;
+mod schema;
+
+pub use aggregate::{AggFunc, AggPlan, AggSpec};
+pub use schema::{ResultSet, Schema};
+
+use crate::batch::{Batch, Column};
+use crate::checkpoint::{Change, Checkpointer};
+use crate::error::{ConfigError, Error, ExecError, Result, SqlError};
+use crate::profile::{self, ActiveProfile, IndexSupport, PhysicalProfile, ProfileKind};
+use crate::sql::expr::{bind, eval_constant, Scope};
+use crate::sql::{self, ObjectKind, Statement};
+use crate::state::{Full, StateBackend};
+use crate::types::{DataType, Key, Value};
+use aggregate::AggState;
+use plan::{plan_select, PlannedSelect, SelectPlan};
+use sqlparser::ast;
+use std::collections::BTreeMap;
+
+/// Settings an engine is built with; `strata` fills them from the config file.
+#[derive(Clone, Debug, Default)]
+pub struct EngineBuilder<P: PhysicalProfile = ActiveProfile> {
+    profile: Option<String>,
+    capacity: Option<usize>,
+    _profile: std::marker::PhantomData<P>,
+}
+
+impl<P: PhysicalProfile> EngineBuilder<P> {
+    /// Names the profile the caller expects; building fails with `FeatureNotCompiled` if
+    /// it is not the compiled one, or `InvalidProfileName` if there is no such profile.
+    pub fn profile(mut self, name: impl Into<String>) -> Self {
+        self.profile = Some(name.into());
+        self
+    }
+
+    /// Keys per table or view. Fixed-capacity tiers allocate this much for each table and
+    /// view when it is created and never grow it; growing tiers take it as a hint.
+    pub fn capacity(mut self, keys: usize) -> Self {
+        self.capacity = Some(keys);
+        self
+    }
+
+    pub fn build(self) -> Result<Engine<P>> {
+        if let Some(name) = &self.profile {
+            check_profile_name::<P>(name)?;
+        }
+        let capacity = self.capacity.unwrap_or(P::DEFAULT_CAPACITY);
+        if capacity > P::MAX_KEYS {
+            return Err(ConfigError::ProfileRequirementError {
+                profile: P::KIND,
+                requirement: format!(
+                    "[state] capacity is {capacity} keys but this tier holds at most {} per table or view",
+                    P::MAX_KEYS
+                ),
+            }
+            .into());
+        }
+        Ok(Engine {
+            capacity,
+            sources: BTreeMap::new(),
+            tables: BTreeMap::new(),
+            views: BTreeMap::new(),
+            checkpointer: P::Checkpointer::default(),
+            network: P::Network::default(),
+        })
+    }
+}
+
+/// Checks a profile name from config or the builder against the compiled profile.
+pub fn check_profile_name<P: PhysicalProfile>(name: &str) -> Result<(), ConfigError> {
+    match ProfileKind::from_name(name) {
+        None => Err(ConfigError::InvalidProfileName { name: name.to_string() }),
+        Some(kind) if kind != P::KIND => Err(ConfigError::FeatureNotCompiled {
+            requested: kind,
+            compiled: P::KIND,
+            command: kind.build_command(),
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
+struct Source {
+    schema: Schema,
+}
+
+struct Table<P: PhysicalProfile> {
+    schema: Schema,
+    primary_key: usize,
+    rows: P::State<Key, Box<[Value]>>,
+}
+
+struct View<P: PhysicalProfile> {
+    source: String,
+    columns: Vec<(String, DataType)>,
+    state: AggState<P>,
+    definition: String,
+}
+
+/// A Strata engine of profile `P` (the compiled one unless named).
+pub struct Engine<P: PhysicalProfile = ActiveProfile> {
+    capacity: usize,
+    sources: BTreeMap<String, Source>,
+    tables: BTreeMap<String, Table<P>>,
+    views: BTreeMap<String, View<P>>,
+    checkpointer: P::Checkpointer,
+    network: P::Network,
+}
+
+impl Engine<ActiveProfile> {
+    /// A builder for an engine of the compiled profile.
+    pub fn builder() -> EngineBuilder<ActiveProfile> {
+        EngineBuilder::default()
+    }
+}
+
+impl<P: PhysicalProfile> Engine<P> {
+    /// Keys per table or view.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Live members of the cluster this engine belongs to.
+    pub fn members(&self) -> usize {
+        crate::network::Network::members(&self.network)
+    }
+
+    /// Runs every statement in `sql`, in order, returning the results of those that produce
+    /// rows. Stops at the first error; statements before it stay applied.
+    pub fn execute(&mut self, sql: &str) -> Result<Vec<ResultSet>> {
+        let mut results = Vec::new();
+        for stmt in sql::statements(sql)? {
+            if let Some(rs) = self.execute_statement(&stmt?)? {
+                results.push(rs);
+            }
+        }
+        Ok(results)
+    }
+
+    /// Runs one statement that returns rows (SELECT, SHOW, DESCRIBE).
+    pub fn query(&mut self, sql: &str) -> Result<ResultSet> {
+        let stmt = sql::parse_one(sql)?;
+        self.execute_statement(&stmt)?
+            .ok_or_else(|| SqlError::Unsupported("query() needs a statement that returns rows; use execute()".into()).into())
+    }
+
+    /// Runs one parsed statement; `Some` for statements that return rows.
+    pub fn execute_statement(&mut self, stmt: &Statement) -> Result<Option<ResultSet>> {
+        match stmt {
+            Statement::CreateSource { name, columns } => {
+                self.check_new_name(name)?;
+                self.log_ddl(stmt)?;
+                self.sources.insert(name.clone(), Source { schema: Schema::new(columns.clone()) });
+            }
+            Statement::CreateTable { name, columns, primary_key } => {
+                self.check_new_name(name)?;
+                let key = &columns[*primary_key];
+                if key.ty == DataType::Double {
+                    return Err(SqlError::Type(format!("primary key `{}` of `{name}` cannot be DOUBLE", key.name)).into());
+                }
+                let mut columns = columns.clone();
+                columns[*primary_key].not_null = true;
+                self.log_ddl(stmt)?;
+                self.tables.insert(
+                    name.clone(),
+                    Table {
+                        schema: Schema::new(columns),
+                        primary_key: *primary_key,
+                        rows: StateBackend::with_capacity(self.capacity),
+                    },
+                );
+            }
+            Statement::CreateView { name, query } => self.create_view(name, query, stmt)?,
+            Statement::CreateIndex { .. } => {
+                return Err(self.not_in_tier("CREATE INDEX", |t| t.indexes != IndexSupport::None))
+            }
+            Statement::Checkpoint => return Err(self.not_in_tier("CHECKPOINT", |t| t.persistent)),
+            Statement::Insert { target, columns, rows, replace } => {
+                let batch = self.values_to_columns(target, columns.as_deref(), rows)?;
+                self.insert_columns(target, batch, *replace)?;
+            }
+            Statement::Delete { table, selection } => {
+                self.delete(table, selection.as_ref())?;
+            }
+            Statement::Query(q) => return self.select(q).map(Some),
+            Statement::Show(kind) => return Ok(Some(self.show(*kind))),
+            Statement::Describe(name) => return self.describe(name).map(Some),
+            Statement::Drop { kind, name, if_exists } => self.drop(*kind, name, *if_exists)?,
+        }
+        Ok(None)
+    }
+
+    /// Appends a batch to a source (updating every view on it) or inserts it into a table
+    /// (failing on an existing key). Returns the number of rows. All or nothing.
+    pub fn insert_batch(&mut self, target: &str, batch: &Batch) -> Result<usize> {
+        let columns = self.batch_columns(target, batch)?;
+        self.insert_columns(target, columns, false)
+    }
+
+    /// Like [`Engine::insert_batch`], but rows with an existing key replace it (tables only).
+    pub fn upsert_batch(&mut self, target: &str, batch: &Batch) -> Result<usize> {
+        let columns = self.batch_columns(target, batch)?;
+        self.insert_columns(target, columns, true)
+    }
+
+    /// Column names and types of a source, table or view.
+    pub fn columns_of(&self, name: &str) -> Option<Vec<(String, DataType)>> {
+        self.schema_of(name).map(|s| s.name_types())
+            .or_else(|| self.views.get(name).map(|v| v.columns.clone()))
+    }
+
+    fn schema_of(&self, name: &str) -> Option<&Schema> {
+        self.sources.get(name).map(|s| &s.schema).or_else(|| self.tables.get(name).map(|t| &t.schema))
+    }
+
+    fn kind_of(&self, name: &str) -> Option<ObjectKind> {
+        if self.sources.contains_key(name) {
+            Some(ObjectKind::Source)
+        } else if self.tables.contains_key(name) {
+            Some(ObjectKind::Table)
+        } else if self.views.contains_key(name) {
+            Some(ObjectKind::View)
+        } else {
+            None
+        }
+    }
+
+    fn check_new_name(&self, name: &str) -> Result<()> {
+        match self.kind_of(name) {
+            Some(kind) => Err(SqlError::AlreadyExists { kind: kind.name(), name: name.to_string() }.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Records a DDL statement with the checkpointer of persistent tiers.
+    fn log_ddl(&mut self, stmt: &Statement) -> Result<()> {
+        if P::PERSISTENT {
+            let text = format!("{stmt:?}");
+            self.checkpointer.record(&Change::Ddl(&text))?;
+        }
+        Ok(())
+    }
+
+    fn not_in_tier(&self, what: &'static str, has: impl Fn(&profile::TierCapabilities) -> bool) -> Error {
+        match profile::lowest_tier_with(&has) {
+            Some(tier) if tier.capabilities().available => SqlError::NotInThisTier {
+                what,
+                profile: P::KIND,
+                tier,
+                command: tier.build_command(),
+            }
+            .into(),
+            Some(tier) => SqlError::NotInThisTier {
+                what,
+                profile: P::KIND,
+                tier,
+                command: "that tier is not available in this release yet".into(),
+            }
+            .into(),
+            None => SqlError::NotAvailableYet { what, profile: P::KIND }.into(),
+        }
+    }
+
+    fn unknown(kind: ObjectKind, name: &str) -> Error {
+        SqlError::UnknownObject { kind: kind.name(), kind_plural: kind.plural(), name: name.to_string() }.into()
+    }
+
+    fn describe_object(&self, name: &str) -> String {
+        match self.kind_of(name) {
+            Some(kind) => format!("{} `{name}`", kind.name()),
+            None => format!("`{name}`"),
+        }
+    }
+
+    fn state_full(&self, object: String, full: Full) -> Error {
+        ExecError::StateFull { object, capacity: full.capacity, max: P::MAX_KEYS, profile: P::KIND }.into()
+    }
+
+    fn create_view(&mut self, name: &str, query: &ast::Query, stmt: &Statement) -> Result<()> {
+        self.check_new_name(name)?;
+        let select = plan::simple_select(query)?;
+        let from = plan::from_name(select)?;
+        let source = match self.kind_of(&from) {
+            Some(ObjectKind::Source) => &self.sources[&from],
+            Some(kind) => {
+                return Err(SqlError::Unsupported(format!(
+                    "a materialized view over {} `{from}`: views read sources (CREATE SOURCE)",
+                    kind.name()
+                ))
+                .into())
+            }
+            None => return Err(Self::unknown(ObjectKind::Source, &from)),
+        };
+        if query.order_by.is_some() || query.limit_clause.is_some() {
+            return Err(SqlError::Unsupported(
+                "ORDER BY or LIMIT in a materialized view: apply them when you query it".into(),
+            )
+            .into());
+        }
+        let input_columns = source.schema.name_types();
+        let object = format!("source `{from}`");
+        let scope = Scope { object: &object, columns: &input_columns };
+        let planned = plan_select(query, &scope)?;
+        let SelectPlan::Aggregate(agg) = planned.plan else {
+            return Err(SqlError::Unsupported(format!(
+                "materialized view `{name}` without GROUP BY or aggregates: a view keeps grouped state, \
+                 e.g. SELECT k, COUNT(*) FROM {from} GROUP BY k"
+            ))
+            .into());
+        };
+        for (i, (col, _)) in planned.columns.iter().enumerate() {
+            if planned.columns[..i].iter().any(|(c, _)| c == col) {
+                return Err(SqlError::Type(format!(
+                    "materialized view `{name}` has two columns named `{col}`; name them with AS"
+                ))
+                .into());
+            }
+        }
+        self.log_ddl(stmt)?;
+        let view = View {
+            source: from,
+            columns: planned.columns,
+            state: AggState::new(agg, self.capacity),
+            definition: query.to_string(),
+        };
+        self.views.insert(name.to_string(), view);
+        Ok(())
+    }
+
+    /// Validates a user batch against the target's schema and returns its columns in schema order.
+    fn batch_columns(&self, target: &str, batch: &Batch) -> Result<Vec<Column>> {
+        let schema = self.insert_schema(target)?;
+        schema.columns_from_batch(&self.describe_object(target), batch)
+    }
+
+    fn insert_schema(&self, target: &str) -> Result<&Schema> {
+        match self.schema_of(target) {
+            Some(s) => Ok(s),
+            None if self.views.contains_key(target) => Err(SqlError::Unsupported(format!(
+                "inserting into materialized view `{target}`: insert into its source `{}`",
+                self.views[target].source
+            ))
+            .into()),
+            None => Err(SqlError::UnknownObject {
+                kind: "source or table",
+                kind_plural: "SOURCES / SHOW TABLES",
+                name: target.to_string(),
+            }
+            .into()),
+        }
+    }
+
+    /// Evaluates `INSERT … VALUES` rows into typed columns in schema order.
+    fn values_to_columns(
+        &self,
+        target: &str,
+        names: Option<&[String]>,
+        rows: &[Vec<ast::Expr>],
+    ) -> Result<Vec<Column>> {
+        let schema = self.insert_schema(target)?;
+        let object = self.describe_object(target);
+        let positions: Vec<usize> = match names {
+            None => (0..schema.columns.len()).collect(),
+            Some(names) => {
+                let mut pos = Vec::with_capacity(names.len());
+                for n in names {
+                    let i = schema.find(n).ok_or_else(|| schema.unknown_column(&object, n))?;
+                    if pos.contains(&i) {
+                        return Err(SqlError::Type(format!("column `{n}` is listed twice")).into());
+                    }
+                    pos.push(i);
+                }
+                pos
+            }
+        };
+        let mut values: Vec<Vec<Value>> = schema.columns.iter().map(|_| Vec::with_capacity(rows.len())).collect();
+        for (r, row) in rows.iter().enumerate() {
+            if row.len() != positions.len() {
+                return Err(SqlError::Type(format!(
+                    "row {} has {} values but {} columns are being inserted into {object}",
+                    r + 1,
+                    row.len(),
+                    positions.len()
+                ))
+                .into());
+            }
+            for (i, col) in values.iter_mut().enumerate() {
+                match positions.iter().position(|&p| p == i) {
+                    Some(k) => {
+                        let v = eval_constant(&row[k])?;
+                        col.push(schema.coerce(&object, i, v)?);
+                    }
+                    None => col.push(Value::Null),
+                }
+            }
+        }
+        let columns: Vec<Column> = schema
+            .columns
+            .iter()
+            .zip(&values)
+            .map(|(c, v)| Column::from_values(c.ty, v))
+            .collect();
+        schema.check_columns(&object, &columns)?;
+        Ok(columns)
+    }
+
+    /// Applies validated columns (schema order) to a source or table. All or nothing.
+    fn insert_columns(&mut self, target: &str, columns: Vec<Column>, replace: bool) -> Result<usize> {
+        let rows = columns.first().map_or(0, Column::len);
+        if self.sources.contains_key(target) {
+            if replace {
+                return Err(SqlError::Unsupported(format!(
+                    "INSERT OR REPLACE into source `{target}`: a source is append-only"
+                ))
+                .into());
+            }
+            self.append_to_source(target, &columns, rows)?;
+        } else {
+            self.write_table(target, &columns, rows, replace)?;
+        }
+        Ok(rows)
+    }
+
+    fn append_to_source(&mut self, source: &str, columns: &[Column], rows: usize) -> Result<()> {
+        if rows == 0 {
+            return Ok(());
+        }
+        let mut views: Vec<(&String, &mut View<P>)> =
+            self.views.iter_mut().filter(|(_, v)| v.source == source).collect();
+        // Phase 1: evaluate everything; nothing is touched.
+        let mut prepared = Vec::with_capacity(views.len());
+        for (_, v) in &views {
+            prepared.push(v.state.prepare(columns, rows)?);
+        }
+        // Phase 2: create groups; a full view undoes every view's new groups.
+        let before: Vec<usize> = views.iter().map(|(_, v)| v.state.len()).collect();
+        for i in 0..views.len() {
+            if let Err(full) = views[i].1.state.assign_slots(&mut prepared[i]) {
+                for (j, (_, v)) in views.iter_mut().enumerate().take(i) {
+                    v.state.rollback(before[j]);
+                }
+                let object = format!("materialized view `{}`", views[i].0);
+                return Err(self.state_full(object, full));
+            }
+        }
+        if P::PERSISTENT {
+            if let Err(e) = self.checkpointer.record(&Change::Insert { target: source, columns, replace: false }) {
+                for (j, (_, v)) in views.iter_mut().enumerate() {
+                    v.state.rollback(before[j]);
+                }
+                return Err(e);
+            }
+        }
+        // Phase 3: accumulate; cannot fail.
+        for ((_, v), p) in views.iter_mut().zip(&prepared) {
+            v.state.accumulate(p);
+        }
+        Ok(())
+    }
+
+    fn write_table(&mut self, name: &str, columns: &[Column], rows: usize, replace: bool) -> Result<()> {
+        let table = self.tables.get(name).ok_or_else(|| Self::unknown(ObjectKind::Table, name))?;
+        let pk = table.primary_key;
+        let key_ty = table.schema.columns[pk].ty;
+        let mut keys: Vec<Key> = Vec::with_capacity(rows);
+        let mut seen = rustc_hash::FxHashSet::default();
+        let mut new_keys = 0usize;
+        for r in 0..rows {
+            let key = Key::from_value(&columns[pk].value(r));
+            let exists = table.rows.get(&key).is_some();
+            let first_in_batch = seen.insert(key.clone());
+            if !replace && (exists || !first_in_batch) {
+                return Err(ExecError::DuplicateKey {
+                    table: name.to_string(),
+                    key: key.to_value(key_ty).to_string(),
+                }
+                .into());
+            }
+            new_keys += (!exists && first_in_batch) as usize;
+            keys.push(key);
+        }
+        if let Some(cap) = table.rows.capacity() {
+            if table.rows.len() + new_keys > cap {
+                return Err(self.state_full(format!("table `{name}`"), Full { capacity: cap }));
+            }
+        }
+        if P::PERSISTENT {
+            self.checkpointer.record(&Change::Insert { target: name, columns, replace })?;
+        }
+        let table = self.tables.get_mut(name).expect("checked above");
+        for (r, key) in keys.into_iter().enumerate() {
+            let row: Box<[Value]> = columns.iter().map(|c| c.value(r)).collect();
+            table.rows.insert(key, row).expect("capacity checked before writing");
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, name: &str, selection: Option<&ast::Expr>) -> Result<usize> {
+        let Some(table) = self.tables.get(name) else {
+            return Err(match self.kind_of(name) {
+                Some(kind) => SqlError::Unsupported(format!(
+                    "DELETE from {} `{name}`: only tables have deletable rows",
+                    kind.name()
+                ))
+                .into(),
+                None => Self::unknown(ObjectKind::Table, name),
+            });
+        };
+        let columns = table.schema.name_types();
+        let object = format!("table `{name}`");
+        let filter = selection.map(|s| bind(s, &Scope { object: &object, columns: &columns })).transpose()?;
+        let mut doomed = Vec::new();
+        for (key, row) in table.rows.iter() {
+            if filter.as_ref().map_or(Ok(true), |f| f.is_true(&row[..]))? {
+                doomed.push(key.clone());
+            }
+        }
+        if P::PERSISTENT {
+            self.checkpointer.record(&Change::Delete { table: name, keys: &doomed })?;
+        }
+        let table = self.tables.get_mut(name).expect("checked above");
+        for key in &doomed {
+            table.rows.remove(key);
+        }
+        Ok(doomed.len())
+    }
+
+    fn drop(&mut self, kind: ObjectKind, name: &str, if_exists: bool) -> Result<()> {
+        let exists = match kind {
+            ObjectKind::Source => self.sources.contains_key(name),
+            ObjectKind::Table => self.tables.contains_key(name),
+            ObjectKind::View => self.views.contains_key(name),
+            ObjectKind::Index => return Err(self.not_in_tier("DROP INDEX", |t| t.indexes != IndexSupport::None)),
+        };
+        if !exists {
+            return if if_exists { Ok(()) } else { Err(Self::unknown(kind, name)) };
+        }
+        if kind == ObjectKind::Source {
+            let readers: Vec<&str> =
+                self.views.iter().filter(|(_, v)| v.source == name).map(|(n, _)| n.as_str()).collect();
+            if !readers.is_empty() {
+                return Err(SqlError::InUse {
+                    kind: "source",
+                    name: name.to_string(),
+                    reason: format!(
+                        "materialized view(s) {} read it; drop them first",
+                        readers.join(", ")
+                    ),
+                }
+                .into());
+            }
+        }
+        if P::PERSISTENT {
+            let text = format!("DROP {} {name}", kind.name());
+            self.checkpointer.record(&Change::Ddl(&text))?;
+        }
+        match kind {
+            ObjectKind::Source => drop(self.sources.remove(name)),
+            ObjectKind::Table => drop(self.tables.remove(name)),
+            ObjectKind::View => drop(self.views.remove(name)),
+            ObjectKind::Index => {}
+        }
+        Ok(())
+    }
+
+    fn show(&self, kind: ObjectKind) -> ResultSet {
+        let names: Vec<&String> = match kind {
+            ObjectKind::Source => self.sources.keys().collect(),
+            ObjectKind::Table => self.tables.keys().collect(),
+            ObjectKind::View => self.views.keys().collect(),
+            ObjectKind::Index => Vec::new(),
+        };
+        ResultSet {
+            columns: vec![("name".into(), DataType::Text)],
+            rows: names.into_iter().map(|n| vec![Value::Text(n.as_str().into())]).collect(),
+        }
+    }
+
+    fn describe(&self, name: &str) -> Result<ResultSet> {
+        let text = |s: &str| Value::Text(s.into());
+        let columns = vec![
+            ("column".to_string(), DataType::Text),
+            ("type".to_string(), DataType::Text),
+            ("nullable".to_string(), DataType::Boolean),
+            ("key".to_string(), DataType::Boolean),
+        ];
+        let rows = if let Some(schema) = self.schema_of(name) {
+            let pk = self.tables.get(name).map(|t| t.primary_key);
+            schema
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, c)| {
+                    let ty = match c.max_len {
+                        Some(n) => format!("VARCHAR({n})"),
+                        None => c.ty.sql_name().to_string(),
+                    };
+                    vec![text(&c.name), text(&ty), Value::Bool(!c.not_null), Value::Bool(pk == Some(i))]
+                })
+                .collect()
+        } else if let Some(view) = self.views.get(name) {
+            let groups = view.state.plan().groups.len();
+            view.columns
+                .iter()
+                .enumerate()
+                .map(|(i, (n, t))| {
+                    let is_group = matches!(view.state.plan().output[i], crate::sql::expr::Expr::Column { index, .. } if index < groups);
+                    vec![text(n), text(t.sql_name()), Value::Bool(true), Value::Bool(is_group)]
+                })
+                .collect()
+        } else {
+            return Err(SqlError::UnknownObject {
+                kind: "object",
+                kind_plural: "SOURCES, SHOW TABLES or SHOW VIEWS",
+                name: name.to_string(),
+            }
+            .into());
+        };
+        Ok(ResultSet { columns, rows })
+    }
+
+    /// The definition of a materialized view, as normalised SQL.
+    pub fn view_definition(&self, name: &str) -> Option<&str> {
+        self.views.get(name).map(|v| v.definition.as_str())
+    }
+
+    fn select(&self, query: &ast::Query) -> Result<ResultSet> {
+        let select = plan::simple_select(query)?;
+        let from = plan::from_name(select)?;
+        let (input_columns, rows): (Vec<(String, DataType)>, Vec<Vec<Value>>) = match self.kind_of(&from) {
+            Some(ObjectKind::Table) => {
+                let t = &self.tables[&from];
+                (t.schema.name_types(), t.rows.iter().map(|(_, r)| r.to_vec()).collect())
+            }
+            Some(ObjectKind::View) => {
+                let v = &self.views[&from];
+                (v.columns.clone(), v.state.rows()?)
+            }
+            Some(ObjectKind::Source) => {
+                return Err(SqlError::Unsupported(format!(
+                    "querying source `{from}` directly: a source keeps no rows; create a materialized view over it"
+                ))
+                .into())
+            }
+            _ => {
+                return Err(SqlError::UnknownObject {
+                    kind: "table or view",
+                    kind_plural: "TABLES or SHOW VIEWS",
+                    name: from,
+                }
+                .into())
+            }
+        };
+        let object = self.describe_object(&from);
+        let scope = Scope { object: &object, columns: &input_columns };
+        let planned = plan_select(query, &scope)?;
+        self.run_select(planned, &input_columns, rows)
+    }
+
+    fn run_select(
+        &self,
+        planned: PlannedSelect,
+        input_columns: &[(String, DataType)],
+        rows: Vec<Vec<Value>>,
+    ) -> Result<ResultSet> {
+        let mut out: Vec<Vec<Value>> = match planned.plan {
+            SelectPlan::Project { filter, output } => {
+                let mut out = Vec::new();
+                for row in &rows {
+                    if let Some(f) = &filter {
+                        if !f.is_true(&row[..])? {
+                            continue;
+                        }
+                    }
+                    out.push(output.iter().map(|e| e.eval(&row[..])).collect::<Result<Vec<_>, _>>()?);
+                }
+                out
+            }
+            SelectPlan::Aggregate(agg) => {
+                let columns: Vec<Column> = input_columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, ty))| {
+                        let values: Vec<Value> = rows.iter().map(|r| r[i].clone()).collect();
+                        Column::from_values(*ty, &values)
+                    })
+                    .collect();
+                // Query scratch state is sized to its input, so it can never be full.
+                let mut state = AggState::<P>::new(agg, rows.len().max(1));
+                state.apply(&columns, rows.len())?;
+                state.rows()?
+            }
+        };
+        if !planned.order.is_empty() {
+            out.sort_by(|a, b| {
+                for &(i, desc, nulls_first) in &planned.order {
+                    let (x, y) = (&a[i], &b[i]);
+                    let ord = match (x.is_null(), y.is_null()) {
+                        (true, true) => std::cmp::Ordering::Equal,
+                        (true, false) => if nulls_first { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater },
+                        (false, true) => if nulls_first { std::cmp::Ordering::Greater } else { std::cmp::Ordering::Less },
+                        _ if desc => y.total_cmp(x),
+                        _ => x.total_cmp(y),
+                    };
+                    if ord.is_ne() {
+                        return ord;
+                    }
+                }
+                std::cmp::Ordering::Equal
+            });
+        }
+        let visible = planned.columns.len();
+        let rows = out
+            .into_iter()
+            .skip(planned.offset)
+            .take(planned.limit.unwrap_or(usize::MAX))
+            .map(|mut r| {
+                r.truncate(visible);
+                r
+            })
+            .collect();
+        Ok(ResultSet { columns: planned.columns, rows })
+    }
+}
+
+impl<P: PhysicalProfile> std::fmt::Debug for Engine<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("profile", &P::NAME)
+            .field("sources", &self.sources.keys().collect::<Vec<_>>())
+            .field("tables", &self.tables.keys().collect::<Vec<_>>())
+            .field("views", &self.views.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}

@@ -1,0 +1,363 @@
+//! Planning `SELECT`: projection or grouped aggregation, plus ORDER BY and LIMIT.
+
+use super::aggregate::{AggFunc, AggPlan, AggSpec};
+use crate::error::SqlError;
+use crate::sql::expr::{self, bind, bind_with, function_args, is_aggregate, BinOp, Expr, Scope};
+use crate::types::{DataType, Value};
+use sqlparser::ast;
+
+/// What a SELECT computes from its input rows.
+#[derive(Clone, Debug)]
+pub enum SelectPlan {
+    Project { filter: Option<Expr>, output: Vec<Expr> },
+    Aggregate(AggPlan),
+}
+
+/// A planned SELECT. `output` expressions yield `columns` followed by hidden sort columns.
+#[derive(Clone, Debug)]
+pub struct PlannedSelect {
+    pub plan: SelectPlan,
+    pub columns: Vec<(String, DataType)>,
+    /// (output column, descending, nulls first)
+    pub order: Vec<(usize, bool, bool)>,
+    pub limit: Option<usize>,
+    pub offset: usize,
+}
+
+/// The single `Select` of a query, rejecting what Strata does not do.
+pub fn simple_select(query: &ast::Query) -> Result<&ast::Select, SqlError> {
+    if query.with.is_some() {
+        return Err(SqlError::Unsupported("WITH".into()));
+    }
+    match query.body.as_ref() {
+        ast::SetExpr::Select(s) => {
+            if s.distinct.is_some() {
+                return Err(SqlError::Unsupported("DISTINCT: use GROUP BY".into()));
+            }
+            Ok(s)
+        }
+        ast::SetExpr::Query(q) => simple_select(q),
+        _ => Err(SqlError::Unsupported("set operations and VALUES queries".into())),
+    }
+}
+
+/// The one table a SELECT reads.
+pub fn from_name(select: &ast::Select) -> Result<String, SqlError> {
+    match select.from.as_slice() {
+        [t] if t.joins.is_empty() => match &t.relation {
+            ast::TableFactor::Table { name, args: None, .. } => expr::object_name(name),
+            _ => Err(SqlError::Unsupported("FROM must name a table, source view or materialized view".into())),
+        },
+        [] => Err(SqlError::Unsupported("SELECT without FROM".into())),
+        _ => Err(SqlError::Unsupported("joins and several tables in FROM".into())),
+    }
+}
+
+/// Whether an aggregate call occurs in `e` (through the expression forms Strata binds).
+fn contains_aggregate(e: &ast::Expr) -> bool {
+    use ast::Expr as A;
+    match e {
+        A::Function(f) => {
+            is_aggregate(&f.name.to_string().to_lowercase())
+                || function_args(f).is_ok_and(|args| args.into_iter().any(contains_aggregate))
+        }
+        A::Nested(x) | A::UnaryOp { expr: x, .. } | A::IsNull(x) | A::IsNotNull(x) => contains_aggregate(x),
+        A::BinaryOp { left, right, .. } => contains_aggregate(left) || contains_aggregate(right),
+        _ => false,
+    }
+}
+
+fn has_column_refs(e: &Expr) -> bool {
+    match e {
+        Expr::Column { .. } => true,
+        Expr::Literal(_) => false,
+        Expr::Not(a) | Expr::Neg(a) | Expr::IsNull { arg: a, .. } => has_column_refs(a),
+        Expr::Binary { left, right, .. } => has_column_refs(left) || has_column_refs(right),
+        Expr::Tumble { ts, .. } => has_column_refs(ts),
+    }
+}
+
+/// Binds an aggregate call, reusing an identical one; returns its post-aggregation column.
+fn bind_aggregate(
+    f: &ast::Function,
+    input: &Scope<'_>,
+    groups: usize,
+    aggs: &mut Vec<AggSpec>,
+) -> Result<Expr, SqlError> {
+    let name = f.name.to_string().to_lowercase();
+    if let ast::FunctionArguments::List(list) = &f.args {
+        if list.duplicate_treatment.is_some() {
+            return Err(SqlError::Unsupported(format!("DISTINCT inside {name}()")));
+        }
+    }
+    let star = matches!(&f.args, ast::FunctionArguments::List(l)
+        if matches!(l.args.as_slice(), [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]));
+    let spec = if star {
+        if name != "count" {
+            return Err(SqlError::Type(format!("{name}(*) is not valid; only COUNT(*)")));
+        }
+        AggSpec { func: AggFunc::CountStar, arg: None, ty: DataType::BigInt }
+    } else {
+        let args = function_args(f)?;
+        let [arg] = args.as_slice() else {
+            return Err(SqlError::Type(format!("{name} takes exactly one argument")));
+        };
+        if contains_aggregate(arg) {
+            return Err(SqlError::Type(format!("aggregates cannot be nested: `{f}`")));
+        }
+        let arg = bind(arg, input)?;
+        let arg_ty = arg.ty();
+        let (func, ty) = match (name.as_str(), arg_ty) {
+            ("count", _) => (AggFunc::Count, DataType::BigInt),
+            ("sum", Some(DataType::BigInt) | None) => (AggFunc::Sum, DataType::BigInt),
+            ("sum", Some(DataType::Double)) => (AggFunc::Sum, DataType::Double),
+            ("avg", Some(DataType::BigInt | DataType::Double) | None) => (AggFunc::Avg, DataType::Double),
+            ("min", t) => (AggFunc::Min, t.unwrap_or(DataType::BigInt)),
+            ("max", t) => (AggFunc::Max, t.unwrap_or(DataType::BigInt)),
+            (_, t) => {
+                return Err(SqlError::Type(format!(
+                    "{name} needs a numeric argument, got {}",
+                    t.map_or("NULL", DataType::sql_name)
+                )))
+            }
+        };
+        AggSpec { func, arg: Some(arg), ty }
+    };
+    let ty = spec.ty;
+    let index = match aggs.iter().position(|a| *a == spec) {
+        Some(i) => i,
+        None => {
+            aggs.push(spec);
+            aggs.len() - 1
+        }
+    };
+    Ok(Expr::Column { index: groups + index, ty })
+}
+
+/// Binds an expression evaluated after aggregation, over `[groups…, aggregates…]`.
+fn bind_post_aggregate(
+    e: &ast::Expr,
+    input: &Scope<'_>,
+    groups: &[Expr],
+    aggs: &mut Vec<AggSpec>,
+) -> Result<Expr, SqlError> {
+    let post = Scope { object: input.object, columns: &[] };
+    bind_with(e, &post, &mut |sub, _| {
+        if let ast::Expr::Function(f) = sub {
+            if is_aggregate(&f.name.to_string().to_lowercase()) {
+                return bind_aggregate(f, input, groups.len(), aggs).map(Some);
+            }
+        }
+        if contains_aggregate(sub) {
+            return Ok(None);
+        }
+        let bound = bind(sub, input)?;
+        if let Some(i) = groups.iter().position(|g| *g == bound) {
+            return Ok(Some(Expr::Column { index: i, ty: bound.ty().unwrap_or(DataType::BigInt) }));
+        }
+        // tumble_end(ts, w) is derivable from a grouped tumble(ts, w).
+        if let Expr::Tumble { ts, width_ms, end: true } = &bound {
+            let start = Expr::Tumble { ts: ts.clone(), width_ms: *width_ms, end: false };
+            if let Some(i) = groups.iter().position(|g| *g == start) {
+                return Ok(Some(Expr::Binary {
+                    op: BinOp::Add,
+                    left: Box::new(Expr::Column { index: i, ty: DataType::Timestamp }),
+                    right: Box::new(Expr::Literal(Value::Int(*width_ms))),
+                    ty: Some(DataType::Timestamp),
+                }));
+            }
+        }
+        if !has_column_refs(&bound) {
+            return Ok(Some(bound));
+        }
+        if matches!(sub, ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) | ast::Expr::Function(_)) {
+            return Err(SqlError::Type(format!(
+                "`{sub}` must appear in GROUP BY or be used inside an aggregate"
+            )));
+        }
+        Ok(None)
+    })
+}
+
+/// The name of an unaliased output column.
+fn column_name(e: &ast::Expr) -> String {
+    match e {
+        ast::Expr::Identifier(id) => expr::ident_name(id),
+        ast::Expr::CompoundIdentifier(parts) => parts.last().map(expr::ident_name).unwrap_or_default(),
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+/// Plans a SELECT over an input with columns `input`.
+pub fn plan_select(query: &ast::Query, input: &Scope<'_>) -> Result<PlannedSelect, SqlError> {
+    let select = simple_select(query)?;
+    if select.having.is_some() && matches!(&select.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty()) {
+        // HAVING without GROUP BY is a global aggregate; allowed below.
+    }
+    // Expand the projection, with names.
+    let mut items: Vec<(String, ast::Expr)> = Vec::new();
+    for item in &select.projection {
+        match item {
+            ast::SelectItem::UnnamedExpr(e) => items.push((column_name(e), e.clone())),
+            ast::SelectItem::ExprWithAlias { expr, alias } => items.push((expr::ident_name(alias), expr.clone())),
+            ast::SelectItem::Wildcard(_) => {
+                for (name, _) in input.columns {
+                    items.push((name.clone(), ast::Expr::Identifier(ast::Ident::new(name))));
+                }
+            }
+            other => return Err(SqlError::Unsupported(format!("select item `{other}`"))),
+        }
+    }
+    let group_asts: Vec<ast::Expr> = match &select.group_by {
+        ast::GroupByExpr::Expressions(exprs, modifiers) if modifiers.is_empty() => exprs
+            .iter()
+            .map(|g| resolve_output_reference(g, &items, input))
+            .collect::<Result<_, _>>()?,
+        _ => return Err(SqlError::Unsupported("GROUP BY ALL / ROLLUP / CUBE".into())),
+    };
+    let filter = match &select.selection {
+        Some(w) => {
+            if contains_aggregate(w) {
+                return Err(SqlError::Type("aggregates are not allowed in WHERE; use HAVING".into()));
+            }
+            let f = bind(w, input)?;
+            if !matches!(f.ty(), None | Some(DataType::Boolean)) {
+                return Err(SqlError::Type(format!("WHERE needs a BOOLEAN condition, got {}", f.ty().unwrap())));
+            }
+            Some(f)
+        }
+        None => None,
+    };
+    let aggregated = !group_asts.is_empty()
+        || select.having.is_some()
+        || items.iter().any(|(_, e)| contains_aggregate(e));
+
+    let mut columns = Vec::with_capacity(items.len());
+    let (plan, order) = if aggregated {
+        let groups = group_asts.iter().map(|g| bind(g, input)).collect::<Result<Vec<_>, _>>()?;
+        let mut aggs = Vec::new();
+        let mut output = Vec::with_capacity(items.len());
+        for (name, e) in &items {
+            let bound = bind_post_aggregate(e, input, &groups, &mut aggs)?;
+            columns.push((name.clone(), bound.ty().unwrap_or(DataType::BigInt)));
+            output.push(bound);
+        }
+        let having = match &select.having {
+            Some(h) => Some(bind_post_aggregate(h, input, &groups, &mut aggs)?),
+            None => None,
+        };
+        let order = plan_order(query, &columns, &mut output, |e| {
+            bind_post_aggregate(e, input, &groups, &mut aggs)
+        })?;
+        (SelectPlan::Aggregate(AggPlan { filter, groups, aggs, having, output }), order)
+    } else {
+        let mut output = Vec::with_capacity(items.len());
+        for (name, e) in &items {
+            let bound = bind(e, input)?;
+            columns.push((name.clone(), bound.ty().unwrap_or(DataType::BigInt)));
+            output.push(bound);
+        }
+        let order = plan_order(query, &columns, &mut output, |e| bind(e, input))?;
+        (SelectPlan::Project { filter, output }, order)
+    };
+    let (limit, offset) = plan_limit(query)?;
+    Ok(PlannedSelect { plan, columns, order, limit, offset })
+}
+
+/// GROUP BY may name an output alias or position; otherwise it is an input expression.
+fn resolve_output_reference(
+    g: &ast::Expr,
+    items: &[(String, ast::Expr)],
+    input: &Scope<'_>,
+) -> Result<ast::Expr, SqlError> {
+    match g {
+        ast::Expr::Identifier(id) if input.find(&expr::ident_name(id)).is_none() => {
+            let name = expr::ident_name(id);
+            match items.iter().find(|(n, _)| *n == name) {
+                Some((_, e)) if !contains_aggregate(e) => Ok(e.clone()),
+                _ => Err(input.unknown_column(&name)),
+            }
+        }
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::Number(n, _) => {
+                let pos: usize = n.parse().map_err(|_| SqlError::Type(format!("invalid GROUP BY position {n}")))?;
+                match items.get(pos.wrapping_sub(1)) {
+                    Some((_, e)) => Ok(e.clone()),
+                    None => Err(SqlError::Type(format!("GROUP BY position {pos} is not in the select list"))),
+                }
+            }
+            _ => Ok(g.clone()),
+        },
+        _ => Ok(g.clone()),
+    }
+}
+
+/// ORDER BY keys: an output column (by name or position) or an expression appended as a
+/// hidden output column.
+fn plan_order(
+    query: &ast::Query,
+    columns: &[(String, DataType)],
+    output: &mut Vec<Expr>,
+    mut bind_hidden: impl FnMut(&ast::Expr) -> Result<Expr, SqlError>,
+) -> Result<Vec<(usize, bool, bool)>, SqlError> {
+    let Some(order_by) = &query.order_by else { return Ok(vec![]) };
+    let exprs = match &order_by.kind {
+        ast::OrderByKind::Expressions(e) => e,
+        ast::OrderByKind::All(_) => return Err(SqlError::Unsupported("ORDER BY ALL".into())),
+    };
+    let mut keys = Vec::with_capacity(exprs.len());
+    for o in exprs {
+        let desc = matches!(o.options.sort, Some(ast::OrderBySort::Desc));
+        if let Some(ast::OrderBySort::Using(_)) = o.options.sort {
+            return Err(SqlError::Unsupported("ORDER BY ... USING".into()));
+        }
+        // NULLs sort as the smallest value unless NULLS FIRST/LAST says otherwise.
+        let nulls_first = o.options.nulls_first.unwrap_or(!desc);
+        let by_name = match &o.expr {
+            ast::Expr::Identifier(id) => columns.iter().position(|(n, _)| *n == expr::ident_name(id)),
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::Number(n, _) => {
+                    let pos: usize = n.parse().map_err(|_| SqlError::Type(format!("invalid ORDER BY position {n}")))?;
+                    if pos == 0 || pos > columns.len() {
+                        return Err(SqlError::Type(format!("ORDER BY position {pos} is not in the select list")));
+                    }
+                    Some(pos - 1)
+                }
+                _ => None,
+            },
+            _ => None,
+        };
+        let index = match by_name {
+            Some(i) => i,
+            None => {
+                output.push(bind_hidden(&o.expr)?);
+                output.len() - 1
+            }
+        };
+        keys.push((index, desc, nulls_first));
+    }
+    Ok(keys)
+}
+
+fn plan_limit(query: &ast::Query) -> Result<(Option<usize>, usize), SqlError> {
+    let count = |e: &ast::Expr, what: &str| -> Result<usize, SqlError> {
+        match expr::eval_constant(e) {
+            Ok(Value::Int(n)) if n >= 0 => Ok(n as usize),
+            _ => Err(SqlError::Type(format!("{what} needs a non-negative integer, got `{e}`"))),
+        }
+    };
+    match &query.limit_clause {
+        None => Ok((None, 0)),
+        Some(ast::LimitClause::LimitOffset { limit, offset, limit_by }) => {
+            if !limit_by.is_empty() {
+                return Err(SqlError::Unsupported("LIMIT BY".into()));
+            }
+            let limit = limit.as_ref().map(|l| count(l, "LIMIT")).transpose()?;
+            let offset = offset.as_ref().map(|o| count(&o.value, "OFFSET")).transpose()?.unwrap_or(0);
+            Ok((limit, offset))
+        }
+        Some(ast::LimitClause::OffsetCommaLimit { offset, limit }) => {
+            Ok((Some(count(limit, "LIMIT")?), count(offset, "OFFSET")?))
+        }
+    }
+}

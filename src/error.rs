@@ -1,0 +1,78 @@
+//! Errors, one enum per family of operations. Messages are lowercase, name the object and
+//! say what to do.
+
+use crate::profile::ProfileKind;
+
+/// Any error from the library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    #[error(transparent)]
+    Exec(#[from] ExecError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Choosing and configuring a profile.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "profile `{requested}` is not compiled into this build (it was built with `{compiled}`); \
+         rebuild with: {command}"
+    )]
+    FeatureNotCompiled { requested: ProfileKind, compiled: ProfileKind, command: String },
+    #[error("invalid profile name `{name}`: valid profiles are bare-metal, embedded, durable, constellation")]
+    InvalidProfileName { name: String },
+    #[error("profile `{profile}` requirement not met: {requirement}")]
+    ProfileRequirementError { profile: ProfileKind, requirement: String },
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("invalid config {origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+/// A statement that cannot run as written. Nothing was changed.
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    #[error("syntax error: {0}")]
+    Parse(String),
+    #[error("not supported: {0}")]
+    Unsupported(String),
+    #[error("unknown {kind} `{name}`; list them with SHOW {kind_plural}")]
+    UnknownObject { kind: &'static str, kind_plural: &'static str, name: String },
+    #[error("{kind} `{name}` already exists")]
+    AlreadyExists { kind: &'static str, name: String },
+    #[error("unknown column `{column}` in {object}; it has: {available}")]
+    UnknownColumn { column: String, object: String, available: String },
+    #[error("type error: {0}")]
+    Type(String),
+    #[error("invalid value for column `{column}` of `{object}`: {message}")]
+    InvalidValue { object: String, column: String, message: String },
+    #[error("{what} is not available in profile `{profile}`; it needs the `{tier}` tier: {command}")]
+    NotInThisTier { what: &'static str, profile: ProfileKind, tier: ProfileKind, command: String },
+    #[error("{what} is not available in this build (profile `{profile}`): it is not implemented yet")]
+    NotAvailableYet { what: &'static str, profile: ProfileKind },
+    #[error("cannot drop {kind} `{name}`: {reason}")]
+    InUse { kind: &'static str, name: String, reason: String },
+    #[error("statement too large: {size} bytes, the limit is {limit} bytes; split it into smaller statements")]
+    TooLarge { size: usize, limit: usize },
+}
+
+/// A failure while applying a valid statement or batch. Nothing of it was applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecError {
+    #[error(
+        "state of {object} is full: it holds its capacity of {capacity} keys (profile `{profile}` \
+         never grows state); raise [state] capacity (at most {max}) or use a tier whose state grows"
+    )]
+    StateFull { object: String, capacity: usize, max: usize, profile: ProfileKind },
+    #[error("duplicate primary key {key} in table `{table}`; use INSERT OR REPLACE to overwrite")]
+    DuplicateKey { table: String, key: String },
+    #[error("column `{column}` of `{object}` is NOT NULL but got NULL")]
+    NotNull { object: String, column: String },
+    #[error("{0}")]
+    Eval(String),
+}

@@ -1,0 +1,71 @@
+//! Strata: an embeddable streaming state engine whose deployment tier is a compile-time type.
+//!
+//! One kernel — SQL sources, keyed tables, incrementally maintained materialized views —
+//! runs in every tier; the tier is chosen by exactly one cargo feature and named by
+//! [`ActiveProfile`]. See `README.md` for the tiers and the SQL dialect.
+//!
+//! ```
+//! use strata::{Engine, Batch, Column};
+//! let mut engine = Engine::builder().build()?;
+//! engine.execute("CREATE SOURCE clicks (user_id BIGINT NOT NULL, ms BIGINT)")?;
+//! engine.execute("CREATE MATERIALIZED VIEW per_user AS
+//!                 SELECT user_id, COUNT(*) AS n, SUM(ms) AS total FROM clicks GROUP BY user_id")?;
+//! engine.execute("INSERT INTO clicks VALUES (1, 10), (2, 5)")?;
+//! let batch = Batch::new()
+//!     .with_column("user_id", Column::bigint(vec![1, 1]))
+//!     .with_column("ms", Column::bigint(vec![7, 3]));
+//! engine.insert_batch("clicks", &batch)?;
+//! let rows = engine.query("SELECT n, total FROM per_user WHERE user_id = 1")?;
+//! assert_eq!(rows.rows[0][0].to_string(), "3");
+//! assert_eq!(rows.rows[0][1].to_string(), "20");
+//! # Ok::<(), strata::Error>(())
+//! ```
+
+// Backs up build.rs for tools that skip build scripts: exactly one profile feature.
+#[cfg(not(any(
+    feature = "bare-metal",
+    feature = "embedded",
+    feature = "durable",
+    feature = "constellation"
+)))]
+compile_error!(
+    "strata needs exactly one profile feature, but none is enabled. The profiles are: bare-metal, \
+     embedded, durable, constellation; `embedded` is the default. Pick one, e.g.: \
+     cargo build --no-default-features --features durable"
+);
+#[cfg(any(
+    all(feature = "bare-metal", any(feature = "embedded", feature = "durable", feature = "constellation")),
+    all(feature = "embedded", any(feature = "durable", feature = "constellation")),
+    all(feature = "durable", feature = "constellation")
+))]
+compile_error!(
+    "strata needs exactly one profile feature, but several are enabled. The profiles are: \
+     bare-metal, embedded, durable, constellation; `embedded` is the default. Pick one, e.g.: \
+     cargo build --no-default-features --features durable"
+);
+#[cfg(any(feature = "durable", feature = "constellation"))]
+compile_error!(
+    "the durable and constellation profiles are not available yet in this release of strata. \
+     Build `embedded` (the default) or `bare-metal` instead, e.g.: \
+     cargo build --no-default-features --features embedded"
+);
+
+pub mod batch;
+pub mod bench;
+pub mod checkpoint;
+pub mod config;
+pub mod engine;
+pub mod error;
+pub mod format;
+pub mod ingest;
+pub mod network;
+pub mod profile;
+pub mod sql;
+pub mod state;
+pub mod types;
+
+pub use batch::{Batch, Column, ColumnData};
+pub use engine::{Engine, EngineBuilder, ResultSet};
+pub use error::{ConfigError, Error, ExecError, Result, SqlError};
+pub use profile::{ActiveProfile, PhysicalProfile, ProfileKind};
+pub use types::{DataType, Key, Value};

@@ -1,0 +1,515 @@
+//! Bound scalar expressions: typed at bind time, evaluated per row.
+
+use crate::error::{ExecError, SqlError};
+use crate::types::{parse_timestamp, DataType, Value};
+use sqlparser::ast;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    Mod,
+    Eq,
+    NotEq,
+    Lt,
+    LtEq,
+    Gt,
+    GtEq,
+    And,
+    Or,
+    Concat,
+}
+
+/// A scalar expression over the columns of one row, with its type resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Expr {
+    Column { index: usize, ty: DataType },
+    Literal(Value),
+    Not(Box<Expr>),
+    Neg(Box<Expr>),
+    IsNull { arg: Box<Expr>, negated: bool },
+    Binary { op: BinOp, left: Box<Expr>, right: Box<Expr>, ty: Option<DataType> },
+    /// `tumble(ts, INTERVAL …)` (window start) or `tumble_end` (start + width).
+    Tumble { ts: Box<Expr>, width_ms: i64, end: bool },
+}
+
+/// Read access to the values of one row.
+pub trait Row {
+    fn value(&self, index: usize) -> Value;
+}
+
+impl Row for [Value] {
+    #[inline]
+    fn value(&self, index: usize) -> Value {
+        self[index].clone()
+    }
+}
+
+impl Expr {
+    /// The result type; `None` for an untyped NULL literal.
+    pub fn ty(&self) -> Option<DataType> {
+        match self {
+            Expr::Column { ty, .. } => Some(*ty),
+            Expr::Literal(v) => v.data_type(),
+            Expr::Not(_) | Expr::IsNull { .. } => Some(DataType::Boolean),
+            Expr::Neg(e) => e.ty(),
+            Expr::Binary { ty, .. } => *ty,
+            Expr::Tumble { .. } => Some(DataType::Timestamp),
+        }
+    }
+
+    /// The column this expression reads directly, if it is a bare column reference.
+    pub fn as_column(&self) -> Option<usize> {
+        match self {
+            Expr::Column { index, .. } => Some(*index),
+            _ => None,
+        }
+    }
+
+    pub fn eval<R: Row + ?Sized>(&self, row: &R) -> Result<Value, ExecError> {
+        Ok(match self {
+            Expr::Column { index, .. } => row.value(*index),
+            Expr::Literal(v) => v.clone(),
+            Expr::Not(e) => match e.eval(row)? {
+                Value::Bool(b) => Value::Bool(!b),
+                _ => Value::Null,
+            },
+            Expr::Neg(e) => match e.eval(row)? {
+                Value::Int(v) => Value::Int(
+                    v.checked_neg().ok_or_else(|| ExecError::Eval("integer overflow in negation".into()))?,
+                ),
+                Value::Double(v) => Value::Double(-v),
+                _ => Value::Null,
+            },
+            Expr::IsNull { arg, negated } => Value::Bool(arg.eval(row)?.is_null() != *negated),
+            Expr::Binary { op, left, right, .. } => {
+                let l = left.eval(row)?;
+                // AND/OR short-circuit with SQL's three-valued logic.
+                match (op, &l) {
+                    (BinOp::And, Value::Bool(false)) => return Ok(Value::Bool(false)),
+                    (BinOp::Or, Value::Bool(true)) => return Ok(Value::Bool(true)),
+                    _ => {}
+                }
+                binary(*op, l, right.eval(row)?)?
+            }
+            Expr::Tumble { ts, width_ms, end } => match ts.eval(row)? {
+                Value::Timestamp(t) => {
+                    let start = t - t.rem_euclid(*width_ms);
+                    Value::Timestamp(if *end { start + width_ms } else { start })
+                }
+                _ => Value::Null,
+            },
+        })
+    }
+
+    /// Whether the row satisfies this predicate (NULL and FALSE do not).
+    pub fn is_true<R: Row + ?Sized>(&self, row: &R) -> Result<bool, ExecError> {
+        Ok(matches!(self.eval(row)?, Value::Bool(true)))
+    }
+}
+
+fn overflow(op: &str) -> ExecError {
+    ExecError::Eval(format!("integer overflow in {op}"))
+}
+
+fn binary(op: BinOp, l: Value, r: Value) -> Result<Value, ExecError> {
+    use Value::*;
+    if let BinOp::And | BinOp::Or = op {
+        return Ok(match (op, l, r) {
+            (BinOp::And, _, Bool(false)) => Bool(false),
+            (BinOp::And, Bool(true), Bool(true)) => Bool(true),
+            (BinOp::Or, _, Bool(true)) => Bool(true),
+            (BinOp::Or, Bool(false), Bool(false)) => Bool(false),
+            _ => Null,
+        });
+    }
+    if l.is_null() || r.is_null() {
+        return Ok(Null);
+    }
+    Ok(match op {
+        BinOp::Eq => Bool(l.total_cmp(&r).is_eq()),
+        BinOp::NotEq => Bool(!l.total_cmp(&r).is_eq()),
+        BinOp::Lt => Bool(l.total_cmp(&r).is_lt()),
+        BinOp::LtEq => Bool(l.total_cmp(&r).is_le()),
+        BinOp::Gt => Bool(l.total_cmp(&r).is_gt()),
+        BinOp::GtEq => Bool(l.total_cmp(&r).is_ge()),
+        BinOp::Concat => Text(Arc::from(format!("{l}{r}"))),
+        _ => match (l, r) {
+            (Int(a), Int(b)) => Int(match op {
+                BinOp::Add => a.checked_add(b).ok_or_else(|| overflow("addition"))?,
+                BinOp::Sub => a.checked_sub(b).ok_or_else(|| overflow("subtraction"))?,
+                BinOp::Mul => a.checked_mul(b).ok_or_else(|| overflow("multiplication"))?,
+                BinOp::Div if b == 0 => return Err(ExecError::Eval("division by zero".into())),
+                BinOp::Div => a.checked_div(b).ok_or_else(|| overflow("division"))?,
+                BinOp::Mod if b == 0 => return Err(ExecError::Eval("division by zero in %".into())),
+                _ => a.checked_rem(b).ok_or_else(|| overflow("%"))?,
+            }),
+            (Timestamp(a), Int(b)) if matches!(op, BinOp::Add | BinOp::Sub) => Timestamp(
+                if op == BinOp::Add { a.checked_add(b) } else { a.checked_sub(b) }
+                    .ok_or_else(|| overflow("timestamp arithmetic"))?,
+            ),
+            (Timestamp(a), Timestamp(b)) => Int(a.checked_sub(b).ok_or_else(|| overflow("subtraction"))?),
+            (a, b) => {
+                let (a, b) = (as_f64(&a), as_f64(&b));
+                Double(match op {
+                    BinOp::Add => a + b,
+                    BinOp::Sub => a - b,
+                    BinOp::Mul => a * b,
+                    BinOp::Div if b == 0.0 => return Err(ExecError::Eval("division by zero".into())),
+                    BinOp::Div => a / b,
+                    _ => a % b,
+                })
+            }
+        },
+    })
+}
+
+fn as_f64(v: &Value) -> f64 {
+    match v {
+        Value::Int(i) => *i as f64,
+        Value::Double(d) => *d,
+        _ => f64::NAN,
+    }
+}
+
+/// Names and types of the columns an expression can refer to.
+pub struct Scope<'a> {
+    /// What the columns belong to, for errors (e.g. "source `events`").
+    pub object: &'a str,
+    pub columns: &'a [(String, DataType)],
+}
+
+impl Scope<'_> {
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.columns.iter().position(|(n, _)| n == name)
+    }
+
+    pub fn unknown_column(&self, name: &str) -> SqlError {
+        SqlError::UnknownColumn {
+            column: name.to_string(),
+            object: self.object.to_string(),
+            available: self.columns.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+        }
+    }
+}
+
+/// A normalised identifier: unquoted names are case-insensitive (lowercased).
+pub fn ident_name(ident: &ast::Ident) -> String {
+    if ident.quote_style.is_some() {
+        ident.value.clone()
+    } else {
+        ident.value.to_lowercase()
+    }
+}
+
+/// The name of a one-part object name, e.g. a table in `FROM t`.
+pub fn object_name(name: &ast::ObjectName) -> Result<String, SqlError> {
+    match name.0.as_slice() {
+        [part] => part
+            .as_ident()
+            .map(ident_name)
+            .ok_or_else(|| SqlError::Unsupported(format!("object name `{name}`"))),
+        _ => Err(SqlError::Unsupported(format!("qualified name `{name}`: use a plain name"))),
+    }
+}
+
+/// The names of aggregate functions, recognised by the planner rather than by [`bind`].
+pub fn is_aggregate(name: &str) -> bool {
+    matches!(name, "count" | "sum" | "min" | "max" | "avg")
+}
+
+/// Binds an AST expression against `scope`. Aggregates are rejected here; the planner
+/// replaces them before calling this for post-aggregation expressions.
+pub fn bind(expr: &ast::Expr, scope: &Scope<'_>) -> Result<Expr, SqlError> {
+    bind_with(expr, scope, &mut |_, _| Ok(None))
+}
+
+/// Like [`bind`], but `hook` sees every sub-expression first and may bind it itself
+/// (the planner uses this to map group expressions and aggregates to post-aggregation columns).
+pub fn bind_with(
+    expr: &ast::Expr,
+    scope: &Scope<'_>,
+    hook: &mut dyn FnMut(&ast::Expr, &Scope<'_>) -> Result<Option<Expr>, SqlError>,
+) -> Result<Expr, SqlError> {
+    if let Some(bound) = hook(expr, scope)? {
+        return Ok(bound);
+    }
+    use ast::Expr as A;
+    let mut rec = |e: &ast::Expr| bind_with(e, scope, hook);
+    Ok(match expr {
+        A::Identifier(ident) => column(scope, &ident_name(ident))?,
+        A::CompoundIdentifier(parts) => {
+            let last = parts.last().map(ident_name).unwrap_or_default();
+            column(scope, &last)?
+        }
+        A::Nested(e) => rec(e)?,
+        A::Value(v) => Expr::Literal(literal(&v.value)?),
+        A::TypedString(ts) => {
+            let text = match &ts.value.value {
+                ast::Value::SingleQuotedString(s) => s.as_str(),
+                other => return Err(SqlError::Type(format!("expected a quoted literal, got {other}"))),
+            };
+            match data_type(&ts.data_type)?.0 {
+                DataType::Timestamp => Expr::Literal(Value::Timestamp(timestamp_literal(text)?)),
+                other => return Err(SqlError::Unsupported(format!("typed literal of type {other}"))),
+            }
+        }
+        A::UnaryOp { op, expr } => {
+            let arg = rec(expr)?;
+            match op {
+                ast::UnaryOperator::Not => {
+                    expect_bool(&arg, "NOT")?;
+                    Expr::Not(Box::new(arg))
+                }
+                ast::UnaryOperator::Minus => {
+                    if !matches!(arg.ty(), None | Some(DataType::BigInt | DataType::Double)) {
+                        return Err(SqlError::Type(format!("cannot negate a {}", type_name(arg.ty()))));
+                    }
+                    match arg {
+                        Expr::Literal(Value::Int(v)) if v != i64::MIN => Expr::Literal(Value::Int(-v)),
+                        Expr::Literal(Value::Double(v)) => Expr::Literal(Value::Double(-v)),
+                        arg => Expr::Neg(Box::new(arg)),
+                    }
+                }
+                ast::UnaryOperator::Plus => arg,
+                other => return Err(SqlError::Unsupported(format!("operator {other}"))),
+            }
+        }
+        A::IsNull(e) => Expr::IsNull { arg: Box::new(rec(e)?), negated: false },
+        A::IsNotNull(e) => Expr::IsNull { arg: Box::new(rec(e)?), negated: true },
+        A::BinaryOp { left, op, right } => {
+            let op = match op {
+                ast::BinaryOperator::Plus => BinOp::Add,
+                ast::BinaryOperator::Minus => BinOp::Sub,
+                ast::BinaryOperator::Multiply => BinOp::Mul,
+                ast::BinaryOperator::Divide => BinOp::Div,
+                ast::BinaryOperator::Modulo => BinOp::Mod,
+                ast::BinaryOperator::Eq => BinOp::Eq,
+                ast::BinaryOperator::NotEq => BinOp::NotEq,
+                ast::BinaryOperator::Lt => BinOp::Lt,
+                ast::BinaryOperator::LtEq => BinOp::LtEq,
+                ast::BinaryOperator::Gt => BinOp::Gt,
+                ast::BinaryOperator::GtEq => BinOp::GtEq,
+                ast::BinaryOperator::And => BinOp::And,
+                ast::BinaryOperator::Or => BinOp::Or,
+                ast::BinaryOperator::StringConcat => BinOp::Concat,
+                other => return Err(SqlError::Unsupported(format!("operator {other}"))),
+            };
+            let (l, r) = (rec(left)?, rec(right)?);
+            binary_expr(op, l, r)?
+        }
+        A::Function(f) => {
+            let name = f.name.to_string().to_lowercase();
+            if is_aggregate(&name) {
+                return Err(SqlError::Unsupported(format!(
+                    "aggregate `{expr}` here: aggregates belong in the SELECT list of a grouped query"
+                )));
+            }
+            match name.as_str() {
+                "tumble" | "tumble_end" => {
+                    let args = function_args(f)?;
+                    let [ts, width] = args.as_slice() else {
+                        return Err(SqlError::Type(format!(
+                            "{name} takes two arguments: {name}(timestamp, INTERVAL 'n' MINUTE)"
+                        )));
+                    };
+                    let ts = rec(ts)?;
+                    if ts.ty() != Some(DataType::Timestamp) {
+                        return Err(SqlError::Type(format!(
+                            "{name} needs a TIMESTAMP as first argument, got {}",
+                            type_name(ts.ty())
+                        )));
+                    }
+                    Expr::Tumble { ts: Box::new(ts), width_ms: interval_ms(width)?, end: name == "tumble_end" }
+                }
+                _ => return Err(SqlError::Unsupported(format!("function `{name}`"))),
+            }
+        }
+        other => return Err(SqlError::Unsupported(format!("expression `{other}`"))),
+    })
+}
+
+fn column(scope: &Scope<'_>, name: &str) -> Result<Expr, SqlError> {
+    let index = scope.find(name).ok_or_else(|| scope.unknown_column(name))?;
+    Ok(Expr::Column { index, ty: scope.columns[index].1 })
+}
+
+/// The plain arguments of a function call.
+pub fn function_args(f: &ast::Function) -> Result<Vec<&ast::Expr>, SqlError> {
+    match &f.args {
+        ast::FunctionArguments::None => Ok(vec![]),
+        ast::FunctionArguments::List(list) => list
+            .args
+            .iter()
+            .map(|a| match a {
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Ok(e),
+                other => Err(SqlError::Unsupported(format!("function argument `{other}`"))),
+            })
+            .collect(),
+        ast::FunctionArguments::Subquery(_) => Err(SqlError::Unsupported("subqueries".into())),
+    }
+}
+
+fn type_name(ty: Option<DataType>) -> &'static str {
+    ty.map_or("NULL", DataType::sql_name)
+}
+
+fn expect_bool(e: &Expr, what: &str) -> Result<(), SqlError> {
+    match e.ty() {
+        None | Some(DataType::Boolean) => Ok(()),
+        Some(t) => Err(SqlError::Type(format!("{what} needs BOOLEAN operands, got {t}"))),
+    }
+}
+
+/// Types a binary operation, coercing a text literal compared with a timestamp.
+fn binary_expr(op: BinOp, l: Expr, r: Expr) -> Result<Expr, SqlError> {
+    let (lt, rt) = (l.ty(), r.ty());
+    let (l, r) = (coerce_literal(l, rt)?, coerce_literal(r, lt)?);
+    let (lt, rt) = (l.ty(), r.ty());
+    let mismatch = || {
+        SqlError::Type(format!("cannot apply {op:?} to {} and {}", type_name(lt), type_name(rt)))
+    };
+    let ty = match op {
+        BinOp::And | BinOp::Or => {
+            expect_bool(&l, "AND/OR")?;
+            expect_bool(&r, "AND/OR")?;
+            Some(DataType::Boolean)
+        }
+        BinOp::Eq | BinOp::NotEq | BinOp::Lt | BinOp::LtEq | BinOp::Gt | BinOp::GtEq => {
+            match (lt, rt) {
+                (Some(a), Some(b)) if a != b && !(a.is_numeric() && b.is_numeric()) => {
+                    return Err(mismatch())
+                }
+                _ => Some(DataType::Boolean),
+            }
+        }
+        BinOp::Concat => Some(DataType::Text),
+        _ => match (lt, rt) {
+            (None, other) | (other, None) if other.is_none_or(|t| t.is_numeric()) => other,
+            (Some(DataType::BigInt), Some(DataType::BigInt)) => Some(DataType::BigInt),
+            (Some(a), Some(b)) if a.is_numeric() && b.is_numeric() => Some(DataType::Double),
+            (Some(DataType::Timestamp), Some(DataType::BigInt) | None)
+                if matches!(op, BinOp::Add | BinOp::Sub) =>
+            {
+                Some(DataType::Timestamp)
+            }
+            (Some(DataType::Timestamp), Some(DataType::Timestamp)) if op == BinOp::Sub => {
+                Some(DataType::BigInt)
+            }
+            _ => return Err(mismatch()),
+        },
+    };
+    Ok(Expr::Binary { op, left: Box::new(l), right: Box::new(r), ty })
+}
+
+/// A text literal next to a TIMESTAMP operand is read as a timestamp.
+fn coerce_literal(e: Expr, other: Option<DataType>) -> Result<Expr, SqlError> {
+    match (e, other) {
+        (Expr::Literal(Value::Text(s)), Some(DataType::Timestamp)) => {
+            Ok(Expr::Literal(Value::Timestamp(timestamp_literal(&s)?)))
+        }
+        (e, _) => Ok(e),
+    }
+}
+
+pub fn timestamp_literal(text: &str) -> Result<i64, SqlError> {
+    parse_timestamp(text).ok_or_else(|| {
+        SqlError::Type(format!(
+            "invalid timestamp '{text}': expected 'YYYY-MM-DD HH:MM:SS' or 'YYYY-MM-DD HH:MM:SS.fff' (UTC)"
+        ))
+    })
+}
+
+/// A literal value.
+pub fn literal(v: &ast::Value) -> Result<Value, SqlError> {
+    Ok(match v {
+        ast::Value::Number(n, _) => {
+            if let Ok(i) = n.parse::<i64>() {
+                Value::Int(i)
+            } else {
+                let d: f64 = n.parse().map_err(|_| SqlError::Type(format!("invalid number {n}")))?;
+                if !n.contains(['.', 'e', 'E']) {
+                    return Err(SqlError::Type(format!("integer {n} is out of BIGINT range")));
+                }
+                Value::Double(d)
+            }
+        }
+        ast::Value::SingleQuotedString(s) => Value::Text(Arc::from(s.as_str())),
+        ast::Value::Boolean(b) => Value::Bool(*b),
+        ast::Value::Null => Value::Null,
+        other => return Err(SqlError::Unsupported(format!("literal {other}"))),
+    })
+}
+
+/// Milliseconds of an `INTERVAL 'n' UNIT` expression (SECOND, MINUTE, HOUR or DAY).
+pub fn interval_ms(e: &ast::Expr) -> Result<i64, SqlError> {
+    let bad = || {
+        SqlError::Type(format!(
+            "expected an interval like INTERVAL '5' MINUTE (SECOND, MINUTE, HOUR or DAY), got `{e}`"
+        ))
+    };
+    let ast::Expr::Interval(iv) = e else { return Err(bad()) };
+    let text = match iv.value.as_ref() {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) | ast::Value::Number(s, _) => s.clone(),
+            _ => return Err(bad()),
+        },
+        _ => return Err(bad()),
+    };
+    let (amount, unit) = match (&iv.leading_field, text.trim().split_once(' ')) {
+        (Some(field), None) => (text.trim().to_string(), field.to_string()),
+        (None, Some((n, u))) => (n.to_string(), u.trim().to_string()),
+        _ => return Err(bad()),
+    };
+    let n: i64 = amount.parse().map_err(|_| bad())?;
+    let unit_ms = match unit.to_uppercase().trim_end_matches('S') {
+        "SECOND" => 1_000,
+        "MINUTE" => 60_000,
+        "HOUR" => 3_600_000,
+        "DAY" => 86_400_000,
+        _ => return Err(bad()),
+    };
+    match n.checked_mul(unit_ms) {
+        Some(ms) if n > 0 => Ok(ms),
+        _ => Err(SqlError::Type(format!("interval must be positive and fit in BIGINT milliseconds, got `{e}`"))),
+    }
+}
+
+/// Maps a SQL type to ours, with the declared maximum length of VARCHAR(n).
+pub fn data_type(t: &ast::DataType) -> Result<(DataType, Option<usize>), SqlError> {
+    let text = t.to_string().to_uppercase();
+    let (base, args) = match text.split_once('(') {
+        Some((b, a)) => (b.trim().to_string(), Some(a.trim_end_matches(')').trim().to_string())),
+        None => (text.clone(), None),
+    };
+    let ty = match base.as_str() {
+        "BIGINT" | "INT" | "INTEGER" | "INT8" | "SMALLINT" | "INT4" | "INT2" => DataType::BigInt,
+        "DOUBLE" | "DOUBLE PRECISION" | "FLOAT" | "FLOAT8" | "REAL" => DataType::Double,
+        "VARCHAR" | "TEXT" | "STRING" | "CHARACTER VARYING" => DataType::Text,
+        "BOOLEAN" | "BOOL" => DataType::Boolean,
+        "TIMESTAMP" | "DATETIME" => DataType::Timestamp,
+        _ => {
+            return Err(SqlError::Unsupported(format!(
+                "type {text}: use BIGINT, DOUBLE, VARCHAR/TEXT, BOOLEAN or TIMESTAMP"
+            )))
+        }
+    };
+    let max_len = match (ty, args) {
+        (DataType::Text, Some(n)) => Some(
+            n.parse::<usize>()
+                .map_err(|_| SqlError::Type(format!("invalid length in {text}")))?,
+        ),
+        _ => None,
+    };
+    Ok((ty, max_len))
+}
+
+/// Evaluates a constant expression (no column references), e.g. an `INSERT` value.
+pub fn eval_constant(e: &ast::Expr) -> Result<Value, crate::Error> {
+    let scope = Scope { object: "a VALUES list", columns: &[] };
+    let bound = bind(e, &scope)?;
+    Ok(bound.eval(&[][..])?)
+}

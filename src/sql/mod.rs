@@ -1,0 +1,386 @@
+//! The SQL front end: sqlparser's tokenizer and parser with Strata's dialect, plus the
+//! statements sqlparser does not know (`CREATE SOURCE`, `SHOW SOURCES`, `CHECKPOINT`, …).
+
+pub mod expr;
+
+use crate::error::SqlError;
+use crate::types::DataType;
+use sqlparser::ast;
+use sqlparser::dialect::{Dialect, GenericDialect};
+use sqlparser::keywords::Keyword;
+use sqlparser::parser::{Parser, ParserError};
+use sqlparser::tokenizer::{Token, Tokenizer};
+
+/// The largest SQL text accepted in one call; larger input is refused before parsing.
+pub const MAX_SQL_BYTES: usize = 64 << 20;
+/// Expression nesting depth accepted before a statement is refused (protects the stack).
+const RECURSION_LIMIT: usize = 64;
+
+/// Strata's dialect: generic SQL identifiers and literals. The streaming statements are
+/// recognised by [`Statements`] before sqlparser sees them.
+#[derive(Debug, Default)]
+pub struct StrataDialect;
+
+impl Dialect for StrataDialect {
+    fn is_identifier_start(&self, ch: char) -> bool {
+        GenericDialect.is_identifier_start(ch)
+    }
+
+    fn is_identifier_part(&self, ch: char) -> bool {
+        GenericDialect.is_identifier_part(ch)
+    }
+
+    fn supports_group_by_expr(&self) -> bool {
+        true
+    }
+}
+
+static DIALECT: StrataDialect = StrataDialect;
+
+/// A column as declared in `CREATE SOURCE` or `CREATE TABLE`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub ty: DataType,
+    pub not_null: bool,
+    /// Declared maximum length in characters, `VARCHAR(n)`.
+    pub max_len: Option<usize>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectKind {
+    Source,
+    Table,
+    View,
+    Index,
+}
+
+impl ObjectKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            ObjectKind::Source => "source",
+            ObjectKind::Table => "table",
+            ObjectKind::View => "materialized view",
+            ObjectKind::Index => "index",
+        }
+    }
+
+    pub fn plural(self) -> &'static str {
+        match self {
+            ObjectKind::Source => "SOURCES",
+            ObjectKind::Table => "TABLES",
+            ObjectKind::View => "VIEWS",
+            ObjectKind::Index => "INDEXES",
+        }
+    }
+}
+
+/// One parsed statement.
+#[derive(Clone, Debug)]
+pub enum Statement {
+    CreateSource { name: String, columns: Vec<ColumnSpec> },
+    CreateTable { name: String, columns: Vec<ColumnSpec>, primary_key: usize },
+    CreateView { name: String, query: Box<ast::Query> },
+    CreateIndex { name: String, table: String, column: String },
+    Insert { target: String, columns: Option<Vec<String>>, rows: Vec<Vec<ast::Expr>>, replace: bool },
+    Delete { table: String, selection: Option<ast::Expr> },
+    Query(Box<ast::Query>),
+    Show(ObjectKind),
+    Describe(String),
+    Drop { kind: ObjectKind, name: String, if_exists: bool },
+    Checkpoint,
+}
+
+/// Parses `sql` statement by statement, so that a caller can run each before the next one
+/// is parsed: a syntax error late in a script does not stop the statements before it.
+pub struct Statements<'a> {
+    parser: Option<Parser<'a>>,
+}
+
+/// Splits and parses a script.
+pub fn statements(sql: &str) -> Result<Statements<'static>, SqlError> {
+    if sql.len() > MAX_SQL_BYTES {
+        return Err(SqlError::TooLarge { size: sql.len(), limit: MAX_SQL_BYTES });
+    }
+    let tokens = Tokenizer::new(&DIALECT, sql)
+        .tokenize_with_location()
+        .map_err(|e| SqlError::Parse(e.to_string()))?;
+    let parser = Parser::new(&DIALECT)
+        .with_recursion_limit(RECURSION_LIMIT)
+        .with_tokens_with_locations(tokens);
+    Ok(Statements { parser: Some(parser) })
+}
+
+/// Parses exactly one statement.
+pub fn parse_one(sql: &str) -> Result<Statement, SqlError> {
+    let mut it = statements(sql)?;
+    let first = it.next().ok_or_else(|| SqlError::Parse("empty statement".into()))??;
+    match it.next() {
+        None => Ok(first),
+        Some(_) => Err(SqlError::Parse("expected one statement, found several".into())),
+    }
+}
+
+impl Iterator for Statements<'_> {
+    type Item = Result<Statement, SqlError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let parser = self.parser.as_mut()?;
+        while parser.consume_token(&Token::SemiColon) {}
+        if parser.peek_token_ref().token == Token::EOF {
+            self.parser = None;
+            return None;
+        }
+        let result = parse_statement(parser).and_then(|stmt| {
+            match parser.peek_token_ref().token {
+                Token::SemiColon | Token::EOF => Ok(stmt),
+                _ => parser.expected("end of statement", parser.peek_token()),
+            }
+        });
+        match result {
+            Ok(stmt) => Some(Ok(stmt)),
+            Err(e) => {
+                self.parser = None;
+                Some(Err(parse_error(e)))
+            }
+        }
+    }
+}
+
+fn parse_error(e: ParserError) -> SqlError {
+    match e {
+        ParserError::RecursionLimitExceeded => SqlError::Parse(format!(
+            "expression nested deeper than {RECURSION_LIMIT} levels; simplify it"
+        )),
+        other => SqlError::Parse(
+            other.to_string().trim_start_matches("sql parser error: ").to_string(),
+        ),
+    }
+}
+
+/// Whether the next tokens are these words (case-insensitive), without consuming them.
+fn peek_words(parser: &Parser<'_>, words: &[&str]) -> bool {
+    let tokens = parser.peek_tokens_ref::<3>();
+    words.iter().zip(tokens).all(|(w, t)| matches!(&t.token, Token::Word(word) if word.value.eq_ignore_ascii_case(w)))
+}
+
+fn skip(parser: &mut Parser<'_>, n: usize) {
+    for _ in 0..n {
+        parser.next_token();
+    }
+}
+
+fn parse_statement(parser: &mut Parser<'_>) -> Result<Statement, ParserError> {
+    if peek_words(parser, &["create", "source"]) {
+        skip(parser, 2);
+        let name = parse_name(parser)?;
+        let (columns, constraints) = parser.parse_columns()?;
+        if !constraints.is_empty() {
+            return Err(ParserError::ParserError(
+                "a source has no constraints: it is an append-only stream".into(),
+            ));
+        }
+        let columns = column_specs(&columns, None)?;
+        return Ok(Statement::CreateSource { name, columns });
+    }
+    if peek_words(parser, &["show"]) {
+        skip(parser, 1);
+        let what = parser.next_token();
+        let kind = match &what.token {
+            Token::Word(w) => match w.value.to_lowercase().as_str() {
+                "sources" => ObjectKind::Source,
+                "tables" => ObjectKind::Table,
+                "views" => ObjectKind::View,
+                "indexes" => ObjectKind::Index,
+                _ => return parser.expected("SOURCES, TABLES, VIEWS or INDEXES", what),
+            },
+            _ => return parser.expected("SOURCES, TABLES, VIEWS or INDEXES", what),
+        };
+        return Ok(Statement::Show(kind));
+    }
+    if peek_words(parser, &["describe"]) || peek_words(parser, &["desc"]) {
+        skip(parser, 1);
+        return Ok(Statement::Describe(parse_name(parser)?));
+    }
+    if peek_words(parser, &["checkpoint"]) {
+        skip(parser, 1);
+        return Ok(Statement::Checkpoint);
+    }
+    if peek_words(parser, &["drop", "source"]) {
+        skip(parser, 2);
+        let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+        return Ok(Statement::Drop { kind: ObjectKind::Source, name: parse_name(parser)?, if_exists });
+    }
+    let stmt = parser.parse_statement()?;
+    convert(stmt).map_err(|e| ParserError::ParserError(e.to_string()))
+}
+
+fn parse_name(parser: &mut Parser<'_>) -> Result<String, ParserError> {
+    let name = parser.parse_object_name(false)?;
+    expr::object_name(&name).map_err(|e| ParserError::ParserError(e.to_string()))
+}
+
+/// Column specs from sqlparser's column definitions; `primary_key` collects an inline
+/// `PRIMARY KEY` column option.
+fn column_specs(
+    defs: &[ast::ColumnDef],
+    mut primary_key: Option<&mut Vec<String>>,
+) -> Result<Vec<ColumnSpec>, ParserError> {
+    let err = |e: SqlError| ParserError::ParserError(e.to_string());
+    let mut specs = Vec::with_capacity(defs.len());
+    for def in defs {
+        let name = expr::ident_name(&def.name);
+        if specs.iter().any(|s: &ColumnSpec| s.name == name) {
+            return Err(ParserError::ParserError(format!("column `{name}` is declared twice")));
+        }
+        let (ty, max_len) = expr::data_type(&def.data_type).map_err(err)?;
+        let mut not_null = false;
+        for opt in &def.options {
+            match &opt.option {
+                ast::ColumnOption::NotNull => not_null = true,
+                ast::ColumnOption::Null => not_null = false,
+                ast::ColumnOption::PrimaryKey(_) => match primary_key.as_deref_mut() {
+                    Some(keys) => keys.push(name.clone()),
+                    None => {
+                        return Err(ParserError::ParserError(
+                            "a source has no primary key: it is an append-only stream; use CREATE TABLE".into(),
+                        ))
+                    }
+                },
+                other => {
+                    return Err(ParserError::ParserError(format!(
+                        "column option `{other}` is not supported"
+                    )))
+                }
+            }
+        }
+        specs.push(ColumnSpec { name, ty, not_null, max_len });
+    }
+    Ok(specs)
+}
+
+/// Converts a statement parsed by sqlparser into one of ours, rejecting what Strata does not do.
+fn convert(stmt: ast::Statement) -> Result<Statement, SqlError> {
+    use ast::Statement as S;
+    let unsupported = |what: &str| Err(SqlError::Unsupported(what.to_string()));
+    match stmt {
+        S::CreateTable(ct) => {
+            let name = expr::object_name(&ct.name)?;
+            let mut keys = Vec::new();
+            let columns =
+                column_specs(&ct.columns, Some(&mut keys)).map_err(|e| SqlError::Parse(e.to_string()))?;
+            for c in &ct.constraints {
+                match c {
+                    ast::TableConstraint::PrimaryKey(pk) => {
+                        for col in &pk.columns {
+                            match &col.column.expr {
+                                ast::Expr::Identifier(id) => keys.push(expr::ident_name(id)),
+                                other => return unsupported(&format!("primary key expression `{other}`")),
+                            }
+                        }
+                    }
+                    other => return unsupported(&format!("table constraint `{other}`")),
+                }
+            }
+            let primary_key = match keys.as_slice() {
+                [key] => columns.iter().position(|c| &c.name == key).ok_or_else(|| {
+                    SqlError::Type(format!("primary key column `{key}` is not a column of `{name}`"))
+                })?,
+                [] => {
+                    return Err(SqlError::Type(format!(
+                        "table `{name}` needs a primary key: CREATE TABLE {name} (..., PRIMARY KEY (col)); \
+                         for an append-only stream use CREATE SOURCE"
+                    )))
+                }
+                _ => return unsupported("a primary key of several columns"),
+            };
+            if ct.query.is_some() {
+                return unsupported("CREATE TABLE ... AS SELECT");
+            }
+            Ok(Statement::CreateTable { name, columns, primary_key })
+        }
+        S::CreateView(cv) => {
+            if !cv.materialized {
+                return unsupported("plain views: use CREATE MATERIALIZED VIEW");
+            }
+            if !cv.columns.is_empty() {
+                return unsupported("a column list on a view: name columns with AS aliases");
+            }
+            Ok(Statement::CreateView { name: expr::object_name(&cv.name)?, query: cv.query })
+        }
+        S::CreateIndex(ci) => {
+            let name = match &ci.name {
+                Some(n) => expr::object_name(n)?,
+                None => return Err(SqlError::Parse("CREATE INDEX needs a name".into())),
+            };
+            let column = match ci.columns.as_slice() {
+                [c] => match &c.column.expr {
+                    ast::Expr::Identifier(id) => expr::ident_name(id),
+                    other => return unsupported(&format!("index on expression `{other}`")),
+                },
+                _ => return unsupported("an index on several columns"),
+            };
+            Ok(Statement::CreateIndex { name, table: expr::object_name(&ci.table_name)?, column })
+        }
+        S::Insert(ins) => {
+            let target = match &ins.table {
+                ast::TableObject::TableName(n) => expr::object_name(n)?,
+                _ => return unsupported("INSERT into a table function"),
+            };
+            let replace = match ins.or {
+                None => false,
+                Some(ast::SqliteOnConflict::Replace) => true,
+                Some(other) => return unsupported(&format!("INSERT OR {other}")),
+            };
+            if ins.on.is_some() || ins.returning.is_some() {
+                return unsupported("ON CONFLICT / RETURNING: use INSERT OR REPLACE");
+            }
+            let columns = if ins.columns.is_empty() {
+                None
+            } else {
+                Some(ins.columns.iter().map(expr::object_name).collect::<Result<Vec<_>, _>>()?)
+            };
+            let rows = match ins.source.map(|q| *q.body) {
+                Some(ast::SetExpr::Values(values)) => values.rows.into_iter().map(|r| r.content).collect(),
+                _ => return unsupported("INSERT without VALUES: use INSERT INTO t VALUES (...)"),
+            };
+            Ok(Statement::Insert { target, columns, rows, replace })
+        }
+        S::Delete(del) => {
+            let tables = match &del.from {
+                ast::FromTable::WithFromKeyword(t) | ast::FromTable::WithoutKeyword(t) => t,
+            };
+            let table = match tables.as_slice() {
+                [t] if t.joins.is_empty() => match &t.relation {
+                    ast::TableFactor::Table { name, .. } => expr::object_name(name)?,
+                    _ => return unsupported("DELETE from a subquery"),
+                },
+                _ => return unsupported("DELETE from several tables"),
+            };
+            if del.using.is_some() || del.returning.is_some() || del.limit.is_some() {
+                return unsupported("DELETE with USING, RETURNING or LIMIT");
+            }
+            Ok(Statement::Delete { table, selection: del.selection })
+        }
+        S::Query(q) => Ok(Statement::Query(q)),
+        S::Drop { object_type, if_exists, names, .. } => {
+            let kind = match object_type {
+                ast::ObjectType::Table => ObjectKind::Table,
+                ast::ObjectType::MaterializedView | ast::ObjectType::View => ObjectKind::View,
+                ast::ObjectType::Index => ObjectKind::Index,
+                other => return unsupported(&format!("DROP {other}")),
+            };
+            let name = match names.as_slice() {
+                [n] => expr::object_name(n)?,
+                _ => return unsupported("dropping several objects in one statement"),
+            };
+            Ok(Statement::Drop { kind, name, if_exists })
+        }
+        S::ExplainTable { table_name, .. } => Ok(Statement::Describe(expr::object_name(&table_name)?)),
+        other => {
+            let text = other.to_string();
+            let head: String = text.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+            unsupported(&format!("statement `{head} ...`"))
+        }
+    }
+}
