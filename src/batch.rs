@@ -184,7 +184,8 @@ impl ColumnData {
 /// Named columns of equal length.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Batch {
-    columns: Vec<(String, Column)>,
+    names: Vec<String>,
+    columns: Vec<Column>,
 }
 
 impl Batch {
@@ -194,24 +195,35 @@ impl Batch {
 
     /// Adds a column. Columns the target declares but the batch lacks are NULL.
     pub fn with_column(mut self, name: impl Into<String>, column: Column) -> Batch {
-        self.columns.push((name.into(), column));
+        self.push_column(name, column);
         self
     }
 
     pub fn push_column(&mut self, name: impl Into<String>, column: Column) {
-        self.columns.push((name.into(), column));
+        self.names.push(name.into());
+        self.columns.push(column);
     }
 
-    pub fn columns(&self) -> &[(String, Column)] {
+    /// Column names, in the order they were added.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Columns, in the order they were added. A batch whose columns are exactly the
+    /// target's, in declaration order, is ingested without copying.
+    pub fn columns(&self) -> &[Column] {
         &self.columns
     }
 
     /// Rows in the batch (the first column's length; the engine rejects ragged batches).
     pub fn num_rows(&self) -> usize {
-        self.columns.first().map_or(0, |(_, c)| c.len())
+        self.columns.first().map_or(0, Column::len)
     }
 
     pub fn column(&self, name: &str) -> Option<&Column> {
-        self.columns.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, c)| c)
+        self.names
+            .iter()
+            .position(|n| n.eq_ignore_ascii_case(name))
+            .map(|i| &self.columns[i])
     }
 }

@@ -49,7 +49,7 @@ pub enum SqlError {
     UnknownColumn { column: String, object: String, available: String },
     #[error("type error: {0}")]
     Type(String),
-    #[error("invalid value for column `{column}` of `{object}`: {message}")]
+    #[error("invalid value for column `{column}` of {object}: {message}")]
     InvalidValue { object: String, column: String, message: String },
     #[error("{what} is not available in profile `{profile}`; it needs the `{tier}` tier: {command}")]
     NotInThisTier { what: &'static str, profile: ProfileKind, tier: ProfileKind, command: String },
@@ -71,7 +71,7 @@ pub enum ExecError {
     StateFull { object: String, capacity: usize, max: usize, profile: ProfileKind },
     #[error("duplicate primary key {key} in table `{table}`; use INSERT OR REPLACE to overwrite")]
     DuplicateKey { table: String, key: String },
-    #[error("column `{column}` of `{object}` is NOT NULL but got NULL")]
+    #[error("column `{column}` of {object} is NOT NULL but got NULL")]
     NotNull { object: String, column: String },
     #[error("{0}")]
     Eval(String),

@@ -318,7 +318,7 @@ fn bench(keys: &[usize], rows: usize, batch_rows: usize, repeats: usize) -> Resu
     );
     println!("{:>10} {:>16} {:>16} {:>7}", "keys", "strata rows/s", "FxHashMap rows/s", "ratio");
     for &k in keys {
-        if k == 0 || k > ActiveProfile::MAX_KEYS {
+        if !(1..=ActiveProfile::MAX_KEYS).contains(&k) {
             return Err(usage(anyhow::anyhow!("--keys {k}: must be between 1 and {}", ActiveProfile::MAX_KEYS)));
         }
         let r = strata::bench::ingest_vs_fxhashmap::<ActiveProfile>(k, rows, batch_rows, repeats)?;

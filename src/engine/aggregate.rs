@@ -81,21 +81,57 @@ enum GroupIndex<P: PhysicalProfile> {
     General { map: P::State<Key, u32>, keys: Vec<Key> },
 }
 
-/// One aggregate's accumulators, one entry per group slot.
-#[derive(Clone, Debug)]
-enum Acc {
-    Count(Vec<i64>),
-    SumInt { sum: Vec<i128>, seen: Vec<bool> },
-    SumDouble { sum: Vec<f64>, seen: Vec<bool> },
-    Avg { sum: Vec<f64>, n: Vec<i64> },
-    ExtremeInt { v: Vec<i64>, seen: Vec<bool>, max: bool },
-    ExtremeDouble { v: Vec<f64>, seen: Vec<bool>, max: bool },
-    ExtremeText { v: Vec<Option<Arc<str>>>, max: bool },
+/// How one aggregate keeps its state inside a group's record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AccKind {
+    /// `[count]`
+    Count,
+    /// `[low, high, seen]`: an i128 sum, so that only the final value can overflow.
+    SumInt,
+    /// `[sum bits, seen]`
+    SumDouble,
+    /// `[sum bits, n]`
+    Avg,
+    /// `[value, seen]`
+    ExtremeInt { max: bool },
+    /// `[value bits, seen]`
+    ExtremeDouble { max: bool },
+    /// Kept beside the records, in `texts[index]`.
+    ExtremeText { max: bool, index: usize },
 }
+
+impl AccKind {
+    fn words(self) -> usize {
+        match self {
+            AccKind::Count => 1,
+            AccKind::SumInt => 3,
+            AccKind::ExtremeText { .. } => 0,
+            _ => 2,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct AccLayout {
+    kind: AccKind,
+    /// First word of this aggregate within a group's record.
+    offset: usize,
+}
+
+/// An aggregate argument, typed for the accumulation loop.
+enum ArgValues<'a> {
+    None,
+    Int(Cow<'a, [i64]>),
+    Double(Cow<'a, [f64]>),
+    Text(&'a [Arc<str>]),
+}
+
+/// A fixed-width key column as i64 values with its NULL mask.
+type FixedColumn<'a> = (Cow<'a, [i64]>, Option<Cow<'a, [bool]>>);
 
 /// Group keys of a prepared batch, one per selected row.
 enum PreparedKeys<'a> {
-    Fixed { columns: Vec<(Cow<'a, [i64]>, Option<Cow<'a, [bool]>>)> },
+    Fixed { columns: Vec<FixedColumn<'a>> },
     General(Vec<Key>),
 }
 
@@ -128,7 +164,15 @@ pub struct AggState<P: PhysicalProfile> {
     plan: AggPlan,
     group_types: Vec<DataType>,
     index: GroupIndex<P>,
-    accs: Vec<Acc>,
+    /// Where each aggregate lives in a record.
+    layout: Vec<AccLayout>,
+    /// Words per group record.
+    stride: usize,
+    /// Group records, row-major: all of a group's aggregates share a cache line or two,
+    /// so one row touches one record instead of one array per aggregate.
+    records: Vec<i64>,
+    /// MIN/MAX of text, per group.
+    texts: Vec<Vec<Option<Arc<str>>>>,
 }
 
 fn is_fixed_width(ty: DataType) -> bool {
@@ -145,24 +189,42 @@ impl<P: PhysicalProfile> AggState<P> {
             2 if fixed => GroupIndex::Fixed2 { map: StateBackend::with_capacity(capacity), keys: Vec::new() },
             _ => GroupIndex::General { map: StateBackend::with_capacity(capacity), keys: Vec::new() },
         };
-        let accs = plan
-            .aggs
-            .iter()
-            .map(|a| {
-                let arg_ty = a.arg.as_ref().and_then(Expr::ty);
-                let max = a.func == AggFunc::Max;
-                match (a.func, arg_ty) {
-                    (AggFunc::CountStar | AggFunc::Count, _) => Acc::Count(Vec::new()),
-                    (AggFunc::Avg, _) => Acc::Avg { sum: Vec::new(), n: Vec::new() },
-                    (AggFunc::Sum, Some(DataType::Double)) => Acc::SumDouble { sum: Vec::new(), seen: Vec::new() },
-                    (AggFunc::Sum, _) => Acc::SumInt { sum: Vec::new(), seen: Vec::new() },
-                    (_, Some(DataType::Double)) => Acc::ExtremeDouble { v: Vec::new(), seen: Vec::new(), max },
-                    (_, Some(DataType::Text)) => Acc::ExtremeText { v: Vec::new(), max },
-                    _ => Acc::ExtremeInt { v: Vec::new(), seen: Vec::new(), max },
+        let mut layout = Vec::with_capacity(plan.aggs.len());
+        let mut stride = 0;
+        let mut texts = Vec::new();
+        for a in &plan.aggs {
+            let arg_ty = a.arg.as_ref().and_then(Expr::ty);
+            let max = a.func == AggFunc::Max;
+            let kind = match (a.func, arg_ty) {
+                (AggFunc::CountStar | AggFunc::Count, _) => AccKind::Count,
+                (AggFunc::Avg, _) => AccKind::Avg,
+                (AggFunc::Sum, Some(DataType::Double)) => AccKind::SumDouble,
+                (AggFunc::Sum, _) => AccKind::SumInt,
+                (_, Some(DataType::Double)) => AccKind::ExtremeDouble { max },
+                (_, Some(DataType::Text)) => {
+                    texts.push(Vec::new());
+                    AccKind::ExtremeText {
+                        max,
+                        index: texts.len() - 1,
+                    }
                 }
-            })
-            .collect();
-        AggState { plan, group_types, index, accs }
+                _ => AccKind::ExtremeInt { max },
+            };
+            layout.push(AccLayout {
+                kind,
+                offset: stride,
+            });
+            stride += kind.words();
+        }
+        AggState {
+            plan,
+            group_types,
+            index,
+            layout,
+            stride,
+            records: Vec::new(),
+            texts,
+        }
     }
 
     pub fn plan(&self) -> &AggPlan {
@@ -305,95 +367,86 @@ impl<P: PhysicalProfile> AggState<P> {
     /// Phase 3: folds the prepared rows into the accumulators. Cannot fail.
     pub fn accumulate(&mut self, prepared: &Prepared<'_>) {
         let groups = self.len();
-        let slots = &prepared.slots;
-        for (acc, arg) in self.accs.iter_mut().zip(&prepared.args) {
-            acc.resize(groups);
-            let arg = arg.as_deref();
-            let nulls = arg.and_then(|c| c.nulls.as_deref());
-            let is_null = |row: usize| nulls.is_some_and(|n| n[row]);
-            match acc {
-                Acc::Count(counts) => {
-                    if nulls.is_none() {
-                        for &s in slots {
-                            counts[s as usize] += 1;
-                        }
-                    } else {
-                        for (i, &s) in slots.iter().enumerate() {
-                            counts[s as usize] += !is_null(prepared.row(i)) as i64;
-                        }
-                    }
+        let stride = self.stride;
+        self.records.resize(groups * stride, 0);
+        for t in &mut self.texts {
+            t.resize(groups, None);
+        }
+        let args: Vec<(ArgValues<'_>, Option<&[bool]>)> = prepared
+            .args
+            .iter()
+            .zip(&self.layout)
+            .map(|(arg, l)| {
+                let col = arg.as_deref();
+                let nulls = col.and_then(|c| c.nulls.as_deref());
+                let values = match (l.kind, col) {
+                    (_, None) | (AccKind::Count, _) => ArgValues::None,
+                    (
+                        AccKind::SumDouble | AccKind::Avg | AccKind::ExtremeDouble { .. },
+                        Some(c),
+                    ) => ArgValues::Double(double_values(c)),
+                    (AccKind::ExtremeText { .. }, Some(c)) => match &c.data {
+                        ColumnData::Text(v) => ArgValues::Text(v),
+                        _ => ArgValues::None,
+                    },
+                    (_, Some(c)) => ArgValues::Int(int_values(c)),
+                };
+                (values, nulls)
+            })
+            .collect();
+        for (i, &slot) in prepared.slots.iter().enumerate() {
+            let row = prepared.row(i);
+            let slot = slot as usize;
+            let rec = &mut self.records[slot * stride..(slot + 1) * stride];
+            for (l, (values, nulls)) in self.layout.iter().zip(&args) {
+                if nulls.is_some_and(|n| n[row]) {
+                    continue;
                 }
-                Acc::SumInt { sum, seen } => {
-                    let vals = int_values(arg);
-                    for (i, &s) in slots.iter().enumerate() {
-                        let row = prepared.row(i);
-                        if !is_null(row) {
-                            sum[s as usize] += vals[row] as i128;
-                            seen[s as usize] = true;
+                let w = &mut rec[l.offset..l.offset + l.kind.words()];
+                match (l.kind, values) {
+                    (AccKind::Count, _) => w[0] += 1,
+                    (AccKind::SumInt, ArgValues::Int(v)) => {
+                        let sum = ((w[1] as i128) << 64 | w[0] as u64 as i128) + v[row] as i128;
+                        w[0] = sum as i64;
+                        w[1] = (sum >> 64) as i64;
+                        w[2] = 1;
+                    }
+                    (AccKind::SumDouble, ArgValues::Double(v)) => {
+                        w[0] = (f64::from_bits(w[0] as u64) + v[row]).to_bits() as i64;
+                        w[1] = 1;
+                    }
+                    (AccKind::Avg, ArgValues::Double(v)) => {
+                        w[0] = (f64::from_bits(w[0] as u64) + v[row]).to_bits() as i64;
+                        w[1] += 1;
+                    }
+                    (AccKind::ExtremeInt { max }, ArgValues::Int(v)) => {
+                        let x = v[row];
+                        if w[1] == 0 || if max { x > w[0] } else { x < w[0] } {
+                            w[0] = x;
+                        }
+                        w[1] = 1;
+                    }
+                    (AccKind::ExtremeDouble { max }, ArgValues::Double(v)) => {
+                        let (x, cur) = (v[row], f64::from_bits(w[0] as u64));
+                        let better = if max {
+                            x.total_cmp(&cur).is_gt()
+                        } else {
+                            x.total_cmp(&cur).is_lt()
+                        };
+                        if w[1] == 0 || better {
+                            w[0] = x.to_bits() as i64;
+                        }
+                        w[1] = 1;
+                    }
+                    (AccKind::ExtremeText { max, index }, ArgValues::Text(v)) => {
+                        let cur = &mut self.texts[index][slot];
+                        let x = &v[row];
+                        let better = cur.as_ref().is_none_or(|c| if max { x > c } else { x < c });
+                        if better {
+                            *cur = Some(x.clone());
                         }
                     }
-                }
-                Acc::SumDouble { sum, seen } => {
-                    let vals = double_values(arg);
-                    for (i, &s) in slots.iter().enumerate() {
-                        let row = prepared.row(i);
-                        if !is_null(row) {
-                            sum[s as usize] += vals[row];
-                            seen[s as usize] = true;
-                        }
-                    }
-                }
-                Acc::Avg { sum, n } => {
-                    let vals = double_values(arg);
-                    for (i, &s) in slots.iter().enumerate() {
-                        let row = prepared.row(i);
-                        if !is_null(row) {
-                            sum[s as usize] += vals[row];
-                            n[s as usize] += 1;
-                        }
-                    }
-                }
-                Acc::ExtremeInt { v, seen, max } => {
-                    let vals = int_values(arg);
-                    let max = *max;
-                    for (i, &s) in slots.iter().enumerate() {
-                        let row = prepared.row(i);
-                        if !is_null(row) {
-                            let (cur, x) = (&mut v[s as usize], vals[row]);
-                            if !seen[s as usize] || (x > *cur) == max && x != *cur {
-                                *cur = x;
-                            }
-                            seen[s as usize] = true;
-                        }
-                    }
-                }
-                Acc::ExtremeDouble { v, seen, max } => {
-                    let vals = double_values(arg);
-                    let max = *max;
-                    for (i, &s) in slots.iter().enumerate() {
-                        let row = prepared.row(i);
-                        if !is_null(row) {
-                            let (cur, x) = (&mut v[s as usize], vals[row]);
-                            if !seen[s as usize] || x.total_cmp(cur) == if max { std::cmp::Ordering::Greater } else { std::cmp::Ordering::Less } {
-                                *cur = x;
-                            }
-                            seen[s as usize] = true;
-                        }
-                    }
-                }
-                Acc::ExtremeText { v, max } => {
-                    let Some(Column { data: ColumnData::Text(vals), .. }) = arg else { continue };
-                    let max = *max;
-                    for (i, &s) in slots.iter().enumerate() {
-                        let row = prepared.row(i);
-                        if !is_null(row) {
-                            let cur = &mut v[s as usize];
-                            let x = &vals[row];
-                            if cur.as_ref().is_none_or(|c| (x.as_ref() > c.as_ref()) == max && x.as_ref() != c.as_ref()) {
-                                *cur = Some(x.clone());
-                            }
-                        }
-                    }
+                    _ => unreachable!("argument types are fixed when the view is planned"),
                 }
             }
         }
@@ -409,7 +462,7 @@ impl<P: PhysicalProfile> AggState<P> {
 
     /// The post-aggregation row of one group: `[group values…, aggregate results…]`.
     fn group_row(&self, slot: usize) -> Result<Vec<Value>, ExecError> {
-        let mut row = Vec::with_capacity(self.group_types.len() + self.accs.len());
+        let mut row = Vec::with_capacity(self.group_types.len() + self.layout.len());
         match &self.index {
             GroupIndex::Fixed1 { keys, .. } => push_fixed(&mut row, &keys[slot], &self.group_types),
             GroupIndex::Fixed2 { keys, .. } => push_fixed(&mut row, &keys[slot], &self.group_types),
@@ -421,8 +474,9 @@ impl<P: PhysicalProfile> AggState<P> {
                 _ => {}
             },
         }
-        for (acc, spec) in self.accs.iter().zip(&self.plan.aggs) {
-            row.push(acc.result(slot, spec)?);
+        let rec = &self.records[slot * self.stride..(slot + 1) * self.stride];
+        for (l, spec) in self.layout.iter().zip(&self.plan.aggs) {
+            row.push(self.result(l, &rec[l.offset..l.offset + l.kind.words()], slot, spec)?);
         }
         Ok(row)
     }
@@ -489,7 +543,7 @@ fn fixed_column<'a>(
     e: &Expr,
     columns: &'a [Column],
     rows: usize,
-) -> Result<(Cow<'a, [i64]>, Option<Cow<'a, [bool]>>), ExecError> {
+) -> Result<FixedColumn<'a>, ExecError> {
     if let Some(i) = e.as_column() {
         let col = &columns[i];
         let nulls = col.nulls.as_deref().map(Cow::Borrowed);
@@ -530,81 +584,56 @@ fn evaluate_column<'a>(e: &Expr, columns: &'a [Column], rows: usize) -> Result<C
     Ok(Cow::Owned(Column::from_values(ty, &values)))
 }
 
-fn int_values(arg: Option<&Column>) -> Cow<'_, [i64]> {
-    match arg.map(|c| &c.data) {
-        Some(ColumnData::BigInt(v) | ColumnData::Timestamp(v)) => Cow::Borrowed(v),
-        Some(ColumnData::Boolean(v)) => Cow::Owned(v.iter().map(|b| *b as i64).collect()),
-        Some(ColumnData::Double(v)) => Cow::Owned(v.iter().map(|d| *d as i64).collect()),
-        _ => Cow::Owned(Vec::new()),
+fn int_values(c: &Column) -> Cow<'_, [i64]> {
+    match &c.data {
+        ColumnData::BigInt(v) | ColumnData::Timestamp(v) => Cow::Borrowed(v),
+        ColumnData::Boolean(v) => Cow::Owned(v.iter().map(|b| *b as i64).collect()),
+        ColumnData::Double(v) => Cow::Owned(v.iter().map(|d| *d as i64).collect()),
+        ColumnData::Text(_) => Cow::Owned(Vec::new()),
     }
 }
 
-fn double_values(arg: Option<&Column>) -> Cow<'_, [f64]> {
-    match arg.map(|c| &c.data) {
-        Some(ColumnData::Double(v)) => Cow::Borrowed(v),
-        Some(ColumnData::BigInt(v) | ColumnData::Timestamp(v)) => Cow::Owned(v.iter().map(|x| *x as f64).collect()),
-        Some(ColumnData::Boolean(v)) => Cow::Owned(v.iter().map(|b| *b as i64 as f64).collect()),
-        _ => Cow::Owned(Vec::new()),
-    }
-}
-
-impl Acc {
-    fn resize(&mut self, groups: usize) {
-        match self {
-            Acc::Count(c) => c.resize(groups, 0),
-            Acc::SumInt { sum, seen } => {
-                sum.resize(groups, 0);
-                seen.resize(groups, false);
-            }
-            Acc::SumDouble { sum, seen } => {
-                sum.resize(groups, 0.0);
-                seen.resize(groups, false);
-            }
-            Acc::Avg { sum, n } => {
-                sum.resize(groups, 0.0);
-                n.resize(groups, 0);
-            }
-            Acc::ExtremeInt { v, seen, .. } => {
-                v.resize(groups, 0);
-                seen.resize(groups, false);
-            }
-            Acc::ExtremeDouble { v, seen, .. } => {
-                v.resize(groups, 0.0);
-                seen.resize(groups, false);
-            }
-            Acc::ExtremeText { v, .. } => v.resize(groups, None),
+fn double_values(c: &Column) -> Cow<'_, [f64]> {
+    match &c.data {
+        ColumnData::Double(v) => Cow::Borrowed(v),
+        ColumnData::BigInt(v) | ColumnData::Timestamp(v) => {
+            Cow::Owned(v.iter().map(|x| *x as f64).collect())
         }
+        ColumnData::Boolean(v) => Cow::Owned(v.iter().map(|b| *b as i64 as f64).collect()),
+        ColumnData::Text(_) => Cow::Owned(Vec::new()),
     }
+}
 
-    fn result(&self, slot: usize, spec: &AggSpec) -> Result<Value, ExecError> {
-        let typed = |x: i64| Key::Int(x).to_value(spec.ty);
-        Ok(match self {
-            Acc::Count(c) => Value::Int(c.get(slot).copied().unwrap_or(0)),
-            Acc::SumInt { sum, seen } => match seen.get(slot) {
-                Some(true) => Value::Int(i64::try_from(sum[slot]).map_err(|_| {
-                    ExecError::Eval(format!("SUM overflows BIGINT (value {})", sum[slot]))
-                })?),
-                _ => Value::Null,
-            },
-            Acc::SumDouble { sum, seen } => match seen.get(slot) {
-                Some(true) => Value::Double(sum[slot]),
-                _ => Value::Null,
-            },
-            Acc::Avg { sum, n } => match n.get(slot) {
-                Some(&k) if k > 0 => Value::Double(sum[slot] / k as f64),
-                _ => Value::Null,
-            },
-            Acc::ExtremeInt { v, seen, .. } => match seen.get(slot) {
-                Some(true) => typed(v[slot]),
-                _ => Value::Null,
-            },
-            Acc::ExtremeDouble { v, seen, .. } => match seen.get(slot) {
-                Some(true) => Value::Double(v[slot]),
-                _ => Value::Null,
-            },
-            Acc::ExtremeText { v, .. } => match v.get(slot) {
-                Some(Some(s)) => Value::Text(s.clone()),
-                _ => Value::Null,
+impl<P: PhysicalProfile> AggState<P> {
+    /// The final value of one aggregate from its words of a group record.
+    fn result(
+        &self,
+        l: &AccLayout,
+        w: &[i64],
+        slot: usize,
+        spec: &AggSpec,
+    ) -> Result<Value, ExecError> {
+        Ok(match l.kind {
+            AccKind::Count => Value::Int(w[0]),
+            AccKind::SumInt if w[2] == 0 => Value::Null,
+            AccKind::SumInt => {
+                let sum = (w[1] as i128) << 64 | w[0] as u64 as i128;
+                Value::Int(
+                    i64::try_from(sum).map_err(|_| {
+                        ExecError::Eval(format!("SUM overflows BIGINT (value {sum})"))
+                    })?,
+                )
+            }
+            AccKind::SumDouble if w[1] == 0 => Value::Null,
+            AccKind::SumDouble => Value::Double(f64::from_bits(w[0] as u64)),
+            AccKind::Avg if w[1] == 0 => Value::Null,
+            AccKind::Avg => Value::Double(f64::from_bits(w[0] as u64) / w[1] as f64),
+            AccKind::ExtremeInt { .. } | AccKind::ExtremeDouble { .. } if w[1] == 0 => Value::Null,
+            AccKind::ExtremeInt { .. } => Key::Int(w[0]).to_value(spec.ty),
+            AccKind::ExtremeDouble { .. } => Value::Double(f64::from_bits(w[0] as u64)),
+            AccKind::ExtremeText { index, .. } => match &self.texts[index][slot] {
+                Some(s) => Value::Text(s.clone()),
+                None => Value::Null,
             },
         })
     }

@@ -143,6 +143,10 @@ impl<P: PhysicalProfile> Engine<P> {
     /// Runs one statement that returns rows (SELECT, SHOW, DESCRIBE).
     pub fn query(&mut self, sql: &str) -> Result<ResultSet> {
         let stmt = sql::parse_one(sql)?;
+        // Refused before it runs: an INSERT must not be applied and then reported as an error.
+        if !matches!(stmt, Statement::Query(_) | Statement::Show(_) | Statement::Describe(_)) {
+            return Err(SqlError::Unsupported("query() needs a statement that returns rows; use execute()".into()).into());
+        }
         self.execute_statement(&stmt)?
             .ok_or_else(|| SqlError::Unsupported("query() needs a statement that returns rows; use execute()".into()).into())
     }
@@ -180,10 +184,10 @@ impl<P: PhysicalProfile> Engine<P> {
             Statement::Checkpoint => return Err(self.not_in_tier("CHECKPOINT", |t| t.persistent)),
             Statement::Insert { target, columns, rows, replace } => {
                 let batch = self.values_to_columns(target, columns.as_deref(), rows)?;
-                self.insert_columns(target, batch, *replace)?;
+                self.insert_columns(target, &batch, *replace)?;
             }
             Statement::Delete { table, selection } => {
-                self.delete(table, selection.as_ref())?;
+                self.delete(table, selection.as_deref())?;
             }
             Statement::Query(q) => return self.select(q).map(Some),
             Statement::Show(kind) => return Ok(Some(self.show(*kind))),
@@ -197,13 +201,13 @@ impl<P: PhysicalProfile> Engine<P> {
     /// (failing on an existing key). Returns the number of rows. All or nothing.
     pub fn insert_batch(&mut self, target: &str, batch: &Batch) -> Result<usize> {
         let columns = self.batch_columns(target, batch)?;
-        self.insert_columns(target, columns, false)
+        self.insert_columns(target, &columns, false)
     }
 
     /// Like [`Engine::insert_batch`], but rows with an existing key replace it (tables only).
     pub fn upsert_batch(&mut self, target: &str, batch: &Batch) -> Result<usize> {
         let columns = self.batch_columns(target, batch)?;
-        self.insert_columns(target, columns, true)
+        self.insert_columns(target, &columns, true)
     }
 
     /// Column names and types of a source, table or view.
@@ -331,7 +335,11 @@ impl<P: PhysicalProfile> Engine<P> {
     }
 
     /// Validates a user batch against the target's schema and returns its columns in schema order.
-    fn batch_columns(&self, target: &str, batch: &Batch) -> Result<Vec<Column>> {
+    fn batch_columns<'b>(
+        &self,
+        target: &str,
+        batch: &'b Batch,
+    ) -> Result<std::borrow::Cow<'b, [Column]>> {
         let schema = self.insert_schema(target)?;
         schema.columns_from_batch(&self.describe_object(target), batch)
     }
@@ -408,7 +416,7 @@ impl<P: PhysicalProfile> Engine<P> {
     }
 
     /// Applies validated columns (schema order) to a source or table. All or nothing.
-    fn insert_columns(&mut self, target: &str, columns: Vec<Column>, replace: bool) -> Result<usize> {
+    fn insert_columns(&mut self, target: &str, columns: &[Column], replace: bool) -> Result<usize> {
         let rows = columns.first().map_or(0, Column::len);
         if self.sources.contains_key(target) {
             if replace {
@@ -417,9 +425,9 @@ impl<P: PhysicalProfile> Engine<P> {
                 ))
                 .into());
             }
-            self.append_to_source(target, &columns, rows)?;
+            self.append_to_source(target, columns, rows)?;
         } else {
-            self.write_table(target, &columns, rows, replace)?;
+            self.write_table(target, columns, rows, replace)?;
         }
         Ok(rows)
     }
@@ -475,7 +483,7 @@ impl<P: PhysicalProfile> Engine<P> {
             if !replace && (exists || !first_in_batch) {
                 return Err(ExecError::DuplicateKey {
                     table: name.to_string(),
-                    key: key.to_value(key_ty).to_string(),
+                    key: crate::sql::expr::excerpt(&key.to_value(key_ty).to_string()),
                 }
                 .into());
             }
@@ -512,6 +520,9 @@ impl<P: PhysicalProfile> Engine<P> {
         let columns = table.schema.name_types();
         let object = format!("table `{name}`");
         let filter = selection.map(|s| bind(s, &Scope { object: &object, columns: &columns })).transpose()?;
+        if let Some(ty) = filter.as_ref().and_then(|f| f.ty()).filter(|t| *t != DataType::Boolean) {
+            return Err(SqlError::Type(format!("WHERE needs a BOOLEAN condition, got {ty}")).into());
+        }
         let mut doomed = Vec::new();
         for (key, row) in table.rows.iter() {
             if filter.as_ref().map_or(Ok(true), |f| f.is_true(&row[..]))? {

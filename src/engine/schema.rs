@@ -4,6 +4,7 @@ use crate::batch::{Batch, Column, ColumnData};
 use crate::error::{ExecError, Result, SqlError};
 use crate::sql::ColumnSpec;
 use crate::types::{DataType, Value};
+use std::borrow::Cow;
 
 /// The largest TEXT value accepted, in bytes.
 pub const MAX_TEXT_BYTES: usize = 1 << 20;
@@ -29,7 +30,7 @@ impl Schema {
 
     pub fn unknown_column(&self, object: &str, name: &str) -> SqlError {
         SqlError::UnknownColumn {
-            column: name.to_string(),
+            column: crate::sql::expr::excerpt(name),
             object: object.to_string(),
             available: self.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
         }
@@ -55,7 +56,8 @@ impl Schema {
             ),
             (ty, v) => {
                 let got = v.data_type().map_or("NULL", DataType::sql_name);
-                return Err(self.invalid(object, i, format!("expected {ty}, got {got} {v}")).into());
+                let shown = if let Value::Text(t) = &v { format!("'{}'", crate::sql::expr::excerpt(t)) } else { v.to_string() };
+                return Err(self.invalid(object, i, format!("expected {ty}, got {got} {shown}")).into());
             }
         })
     }
@@ -91,20 +93,43 @@ impl Schema {
     }
 
     /// The columns of a user batch in schema order: types checked (BIGINT widens to DOUBLE),
-    /// missing columns NULL, lengths equal, constraints checked.
-    pub fn columns_from_batch(&self, object: &str, batch: &Batch) -> Result<Vec<Column>> {
+    /// missing columns NULL, lengths equal, constraints checked. Borrowed when the batch
+    /// already has exactly the schema's columns in order.
+    pub fn columns_from_batch<'b>(
+        &self,
+        object: &str,
+        batch: &'b Batch,
+    ) -> Result<Cow<'b, [Column]>> {
         let rows = batch.num_rows();
+        let exact = batch.columns().len() == self.columns.len()
+            && batch
+                .names()
+                .iter()
+                .zip(&self.columns)
+                .all(|(n, spec)| *n == spec.name)
+            && batch.columns().iter().zip(&self.columns).all(|(c, spec)| {
+                c.data.data_type() == spec.ty
+                    && c.len() == rows
+                    && c.nulls.as_ref().is_none_or(|n| n.len() == rows)
+            });
+        if exact {
+            self.check_columns(object, batch.columns())?;
+            return Ok(Cow::Borrowed(batch.columns()));
+        }
         let mut slots: Vec<Option<Column>> = vec![None; self.columns.len()];
-        for (name, col) in batch.columns() {
+        for (name, col) in batch.names().iter().zip(batch.columns()) {
             let lname = name.to_lowercase();
             let i = self.find(&lname).or_else(|| self.find(name)).ok_or_else(|| self.unknown_column(object, name))?;
             if slots[i].is_some() {
                 return Err(SqlError::Type(format!("batch has column `{name}` twice")).into());
             }
             if col.len() != rows || col.nulls.as_ref().is_some_and(|n| n.len() != rows) {
+                let what = match &col.nulls {
+                    Some(n) if col.len() == rows => format!("a NULL mask of {} entries", n.len()),
+                    _ => format!("{} values", col.len()),
+                };
                 return Err(SqlError::Type(format!(
-                    "batch column `{name}` has {} values but the batch has {rows} rows",
-                    col.len()
+                    "batch column `{name}` has {what} but the batch has {rows} rows"
                 ))
                 .into());
             }
@@ -128,7 +153,7 @@ impl Schema {
             .map(|(c, spec)| c.unwrap_or_else(|| null_column(spec.ty, rows)))
             .collect();
         self.check_columns(object, &columns)?;
-        Ok(columns)
+        Ok(Cow::Owned(columns))
     }
 }
 

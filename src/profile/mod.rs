@@ -289,7 +289,8 @@ fn yes_no(b: bool) -> &'static str {
 /// The capability matrix as a Markdown table, one column per tier. The README embeds
 /// exactly this text (a test checks it) and `strata profile` prints it.
 pub fn capability_matrix_markdown() -> String {
-    let rows: [(&str, fn(&TierCapabilities) -> String); 10] = [
+    type Cell = fn(&TierCapabilities) -> String;
+    let rows: [(&str, Cell); 10] = [
         ("available in this release", |t| yes_no(t.available).into()),
         ("state backend", |t| t.state.into()),
         ("state grows", |t| yes_no(t.state_can_grow).into()),

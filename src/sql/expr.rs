@@ -23,6 +23,28 @@ pub enum BinOp {
     Concat,
 }
 
+impl BinOp {
+    /// The operator as written in SQL, for messages.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            BinOp::Add => "+",
+            BinOp::Sub => "-",
+            BinOp::Mul => "*",
+            BinOp::Div => "/",
+            BinOp::Mod => "%",
+            BinOp::Eq => "=",
+            BinOp::NotEq => "<>",
+            BinOp::Lt => "<",
+            BinOp::LtEq => "<=",
+            BinOp::Gt => ">",
+            BinOp::GtEq => ">=",
+            BinOp::And => "AND",
+            BinOp::Or => "OR",
+            BinOp::Concat => "||",
+        }
+    }
+}
+
 /// A scalar expression over the columns of one row, with its type resolved.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
@@ -189,7 +211,7 @@ impl Scope<'_> {
 
     pub fn unknown_column(&self, name: &str) -> SqlError {
         SqlError::UnknownColumn {
-            column: name.to_string(),
+            column: excerpt(name),
             object: self.object.to_string(),
             available: self.columns.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
         }
@@ -227,12 +249,15 @@ pub fn bind(expr: &ast::Expr, scope: &Scope<'_>) -> Result<Expr, SqlError> {
     bind_with(expr, scope, &mut |_, _| Ok(None))
 }
 
+/// Binds a sub-expression itself (`Some`) or lets [`bind_with`] do it (`None`).
+pub type BindHook<'h> = dyn FnMut(&ast::Expr, &Scope<'_>) -> Result<Option<Expr>, SqlError> + 'h;
+
 /// Like [`bind`], but `hook` sees every sub-expression first and may bind it itself
 /// (the planner uses this to map group expressions and aggregates to post-aggregation columns).
 pub fn bind_with(
     expr: &ast::Expr,
     scope: &Scope<'_>,
-    hook: &mut dyn FnMut(&ast::Expr, &Scope<'_>) -> Result<Option<Expr>, SqlError>,
+    hook: &mut BindHook<'_>,
 ) -> Result<Expr, SqlError> {
     if let Some(bound) = hook(expr, scope)? {
         return Ok(bound);
@@ -256,6 +281,13 @@ pub fn bind_with(
                 DataType::Timestamp => Expr::Literal(Value::Timestamp(timestamp_literal(text)?)),
                 other => return Err(SqlError::Unsupported(format!("typed literal of type {other}"))),
             }
+        }
+        // -9223372036854775808: the magnitude alone does not fit BIGINT, the negation does.
+        A::UnaryOp { op: ast::UnaryOperator::Minus, expr: inner }
+            if matches!(inner.as_ref(), A::Value(v)
+                if matches!(&v.value, ast::Value::Number(n, _) if n == "9223372036854775808")) =>
+        {
+            Expr::Literal(Value::Int(i64::MIN))
         }
         A::UnaryOp { op, expr } => {
             let arg = rec(expr)?;
@@ -328,7 +360,7 @@ pub fn bind_with(
                 _ => return Err(SqlError::Unsupported(format!("function `{name}`"))),
             }
         }
-        other => return Err(SqlError::Unsupported(format!("expression `{other}`"))),
+        other => return Err(SqlError::Unsupported(format!("expression `{}`", excerpt(&other.to_string())))),
     })
 }
 
@@ -370,7 +402,7 @@ fn binary_expr(op: BinOp, l: Expr, r: Expr) -> Result<Expr, SqlError> {
     let (l, r) = (coerce_literal(l, rt)?, coerce_literal(r, lt)?);
     let (lt, rt) = (l.ty(), r.ty());
     let mismatch = || {
-        SqlError::Type(format!("cannot apply {op:?} to {} and {}", type_name(lt), type_name(rt)))
+        SqlError::Type(format!("cannot apply {} to {} and {}", op.symbol(), type_name(lt), type_name(rt)))
     };
     let ty = match op {
         BinOp::And | BinOp::Or => {
@@ -418,9 +450,29 @@ fn coerce_literal(e: Expr, other: Option<DataType>) -> Result<Expr, SqlError> {
 pub fn timestamp_literal(text: &str) -> Result<i64, SqlError> {
     parse_timestamp(text).ok_or_else(|| {
         SqlError::Type(format!(
-            "invalid timestamp '{text}': expected 'YYYY-MM-DD HH:MM:SS' or 'YYYY-MM-DD HH:MM:SS.fff' (UTC)"
+            "invalid timestamp '{}': expected 'YYYY-MM-DD HH:MM:SS' or 'YYYY-MM-DD HH:MM:SS.fff' (UTC)",
+            excerpt(text)
         ))
     })
+}
+
+/// A user's text as shown in an error message: on one line (control characters escaped) and
+/// cut after 40 characters, so that a huge value does not make a huge message.
+pub fn excerpt(text: &str) -> String {
+    const SHOWN: usize = 40;
+    let head: String = text.chars().take(SHOWN).collect();
+    let mut out = String::with_capacity(head.len());
+    for c in head.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    if text.chars().nth(SHOWN).is_some() {
+        out.push_str(&format!("… ({} bytes)", text.len()));
+    }
+    out
 }
 
 /// A literal value.
@@ -433,6 +485,9 @@ pub fn literal(v: &ast::Value) -> Result<Value, SqlError> {
                 let d: f64 = n.parse().map_err(|_| SqlError::Type(format!("invalid number {n}")))?;
                 if !n.contains(['.', 'e', 'E']) {
                     return Err(SqlError::Type(format!("integer {n} is out of BIGINT range")));
+                }
+                if !d.is_finite() {
+                    return Err(SqlError::Type(format!("number {n} is out of DOUBLE range")));
                 }
                 Value::Double(d)
             }
@@ -510,6 +565,11 @@ pub fn data_type(t: &ast::DataType) -> Result<(DataType, Option<usize>), SqlErro
 /// Evaluates a constant expression (no column references), e.g. an `INSERT` value.
 pub fn eval_constant(e: &ast::Expr) -> Result<Value, crate::Error> {
     let scope = Scope { object: "a VALUES list", columns: &[] };
-    let bound = bind(e, &scope)?;
+    let bound = bind(e, &scope).map_err(|err| match err {
+        SqlError::UnknownColumn { column, .. } => SqlError::Type(format!(
+            "`{column}` in a VALUES list: values must be constants, not column references"
+        )),
+        other => other,
+    })?;
     Ok(bound.eval(&[][..])?)
 }

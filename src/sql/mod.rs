@@ -9,12 +9,16 @@ use sqlparser::ast;
 use sqlparser::dialect::{Dialect, GenericDialect};
 use sqlparser::keywords::Keyword;
 use sqlparser::parser::{Parser, ParserError};
-use sqlparser::tokenizer::{Token, Tokenizer};
+use sqlparser::tokenizer::{Token, TokenWithSpan, Tokenizer};
 
 /// The largest SQL text accepted in one call; larger input is refused before parsing.
 pub const MAX_SQL_BYTES: usize = 64 << 20;
 /// Expression nesting depth accepted before a statement is refused (protects the stack).
 const RECURSION_LIMIT: usize = 64;
+/// Operators one expression may chain, counted along its enclosing parentheses. sqlparser
+/// builds `a OR b OR c …` iteratively, without [`RECURSION_LIMIT`], but binding, evaluating
+/// and dropping the tree recurse once per operator: a long chain would overflow the stack.
+const MAX_CHAINED_OPERATORS: usize = 128;
 
 /// Strata's dialect: generic SQL identifiers and literals. The streaming statements are
 /// recognised by [`Statements`] before sqlparser sees them.
@@ -83,7 +87,7 @@ pub enum Statement {
     CreateView { name: String, query: Box<ast::Query> },
     CreateIndex { name: String, table: String, column: String },
     Insert { target: String, columns: Option<Vec<String>>, rows: Vec<Vec<ast::Expr>>, replace: bool },
-    Delete { table: String, selection: Option<ast::Expr> },
+    Delete { table: String, selection: Option<Box<ast::Expr>> },
     Query(Box<ast::Query>),
     Show(ObjectKind),
     Describe(String),
@@ -104,11 +108,57 @@ pub fn statements(sql: &str) -> Result<Statements<'static>, SqlError> {
     }
     let tokens = Tokenizer::new(&DIALECT, sql)
         .tokenize_with_location()
-        .map_err(|e| SqlError::Parse(e.to_string()))?;
+        .map_err(|e| SqlError::Parse(one_line(&e.to_string())))?;
+    check_operator_chains(&tokens)?;
     let parser = Parser::new(&DIALECT)
         .with_recursion_limit(RECURSION_LIMIT)
         .with_tokens_with_locations(tokens);
     Ok(Statements { parser: Some(parser) })
+}
+
+/// Refuses a script in which an expression chains more than [`MAX_CHAINED_OPERATORS`]
+/// operators (a bound on the depth of its tree), before anything is parsed.
+fn check_operator_chains(tokens: &[TokenWithSpan]) -> Result<(), SqlError> {
+    // Operators in the current comma-separated item, per open parenthesis.
+    let mut levels: Vec<usize> = vec![0];
+    let mut chained = 0usize;
+    for t in tokens {
+        match &t.token {
+            Token::LParen => levels.push(0),
+            Token::RParen if levels.len() > 1 => chained -= levels.pop().unwrap_or(0),
+            Token::Comma => chained -= std::mem::take(levels.last_mut().expect("one level")),
+            Token::SemiColon => {
+                levels.truncate(1);
+                levels[0] = 0;
+                chained = 0;
+            }
+            Token::Word(w)
+                if !matches!(
+                    w.keyword,
+                    Keyword::AND | Keyword::OR | Keyword::NOT | Keyword::IS | Keyword::IN
+                        | Keyword::BETWEEN | Keyword::LIKE | Keyword::ILIKE | Keyword::XOR
+                        | Keyword::DIV | Keyword::COLLATE
+                ) => {}
+            Token::Whitespace(_)
+            | Token::RParen
+            | Token::Number(..)
+            | Token::SingleQuotedString(_)
+            | Token::DoubleQuotedString(_)
+            | Token::EOF => {}
+            _ => {
+                *levels.last_mut().expect("one level") += 1;
+                chained += 1;
+                if chained > MAX_CHAINED_OPERATORS {
+                    return Err(SqlError::Parse(format!(
+                        "expression chains more than {MAX_CHAINED_OPERATORS} operators{}; \
+                         simplify it or split the statement",
+                        t.span.start
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Parses exactly one statement.
@@ -134,16 +184,37 @@ impl Iterator for Statements<'_> {
         let result = parse_statement(parser).and_then(|stmt| {
             match parser.peek_token_ref().token {
                 Token::SemiColon | Token::EOF => Ok(stmt),
-                _ => parser.expected("end of statement", parser.peek_token()),
+                _ => parser.expected("end of statement", parser.peek_token()).map_err(StmtError::from),
             }
         });
         match result {
             Ok(stmt) => Some(Ok(stmt)),
             Err(e) => {
                 self.parser = None;
-                Some(Err(parse_error(e)))
+                Some(Err(match e {
+                    StmtError::Parser(e) => parse_error(e),
+                    StmtError::Sql(e) => e,
+                }))
             }
         }
+    }
+}
+
+/// Why one statement was not parsed: its grammar, or a statement Strata does not accept.
+enum StmtError {
+    Parser(ParserError),
+    Sql(SqlError),
+}
+
+impl From<ParserError> for StmtError {
+    fn from(e: ParserError) -> Self {
+        StmtError::Parser(e)
+    }
+}
+
+impl From<SqlError> for StmtError {
+    fn from(e: SqlError) -> Self {
+        StmtError::Sql(e)
     }
 }
 
@@ -152,10 +223,20 @@ fn parse_error(e: ParserError) -> SqlError {
         ParserError::RecursionLimitExceeded => SqlError::Parse(format!(
             "expression nested deeper than {RECURSION_LIMIT} levels; simplify it"
         )),
-        other => SqlError::Parse(
-            other.to_string().trim_start_matches("sql parser error: ").to_string(),
-        ),
+        other => SqlError::Parse(one_line(other.to_string().trim_start_matches("sql parser error: "))),
     }
+}
+
+/// A parser message on one line and of bounded length: sqlparser quotes the offending token
+/// whole, which may be a huge literal. Keeps the start and the position at the end.
+fn one_line(message: &str) -> String {
+    let chars: Vec<char> = message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    if chars.len() <= 240 {
+        return chars.into_iter().collect();
+    }
+    let head: String = chars[..160].iter().collect();
+    let tail: String = chars[chars.len() - 60..].iter().collect();
+    format!("{head}…{tail}")
 }
 
 /// Whether the next tokens are these words (case-insensitive), without consuming them.
@@ -170,15 +251,16 @@ fn skip(parser: &mut Parser<'_>, n: usize) {
     }
 }
 
-fn parse_statement(parser: &mut Parser<'_>) -> Result<Statement, ParserError> {
+fn parse_statement(parser: &mut Parser<'_>) -> Result<Statement, StmtError> {
     if peek_words(parser, &["create", "source"]) {
         skip(parser, 2);
         let name = parse_name(parser)?;
         let (columns, constraints) = parser.parse_columns()?;
         if !constraints.is_empty() {
-            return Err(ParserError::ParserError(
-                "a source has no constraints: it is an append-only stream".into(),
-            ));
+            return Err(SqlError::Parse("a source has no constraints: it is an append-only stream".into()).into());
+        }
+        if columns.is_empty() {
+            return Err(SqlError::Parse(format!("source `{name}` needs columns: CREATE SOURCE {name} (col TYPE, ...)")).into());
         }
         let columns = column_specs(&columns, None)?;
         return Ok(Statement::CreateSource { name, columns });
@@ -192,9 +274,9 @@ fn parse_statement(parser: &mut Parser<'_>) -> Result<Statement, ParserError> {
                 "tables" => ObjectKind::Table,
                 "views" => ObjectKind::View,
                 "indexes" => ObjectKind::Index,
-                _ => return parser.expected("SOURCES, TABLES, VIEWS or INDEXES", what),
+                _ => return Ok(parser.expected("SOURCES, TABLES, VIEWS or INDEXES", what)?),
             },
-            _ => return parser.expected("SOURCES, TABLES, VIEWS or INDEXES", what),
+            _ => return Ok(parser.expected("SOURCES, TABLES, VIEWS or INDEXES", what)?),
         };
         return Ok(Statement::Show(kind));
     }
@@ -212,12 +294,12 @@ fn parse_statement(parser: &mut Parser<'_>) -> Result<Statement, ParserError> {
         return Ok(Statement::Drop { kind: ObjectKind::Source, name: parse_name(parser)?, if_exists });
     }
     let stmt = parser.parse_statement()?;
-    convert(stmt).map_err(|e| ParserError::ParserError(e.to_string()))
+    Ok(convert(stmt)?)
 }
 
-fn parse_name(parser: &mut Parser<'_>) -> Result<String, ParserError> {
+fn parse_name(parser: &mut Parser<'_>) -> Result<String, StmtError> {
     let name = parser.parse_object_name(false)?;
-    expr::object_name(&name).map_err(|e| ParserError::ParserError(e.to_string()))
+    Ok(expr::object_name(&name)?)
 }
 
 /// Column specs from sqlparser's column definitions; `primary_key` collects an inline
@@ -225,15 +307,14 @@ fn parse_name(parser: &mut Parser<'_>) -> Result<String, ParserError> {
 fn column_specs(
     defs: &[ast::ColumnDef],
     mut primary_key: Option<&mut Vec<String>>,
-) -> Result<Vec<ColumnSpec>, ParserError> {
-    let err = |e: SqlError| ParserError::ParserError(e.to_string());
+) -> Result<Vec<ColumnSpec>, SqlError> {
     let mut specs = Vec::with_capacity(defs.len());
     for def in defs {
         let name = expr::ident_name(&def.name);
         if specs.iter().any(|s: &ColumnSpec| s.name == name) {
-            return Err(ParserError::ParserError(format!("column `{name}` is declared twice")));
+            return Err(SqlError::Parse(format!("column `{name}` is declared twice")));
         }
-        let (ty, max_len) = expr::data_type(&def.data_type).map_err(err)?;
+        let (ty, max_len) = expr::data_type(&def.data_type)?;
         let mut not_null = false;
         for opt in &def.options {
             match &opt.option {
@@ -242,15 +323,13 @@ fn column_specs(
                 ast::ColumnOption::PrimaryKey(_) => match primary_key.as_deref_mut() {
                     Some(keys) => keys.push(name.clone()),
                     None => {
-                        return Err(ParserError::ParserError(
+                        return Err(SqlError::Parse(
                             "a source has no primary key: it is an append-only stream; use CREATE TABLE".into(),
                         ))
                     }
                 },
                 other => {
-                    return Err(ParserError::ParserError(format!(
-                        "column option `{other}` is not supported"
-                    )))
+                    return Err(SqlError::Unsupported(format!("column option `{other}`")))
                 }
             }
         }
@@ -267,8 +346,7 @@ fn convert(stmt: ast::Statement) -> Result<Statement, SqlError> {
         S::CreateTable(ct) => {
             let name = expr::object_name(&ct.name)?;
             let mut keys = Vec::new();
-            let columns =
-                column_specs(&ct.columns, Some(&mut keys)).map_err(|e| SqlError::Parse(e.to_string()))?;
+            let columns = column_specs(&ct.columns, Some(&mut keys))?;
             for c in &ct.constraints {
                 match c {
                     ast::TableConstraint::PrimaryKey(pk) => {
@@ -360,7 +438,7 @@ fn convert(stmt: ast::Statement) -> Result<Statement, SqlError> {
             if del.using.is_some() || del.returning.is_some() || del.limit.is_some() {
                 return unsupported("DELETE with USING, RETURNING or LIMIT");
             }
-            Ok(Statement::Delete { table, selection: del.selection })
+            Ok(Statement::Delete { table, selection: del.selection.map(Box::new) })
         }
         S::Query(q) => Ok(Statement::Query(q)),
         S::Drop { object_type, if_exists, names, .. } => {

@@ -5,10 +5,10 @@
 //! and [`ElasticTable`] (`FxHashMap`, grows).
 
 mod elastic;
-//TMP mod fixed;
+mod fixed;
 
 pub use elastic::ElasticTable;
-//TMP pub use fixed::FixedTable;
+pub use fixed::FixedTable;
 
 use std::hash::Hash;
 
