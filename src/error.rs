@@ -43,6 +43,8 @@ pub enum SqlError {
     Unsupported(String),
     #[error("unknown {kind} `{name}`; list them with SHOW {kind_plural}")]
     UnknownObject { kind: &'static str, kind_plural: &'static str, name: String },
+    #[error("`{name}` is a {actual}, not a {expected}; {hint}")]
+    WrongKind { name: String, actual: &'static str, expected: &'static str, hint: String },
     #[error("{kind} `{name}` already exists")]
     AlreadyExists { kind: &'static str, name: String },
     #[error("unknown column `{column}` in {object}; it has: {available}")]

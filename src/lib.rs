@@ -50,6 +50,11 @@ compile_error!(
      cargo build --no-default-features --features embedded"
 );
 
+// The README's Rust examples run as doc tests (`cargo test --doc`).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 pub mod batch;
 pub mod bench;
 pub mod checkpoint;

@@ -242,8 +242,7 @@ impl<P: PhysicalProfile> Engine<P> {
     /// Records a DDL statement with the checkpointer of persistent tiers.
     fn log_ddl(&mut self, stmt: &Statement) -> Result<()> {
         if P::PERSISTENT {
-            let text = format!("{stmt:?}");
-            self.checkpointer.record(&Change::Ddl(&text))?;
+            self.checkpointer.record(&Change::Ddl(&stmt.to_string()))?;
         }
         Ok(())
     }
@@ -440,8 +439,12 @@ impl<P: PhysicalProfile> Engine<P> {
             self.views.iter_mut().filter(|(_, v)| v.source == source).collect();
         // Phase 1: evaluate everything; nothing is touched.
         let mut prepared = Vec::with_capacity(views.len());
-        for (_, v) in &views {
-            prepared.push(v.state.prepare(columns, rows)?);
+        for (name, v) in &views {
+            let p = v.state.prepare(columns, rows).map_err(|e| match e {
+                ExecError::Eval(m) => ExecError::Eval(format!("materialized view `{name}`: {m}")),
+                other => other,
+            })?;
+            prepared.push(p);
         }
         // Phase 2: create groups; a full view undoes every view's new groups.
         let before: Vec<usize> = views.iter().map(|(_, v)| v.state.len()).collect();
@@ -547,7 +550,20 @@ impl<P: PhysicalProfile> Engine<P> {
             ObjectKind::Index => return Err(self.not_in_tier("DROP INDEX", |t| t.indexes != IndexSupport::None)),
         };
         if !exists {
-            return if if_exists { Ok(()) } else { Err(Self::unknown(kind, name)) };
+            return match self.kind_of(name) {
+                _ if if_exists => Ok(()),
+                Some(actual) => Err(SqlError::WrongKind {
+                    name: name.to_string(),
+                    actual: actual.name(),
+                    expected: kind.name(),
+                    hint: format!(
+                        "use {}",
+                        Statement::Drop { kind: actual, name: name.to_string(), if_exists: false }
+                    ),
+                }
+                .into()),
+                None => Err(Self::unknown(kind, name)),
+            };
         }
         if kind == ObjectKind::Source {
             let readers: Vec<&str> =
@@ -565,8 +581,8 @@ impl<P: PhysicalProfile> Engine<P> {
             }
         }
         if P::PERSISTENT {
-            let text = format!("DROP {} {name}", kind.name());
-            self.checkpointer.record(&Change::Ddl(&text))?;
+            let stmt = Statement::Drop { kind, name: name.to_string(), if_exists };
+            self.checkpointer.record(&Change::Ddl(&stmt.to_string()))?;
         }
         match kind {
             ObjectKind::Source => drop(self.sources.remove(name)),

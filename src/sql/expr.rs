@@ -119,8 +119,10 @@ impl Expr {
             }
             Expr::Tumble { ts, width_ms, end } => match ts.eval(row)? {
                 Value::Timestamp(t) => {
-                    let start = t - t.rem_euclid(*width_ms);
-                    Value::Timestamp(if *end { start + width_ms } else { start })
+                    // Checked: a window of an extreme timestamp may not be representable.
+                    let start = t.checked_sub(t.rem_euclid(*width_ms));
+                    let bound = if *end { start.and_then(|s| s.checked_add(*width_ms)) } else { start };
+                    Value::Timestamp(bound.ok_or_else(|| ExecError::Eval("timestamp out of range in tumble window".into()))?)
                 }
                 _ => Value::Null,
             },

@@ -96,24 +96,98 @@ pub enum Statement {
 }
 
 /// Parses `sql` statement by statement, so that a caller can run each before the next one
-/// is parsed: a syntax error late in a script does not stop the statements before it.
+/// is parsed: an error late in a script — even one the tokenizer finds, like an unclosed
+/// quote — does not stop the statements before it.
 pub struct Statements<'a> {
-    parser: Option<Parser<'a>>,
+    sql: &'a str,
+    /// Byte offset of the rest of the script.
+    pos: usize,
+    /// Line number (from 1) at `pos`, so that errors name lines of the whole script.
+    line: usize,
+    failed: bool,
 }
 
-/// Splits and parses a script.
-pub fn statements(sql: &str) -> Result<Statements<'static>, SqlError> {
+/// Splits and parses a script lazily, one statement at a time.
+pub fn statements(sql: &str) -> Result<Statements<'_>, SqlError> {
     if sql.len() > MAX_SQL_BYTES {
         return Err(SqlError::TooLarge { size: sql.len(), limit: MAX_SQL_BYTES });
     }
-    let tokens = Tokenizer::new(&DIALECT, sql)
-        .tokenize_with_location()
-        .map_err(|e| SqlError::Parse(one_line(&e.to_string())))?;
-    check_operator_chains(&tokens)?;
-    let parser = Parser::new(&DIALECT)
-        .with_recursion_limit(RECURSION_LIMIT)
-        .with_tokens_with_locations(tokens);
-    Ok(Statements { parser: Some(parser) })
+    Ok(Statements { sql, pos: 0, line: 1, failed: false })
+}
+
+/// The length of the first statement of `sql`: up to its top-level `;` (excluded) or the
+/// end. Quotes and comments are skipped, so a `;` inside them does not split.
+fn statement_len(sql: &str) -> usize {
+    let bytes = sql.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b';' => return i,
+            q @ (b'\'' | b'"' | b'`') => {
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == q {
+                        // A doubled quote is an escaped quote.
+                        if bytes.get(i + 1) == Some(&q) {
+                            i += 1;
+                        } else {
+                            break;
+                        }
+                    }
+                    i += 1;
+                }
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                i += 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    bytes.len()
+}
+
+impl Statements<'_> {
+    /// Tokenizes and parses one statement's text, which starts at line `line` of the script.
+    fn parse_piece(piece: &str, line: usize) -> Option<Result<Statement, SqlError>> {
+        // Leading newlines make the tokenizer's line numbers those of the whole script.
+        let padded;
+        let text = if line > 1 {
+            padded = format!("{}{piece}", "\n".repeat(line - 1));
+            padded.as_str()
+        } else {
+            piece
+        };
+        let tokens = match Tokenizer::new(&DIALECT, text).tokenize_with_location() {
+            Ok(t) => t,
+            Err(e) => return Some(Err(SqlError::Parse(one_line(&e.to_string())))),
+        };
+        if tokens.iter().all(|t| matches!(t.token, Token::Whitespace(_) | Token::SemiColon)) {
+            return None;
+        }
+        if let Err(e) = check_operator_chains(&tokens) {
+            return Some(Err(e));
+        }
+        let mut parser = Parser::new(&DIALECT).with_recursion_limit(RECURSION_LIMIT).with_tokens_with_locations(tokens);
+        let result = parse_statement(&mut parser).and_then(|stmt| match parser.peek_token_ref().token {
+            Token::EOF => Ok(stmt),
+            Token::SemiColon if parser.peek_nth_token_ref(1).token == Token::EOF => Ok(stmt),
+            _ => parser.expected("end of statement", parser.peek_token()).map_err(StmtError::from),
+        });
+        Some(result.map_err(|e| match e {
+            StmtError::Parser(e) => parse_error(e),
+            StmtError::Sql(e) => e,
+        }))
+    }
 }
 
 /// Refuses a script in which an expression chains more than [`MAX_CHAINED_OPERATORS`]
@@ -175,28 +249,24 @@ impl Iterator for Statements<'_> {
     type Item = Result<Statement, SqlError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let parser = self.parser.as_mut()?;
-        while parser.consume_token(&Token::SemiColon) {}
-        if parser.peek_token_ref().token == Token::EOF {
-            self.parser = None;
-            return None;
-        }
-        let result = parse_statement(parser).and_then(|stmt| {
-            match parser.peek_token_ref().token {
-                Token::SemiColon | Token::EOF => Ok(stmt),
-                _ => parser.expected("end of statement", parser.peek_token()).map_err(StmtError::from),
-            }
-        });
-        match result {
-            Ok(stmt) => Some(Ok(stmt)),
-            Err(e) => {
-                self.parser = None;
-                Some(Err(match e {
-                    StmtError::Parser(e) => parse_error(e),
-                    StmtError::Sql(e) => e,
-                }))
+        while !self.failed && self.pos < self.sql.len() {
+            let rest = &self.sql[self.pos..];
+            // The piece keeps its `;`, so that errors at its end point at a location.
+            let len = (statement_len(rest) + 1).min(rest.len());
+            let piece = &rest[..len];
+            let line = self.line;
+            self.line += piece.bytes().filter(|&b| b == b'\n').count();
+            self.pos += len;
+            match Self::parse_piece(piece, line) {
+                None => continue,
+                Some(Err(e)) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+                Some(ok) => return Some(ok),
             }
         }
+        None
     }
 }
 
@@ -459,6 +529,120 @@ fn convert(stmt: ast::Statement) -> Result<Statement, SqlError> {
             let text = other.to_string();
             let head: String = text.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
             unsupported(&format!("statement `{head} ...`"))
+        }
+    }
+}
+
+impl std::fmt::Display for ColumnSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ", quote_ident(&self.name))?;
+        match self.max_len {
+            Some(n) => write!(f, "VARCHAR({n})")?,
+            None => f.write_str(self.ty.sql_name())?,
+        }
+        if self.not_null {
+            f.write_str(" NOT NULL")?;
+        }
+        Ok(())
+    }
+}
+
+/// An identifier as SQL text: bare when it reads back as itself, double-quoted otherwise.
+pub fn quote_ident(name: &str) -> String {
+    let bare = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && sqlparser::keywords::ALL_KEYWORDS.binary_search(&name.to_uppercase().as_str()).is_err();
+    if bare {
+        name.to_string()
+    } else {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+}
+
+/// Statements as SQL text that parses back to the same statement: the form in which
+/// persistent tiers log DDL.
+impl std::fmt::Display for Statement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |cols: &[ColumnSpec]| cols.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        match self {
+            Statement::CreateSource { name, columns } => {
+                write!(f, "CREATE SOURCE {} ({})", quote_ident(name), list(columns))
+            }
+            Statement::CreateTable { name, columns, primary_key } => write!(
+                f,
+                "CREATE TABLE {} ({}, PRIMARY KEY ({}))",
+                quote_ident(name),
+                list(columns),
+                quote_ident(&columns[*primary_key].name)
+            ),
+            Statement::CreateView { name, query } => {
+                write!(f, "CREATE MATERIALIZED VIEW {} AS {query}", quote_ident(name))
+            }
+            Statement::CreateIndex { name, table, column } => write!(
+                f,
+                "CREATE INDEX {} ON {} ({})",
+                quote_ident(name),
+                quote_ident(table),
+                quote_ident(column)
+            ),
+            Statement::Insert { target, columns, rows, replace } => {
+                write!(f, "INSERT {}INTO {}", if *replace { "OR REPLACE " } else { "" }, quote_ident(target))?;
+                if let Some(cols) = columns {
+                    let cols: Vec<String> = cols.iter().map(|c| quote_ident(c)).collect();
+                    write!(f, " ({})", cols.join(", "))?;
+                }
+                let rows: Vec<String> = rows
+                    .iter()
+                    .map(|r| format!("({})", r.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")))
+                    .collect();
+                write!(f, " VALUES {}", rows.join(", "))
+            }
+            Statement::Delete { table, selection } => {
+                write!(f, "DELETE FROM {}", quote_ident(table))?;
+                match selection {
+                    Some(s) => write!(f, " WHERE {s}"),
+                    None => Ok(()),
+                }
+            }
+            Statement::Query(q) => write!(f, "{q}"),
+            Statement::Show(kind) => write!(f, "SHOW {}", kind.plural()),
+            Statement::Describe(name) => write!(f, "DESCRIBE {}", quote_ident(name)),
+            Statement::Drop { kind, name, if_exists } => {
+                let what = match kind {
+                    ObjectKind::Source => "SOURCE",
+                    ObjectKind::Table => "TABLE",
+                    ObjectKind::View => "MATERIALIZED VIEW",
+                    ObjectKind::Index => "INDEX",
+                };
+                write!(f, "DROP {what} {}{}", if *if_exists { "IF EXISTS " } else { "" }, quote_ident(name))
+            }
+            Statement::Checkpoint => f.write_str("CHECKPOINT"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every statement's SQL text parses back to a statement with the same text.
+    #[test]
+    fn statements_round_trip_through_their_text() {
+        let script = r#"
+            CREATE SOURCE "Events" (k BIGINT NOT NULL, "select" VARCHAR(10), v DOUBLE, ok BOOLEAN, ts TIMESTAMP);
+            CREATE TABLE t (id BIGINT, name TEXT NOT NULL, PRIMARY KEY (id));
+            CREATE MATERIALIZED VIEW v AS SELECT k, COUNT(*) AS n, tumble(ts, INTERVAL '1' MINUTE) AS w
+                FROM "Events" WHERE v > 1.5 GROUP BY k, tumble(ts, INTERVAL '1' MINUTE);
+            CREATE INDEX i ON t (name);
+            INSERT OR REPLACE INTO t (id, name) VALUES (1, 'it''s'), (2, NULL);
+            DELETE FROM t WHERE id = 1 AND name IS NOT NULL;
+            SELECT * FROM v ORDER BY n DESC LIMIT 3;
+            SHOW VIEWS; DESCRIBE t; DROP MATERIALIZED VIEW IF EXISTS v; DROP SOURCE "Events"; CHECKPOINT
+        "#;
+        for stmt in statements(script).unwrap() {
+            let text = stmt.unwrap().to_string();
+            let again = parse_one(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(again.to_string(), text);
         }
     }
 }

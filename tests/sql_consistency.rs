@@ -1,0 +1,329 @@
+//! The SQL consistency suite: every `tests/sql/NAME.sql` script runs on a fresh engine and
+//! its output must equal `tests/sql/NAME.expected` byte for byte, under every profile.
+//!
+//! Output format (the CSV form of `strata sql --format csv`, plus errors inline):
+//! - a statement that returns rows prints its result set as CSV (header line, RFC 4180
+//!   quoting, NULL as an empty field);
+//! - a statement that fails prints one line `error: <message>` and the script CONTINUES with
+//!   the next statement, so scripts can pin expected failures;
+//! - other statements print nothing; printed blocks are separated by one empty line.
+//!
+//! The script is split into statements at top-level `;` (outside quotes and comments) and
+//! each piece is parsed on its own with `strata::sql::statements`, so a syntax error in one
+//! statement is reported and the next statement still runs.
+//!
+//! A script whose output legitimately depends on the tier (e.g. `CREATE INDEX`, whose error
+//! names the profile) has one expected file per profile, `NAME.expected.<profile>`
+//! (`strata::profile::ActiveProfile::NAME`); everything else shares `NAME.expected`.
+//!
+//! `STRATA_BLESS=1 cargo test --test sql_consistency -- --nocapture` (re)writes the
+//! expected files of the compiled profile and lists them. Review every change by hand
+//! before committing it: the expected files are the specification, not a recording.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use strata::profile::{ActiveProfile, PhysicalProfile};
+use strata::Engine;
+
+fn sql_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("sql")
+}
+
+/// Splits a script at top-level semicolons, skipping quotes and comments. Pieces that hold
+/// only whitespace and comments are dropped. Each piece is preceded by blank space standing
+/// for the text before it, so that the line and column numbers in syntax errors are those
+/// of the script file.
+fn split_statements(script: &str) -> Vec<String> {
+    let piece = |start: usize, end: usize| {
+        let before = &script[..start];
+        let lines = before.matches('\n').count();
+        let column = before.rsplit('\n').next().unwrap_or("").chars().count();
+        format!(
+            "{}{}{}",
+            "\n".repeat(lines),
+            " ".repeat(column),
+            &script[start..end]
+        )
+    };
+    let bytes = script.as_bytes();
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut has_code = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' | b'"' => {
+                let quote = bytes[i];
+                has_code = true;
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == quote {
+                        if bytes.get(i + 1) == Some(&quote) {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                i += 2;
+            }
+            b';' => {
+                if has_code {
+                    pieces.push(piece(start, i + 1));
+                }
+                start = i + 1;
+                has_code = false;
+                i += 1;
+            }
+            c => {
+                has_code |= !c.is_ascii_whitespace();
+                i += 1;
+            }
+        }
+    }
+    if has_code {
+        pieces.push(piece(start.min(script.len()), script.len()));
+    }
+    pieces
+}
+
+/// Runs a script on a fresh engine and renders its output.
+fn run_script(script: &str) -> String {
+    let mut engine = Engine::builder().build().expect("default engine builds");
+    let mut blocks: Vec<String> = Vec::new();
+    for piece in split_statements(script) {
+        let statements = match strata::sql::statements(&piece) {
+            Ok(s) => s,
+            Err(e) => {
+                blocks.push(error_line(&e.to_string()));
+                continue;
+            }
+        };
+        for stmt in statements {
+            let result = stmt
+                .map_err(strata::Error::from)
+                .and_then(|s| engine.execute_statement(&s));
+            match result {
+                Ok(Some(rs)) => {
+                    let mut csv = Vec::new();
+                    strata::format::write_csv(&mut csv, &rs).expect("writing to a Vec cannot fail");
+                    blocks.push(String::from_utf8(csv).expect("CSV output is UTF-8"));
+                }
+                Ok(None) => {}
+                Err(e) => blocks.push(error_line(&e.to_string())),
+            }
+        }
+    }
+    blocks.join("\n")
+}
+
+fn error_line(message: &str) -> String {
+    assert!(
+        !message.contains('\n'),
+        "error messages are one line, got: {message:?}"
+    );
+    format!("error: {message}\n")
+}
+
+/// The expected file for `name` under the compiled profile.
+fn expected_path(dir: &Path, name: &str) -> PathBuf {
+    let specific = dir.join(format!("{name}.expected.{}", ActiveProfile::NAME));
+    if specific.exists() || has_profile_specific(dir, name) {
+        specific
+    } else {
+        dir.join(format!("{name}.expected"))
+    }
+}
+
+/// Whether `name` has an expected file for some profile (then every profile needs its own).
+fn has_profile_specific(dir: &Path, name: &str) -> bool {
+    let prefix = format!("{name}.expected.");
+    std::fs::read_dir(dir)
+        .expect("tests/sql exists")
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+}
+
+/// A line diff (longest common subsequence), `-` expected, `+` actual, with 2 lines of context.
+fn diff(expected: &str, actual: &str) -> String {
+    let a: Vec<&str> = expected.lines().collect();
+    let b: Vec<&str> = actual.lines().collect();
+    let (n, m) = (a.len(), b.len());
+    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
+    for i in (0..n).rev() {
+        for j in (0..m).rev() {
+            lcs[i][j] = if a[i] == b[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
+        }
+    }
+    let mut ops: Vec<(char, &str)> = Vec::new();
+    let (mut i, mut j) = (0, 0);
+    while i < n || j < m {
+        if i < n && j < m && a[i] == b[j] {
+            ops.push((' ', a[i]));
+            i += 1;
+            j += 1;
+        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
+            ops.push(('-', a[i]));
+            i += 1;
+        } else {
+            ops.push(('+', b[j]));
+            j += 1;
+        }
+    }
+    let changed: Vec<usize> = ops
+        .iter()
+        .enumerate()
+        .filter(|(_, (c, _))| *c != ' ')
+        .map(|(k, _)| k)
+        .collect();
+    let mut out = String::new();
+    let mut last_printed: Option<usize> = None;
+    for (k, (c, line)) in ops.iter().enumerate() {
+        let near = changed.iter().any(|&x| x.abs_diff(k) <= 2);
+        if !near {
+            continue;
+        }
+        if last_printed.is_some_and(|l| l + 1 != k) || (last_printed.is_none() && k > 0) {
+            out.push_str("  ...\n");
+        }
+        let _ = writeln!(out, "{c} {line}");
+        last_printed = Some(k);
+    }
+    if expected.ends_with('\n') != actual.ends_with('\n') {
+        out.push_str("  (the files differ in the final newline)\n");
+    }
+    out
+}
+
+#[test]
+fn sql_scripts_match_expected_output() {
+    let dir = sql_dir();
+    let bless = std::env::var("STRATA_BLESS").is_ok_and(|v| v == "1");
+    let mut scripts: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/sql exists")
+        .map(|e| e.expect("readable directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    scripts.sort();
+    assert!(
+        scripts.len() >= 5,
+        "expected the SQL scripts in {}",
+        dir.display()
+    );
+
+    let mut failures = Vec::new();
+    for script_path in &scripts {
+        let name = script_path
+            .file_stem()
+            .unwrap()
+            .to_string_lossy()
+            .to_string();
+        let script = std::fs::read_to_string(script_path).expect("readable script");
+        let actual = run_script(&script);
+        let expected_file = expected_path(&dir, &name);
+        if bless {
+            let old = std::fs::read_to_string(&expected_file).unwrap_or_default();
+            if old != actual {
+                std::fs::write(&expected_file, &actual).expect("writable expected file");
+                eprintln!("blessed {}", expected_file.display());
+            }
+            continue;
+        }
+        match std::fs::read_to_string(&expected_file) {
+            Ok(expected) if expected == actual => {
+                eprintln!("ok   {name} ({})", ActiveProfile::NAME)
+            }
+            Ok(expected) => failures.push(format!(
+                "{name}: output differs from {} (- expected, + actual):\n{}",
+                expected_file.display(),
+                diff(&expected, &actual)
+            )),
+            Err(e) => failures.push(format!(
+                "{name}: cannot read {}: {e}\nactual output:\n{actual}",
+                expected_file.display()
+            )),
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} SQL scripts failed under profile `{}` (STRATA_BLESS=1 rewrites the expected files; review them by hand):\n\n{}",
+        failures.len(),
+        scripts.len(),
+        ActiveProfile::NAME,
+        failures.join("\n")
+    );
+}
+
+/// Every expected file belongs to a script, and profile-specific files only exist for tiers.
+#[test]
+fn expected_files_have_scripts() {
+    let dir = sql_dir();
+    let profiles = ["bare-metal", "embedded", "durable", "constellation"];
+    for entry in std::fs::read_dir(&dir).expect("tests/sql exists") {
+        let file = entry
+            .expect("readable directory entry")
+            .file_name()
+            .to_string_lossy()
+            .to_string();
+        let Some((name, rest)) = file.split_once(".expected") else {
+            continue;
+        };
+        assert!(
+            dir.join(format!("{name}.sql")).exists(),
+            "{file} has no script {name}.sql"
+        );
+        if let Some(profile) = rest.strip_prefix('.') {
+            assert!(
+                profiles.contains(&profile),
+                "{file}: unknown profile `{profile}`"
+            );
+            assert!(
+                !dir.join(format!("{name}.expected")).exists(),
+                "{name} has both a shared and a profile-specific expected file"
+            );
+        } else {
+            assert!(
+                rest.is_empty(),
+                "{file}: expected NAME.expected or NAME.expected.<profile>"
+            );
+        }
+    }
+}
+
+#[test]
+fn splitter_respects_quotes_and_comments() {
+    let pieces = split_statements(
+        "SELECT 'a;b' FROM t; -- c;d\n/* e;f */ SELECT \"x;y\" FROM u;\n-- only a comment;\n  ;SELECT 1 FROM v",
+    );
+    assert_eq!(pieces.len(), 3, "{pieces:?}");
+    assert!(pieces[0].contains("'a;b'"));
+    assert!(pieces[1].contains("\"x;y\""));
+    assert!(pieces[2].ends_with("SELECT 1 FROM v"));
+    // Positions are kept: the third piece starts on the fourth line of the script, column 4.
+    assert!(pieces[2].starts_with("\n\n\n   SELECT"), "{:?}", pieces[2]);
+}
+
+#[test]
+fn diff_marks_changed_lines() {
+    let d = diff("a\nb\nc\n", "a\nx\nc\n");
+    assert!(d.contains("- b") && d.contains("+ x"), "{d}");
+}
