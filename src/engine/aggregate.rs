@@ -118,14 +118,6 @@ struct AccLayout {
     offset: usize,
 }
 
-/// An aggregate argument, typed for the accumulation loop.
-enum ArgValues<'a> {
-    None,
-    Int(Cow<'a, [i64]>),
-    Double(Cow<'a, [f64]>),
-    Text(&'a [Arc<str>]),
-}
-
 /// A fixed-width key column as i64 values with its NULL mask.
 type FixedColumn<'a> = (Cow<'a, [i64]>, Option<Cow<'a, [bool]>>);
 
@@ -148,14 +140,6 @@ pub struct Prepared<'a> {
 impl Prepared<'_> {
     fn selected(&self) -> usize {
         self.selection.as_ref().map_or(self.rows, Vec::len)
-    }
-
-    #[inline]
-    fn row(&self, i: usize) -> usize {
-        match &self.selection {
-            Some(sel) => sel[i] as usize,
-            None => i,
-        }
     }
 }
 
@@ -365,6 +349,10 @@ impl<P: PhysicalProfile> AggState<P> {
     }
 
     /// Phase 3: folds the prepared rows into the accumulators. Cannot fail.
+    ///
+    /// One tight loop per aggregate, specialised by type, NULLs and selection: the branch
+    /// on the aggregate's kind is taken once per batch, not once per row. Records are
+    /// row-major, so the later loops find a batch's groups already in cache.
     pub fn accumulate(&mut self, prepared: &Prepared<'_>) {
         let groups = self.len();
         let stride = self.stride;
@@ -372,82 +360,83 @@ impl<P: PhysicalProfile> AggState<P> {
         for t in &mut self.texts {
             t.resize(groups, None);
         }
-        let args: Vec<(ArgValues<'_>, Option<&[bool]>)> = prepared
-            .args
-            .iter()
-            .zip(&self.layout)
-            .map(|(arg, l)| {
-                let col = arg.as_deref();
-                let nulls = col.and_then(|c| c.nulls.as_deref());
-                let values = match (l.kind, col) {
-                    (_, None) | (AccKind::Count, _) => ArgValues::None,
-                    (
-                        AccKind::SumDouble | AccKind::Avg | AccKind::ExtremeDouble { .. },
-                        Some(c),
-                    ) => ArgValues::Double(double_values(c)),
-                    (AccKind::ExtremeText { .. }, Some(c)) => match &c.data {
-                        ColumnData::Text(v) => ArgValues::Text(v),
-                        _ => ArgValues::None,
-                    },
-                    (_, Some(c)) => ArgValues::Int(int_values(c)),
-                };
-                (values, nulls)
-            })
-            .collect();
-        for (i, &slot) in prepared.slots.iter().enumerate() {
-            let row = prepared.row(i);
-            let slot = slot as usize;
-            let rec = &mut self.records[slot * stride..(slot + 1) * stride];
-            for (l, (values, nulls)) in self.layout.iter().zip(&args) {
-                if nulls.is_some_and(|n| n[row]) {
-                    continue;
-                }
-                let w = &mut rec[l.offset..l.offset + l.kind.words()];
-                match (l.kind, values) {
-                    (AccKind::Count, _) => w[0] += 1,
-                    (AccKind::SumInt, ArgValues::Int(v)) => {
+        let slots = prepared.slots.as_slice();
+        let selection = prepared.selection.as_deref();
+        for (l, arg) in self.layout.iter().zip(&prepared.args) {
+            let col = arg.as_deref();
+            let nulls = col.and_then(|c| c.nulls.as_deref());
+            let records = &mut self.records;
+            match (l.kind, col) {
+                (AccKind::Count, _) => fold_rows(records, stride, l.offset, slots, selection, nulls, |w, _| w[0] += 1),
+                (_, None) => {}
+                (AccKind::SumInt, Some(c)) => {
+                    let v = int_values(c);
+                    fold_rows(records, stride, l.offset, slots, selection, nulls, |w, row| {
                         let sum = ((w[1] as i128) << 64 | w[0] as u64 as i128) + v[row] as i128;
                         w[0] = sum as i64;
                         w[1] = (sum >> 64) as i64;
                         w[2] = 1;
-                    }
-                    (AccKind::SumDouble, ArgValues::Double(v)) => {
+                    })
+                }
+                (AccKind::SumDouble, Some(c)) => {
+                    let v = double_values(c);
+                    fold_rows(records, stride, l.offset, slots, selection, nulls, |w, row| {
                         w[0] = (f64::from_bits(w[0] as u64) + v[row]).to_bits() as i64;
                         w[1] = 1;
-                    }
-                    (AccKind::Avg, ArgValues::Double(v)) => {
+                    })
+                }
+                (AccKind::Avg, Some(c)) => {
+                    let v = double_values(c);
+                    fold_rows(records, stride, l.offset, slots, selection, nulls, |w, row| {
                         w[0] = (f64::from_bits(w[0] as u64) + v[row]).to_bits() as i64;
                         w[1] += 1;
-                    }
-                    (AccKind::ExtremeInt { max }, ArgValues::Int(v)) => {
-                        let x = v[row];
-                        if w[1] == 0 || if max { x > w[0] } else { x < w[0] } {
-                            w[0] = x;
+                    })
+                }
+                (AccKind::ExtremeInt { max: true }, Some(c)) => {
+                    let v = int_values(c);
+                    fold_rows(records, stride, l.offset, slots, selection, nulls, |w, row| {
+                        if w[1] == 0 || v[row] > w[0] {
+                            w[0] = v[row];
                         }
                         w[1] = 1;
-                    }
-                    (AccKind::ExtremeDouble { max }, ArgValues::Double(v)) => {
-                        let (x, cur) = (v[row], f64::from_bits(w[0] as u64));
-                        let better = if max {
-                            x.total_cmp(&cur).is_gt()
-                        } else {
-                            x.total_cmp(&cur).is_lt()
-                        };
-                        if w[1] == 0 || better {
-                            w[0] = x.to_bits() as i64;
+                    })
+                }
+                (AccKind::ExtremeInt { max: false }, Some(c)) => {
+                    let v = int_values(c);
+                    fold_rows(records, stride, l.offset, slots, selection, nulls, |w, row| {
+                        if w[1] == 0 || v[row] < w[0] {
+                            w[0] = v[row];
                         }
                         w[1] = 1;
-                    }
-                    (AccKind::ExtremeText { max, index }, ArgValues::Text(v)) => {
-                        let cur = &mut self.texts[index][slot];
+                    })
+                }
+                (AccKind::ExtremeDouble { max }, Some(c)) => {
+                    let v = double_values(c);
+                    let want = if max { std::cmp::Ordering::Greater } else { std::cmp::Ordering::Less };
+                    fold_rows(records, stride, l.offset, slots, selection, nulls, |w, row| {
+                        if w[1] == 0 || v[row].total_cmp(&f64::from_bits(w[0] as u64)) == want {
+                            w[0] = v[row].to_bits() as i64;
+                        }
+                        w[1] = 1;
+                    })
+                }
+                (AccKind::ExtremeText { max, index }, Some(Column { data: ColumnData::Text(v), .. })) => {
+                    let texts = &mut self.texts[index];
+                    let mut visit = |slot: usize, row: usize| {
+                        let cur = &mut texts[slot];
                         let x = &v[row];
-                        let better = cur.as_ref().is_none_or(|c| if max { x > c } else { x < c });
-                        if better {
+                        if cur.as_ref().is_none_or(|c| if max { x > c } else { x < c }) {
                             *cur = Some(x.clone());
                         }
+                    };
+                    for (i, &slot) in slots.iter().enumerate() {
+                        let row = selection.map_or(i, |sel| sel[i] as usize);
+                        if !nulls.is_some_and(|n| n[row]) {
+                            visit(slot as usize, row);
+                        }
                     }
-                    _ => unreachable!("argument types are fixed when the view is planned"),
                 }
+                (AccKind::ExtremeText { .. }, Some(_)) => unreachable!("text aggregates read text columns"),
             }
         }
     }
@@ -508,6 +497,51 @@ impl<P: PhysicalProfile> AggState<P> {
             );
         }
         Ok(out)
+    }
+}
+
+/// Calls `f(record words from offset, row)` for every prepared row whose argument is not
+/// NULL. The four shapes of selection and NULL mask get their own loop.
+#[inline(always)]
+fn fold_rows(
+    records: &mut [i64],
+    stride: usize,
+    offset: usize,
+    slots: &[u32],
+    selection: Option<&[u32]>,
+    nulls: Option<&[bool]>,
+    mut f: impl FnMut(&mut [i64], usize),
+) {
+    let words = stride - offset;
+    let mut apply = |slot: u32, row: usize| {
+        let base = slot as usize * stride + offset;
+        f(&mut records[base..base + words], row)
+    };
+    match (selection, nulls) {
+        (None, None) => {
+            for (row, &s) in slots.iter().enumerate() {
+                apply(s, row);
+            }
+        }
+        (None, Some(n)) => {
+            for (row, &s) in slots.iter().enumerate() {
+                if !n[row] {
+                    apply(s, row);
+                }
+            }
+        }
+        (Some(sel), None) => {
+            for (&s, &row) in slots.iter().zip(sel) {
+                apply(s, row as usize);
+            }
+        }
+        (Some(sel), Some(n)) => {
+            for (&s, &row) in slots.iter().zip(sel) {
+                if !n[row as usize] {
+                    apply(s, row as usize);
+                }
+            }
+        }
     }
 }
 
