@@ -13,7 +13,7 @@ use crate::checkpoint::{Change, Checkpointer};
 use crate::error::{ConfigError, Error, ExecError, Result, SqlError};
 use crate::profile::{self, ActiveProfile, IndexSupport, PhysicalProfile, ProfileKind};
 use crate::sql::expr::{bind, eval_constant, Scope};
-use crate::sql::{self, ObjectKind, Statement};
+use crate::sql::{self, InsertRows, ObjectKind, Statement};
 use crate::state::{Full, StateBackend};
 use crate::types::{DataType, Key, Value};
 use aggregate::AggState;
@@ -365,7 +365,7 @@ impl<P: PhysicalProfile> Engine<P> {
         &self,
         target: &str,
         names: Option<&[String]>,
-        rows: &[Vec<ast::Expr>],
+        rows: &InsertRows,
     ) -> Result<Vec<Column>> {
         let schema = self.insert_schema(target)?;
         let object = self.describe_object(target);
@@ -384,23 +384,40 @@ impl<P: PhysicalProfile> Engine<P> {
             }
         };
         let mut values: Vec<Vec<Value>> = schema.columns.iter().map(|_| Vec::with_capacity(rows.len())).collect();
-        for (r, row) in rows.iter().enumerate() {
-            if row.len() != positions.len() {
-                return Err(SqlError::Type(format!(
-                    "row {} has {} values but {} columns are being inserted into {object}",
-                    r + 1,
-                    row.len(),
-                    positions.len()
-                ))
-                .into());
+        // Schema column → position in each VALUES row.
+        let sources: Vec<Option<usize>> =
+            (0..schema.columns.len()).map(|i| positions.iter().position(|&p| p == i)).collect();
+        let arity = |r: usize, len: usize| -> Result<()> {
+            if len == positions.len() {
+                return Ok(());
             }
+            Err(SqlError::Type(format!(
+                "row {} has {len} values but {} columns are being inserted into {object}",
+                r + 1,
+                positions.len()
+            ))
+            .into())
+        };
+        let mut push_row = |get: &mut dyn FnMut(usize) -> Result<Value>| -> Result<()> {
             for (i, col) in values.iter_mut().enumerate() {
-                match positions.iter().position(|&p| p == i) {
-                    Some(k) => {
-                        let v = eval_constant(&row[k])?;
-                        col.push(schema.coerce(&object, i, v)?);
-                    }
-                    None => col.push(Value::Null),
+                col.push(match sources[i] {
+                    Some(k) => schema.coerce(&object, i, get(k)?)?,
+                    None => Value::Null,
+                });
+            }
+            Ok(())
+        };
+        match rows {
+            InsertRows::Literals(rows) => {
+                for (r, row) in rows.iter().enumerate() {
+                    arity(r, row.len())?;
+                    push_row(&mut |k| Ok(row[k].clone()))?;
+                }
+            }
+            InsertRows::Exprs(rows) => {
+                for (r, row) in rows.iter().enumerate() {
+                    arity(r, row.len())?;
+                    push_row(&mut |k| eval_constant(&row[k]))?;
                 }
             }
         }

@@ -4,7 +4,7 @@
 pub mod expr;
 
 use crate::error::SqlError;
-use crate::types::DataType;
+use crate::types::{DataType, Value};
 use sqlparser::ast;
 use sqlparser::dialect::{Dialect, GenericDialect};
 use sqlparser::keywords::Keyword;
@@ -86,13 +86,35 @@ pub enum Statement {
     CreateTable { name: String, columns: Vec<ColumnSpec>, primary_key: usize },
     CreateView { name: String, query: Box<ast::Query> },
     CreateIndex { name: String, table: String, column: String },
-    Insert { target: String, columns: Option<Vec<String>>, rows: Vec<Vec<ast::Expr>>, replace: bool },
+    Insert { target: String, columns: Option<Vec<String>>, rows: InsertRows, replace: bool },
     Delete { table: String, selection: Option<Box<ast::Expr>> },
     Query(Box<ast::Query>),
     Show(ObjectKind),
     Describe(String),
     Drop { kind: ObjectKind, name: String, if_exists: bool },
     Checkpoint,
+}
+
+/// The rows of `INSERT … VALUES`.
+#[derive(Clone, Debug)]
+pub enum InsertRows {
+    /// Rows of plain literals, read straight from the tokens: the fast path of bulk inserts.
+    Literals(Vec<Vec<Value>>),
+    /// Rows with constant expressions (`1 + 2`, `TIMESTAMP '…'`), parsed by sqlparser.
+    Exprs(Vec<Vec<ast::Expr>>),
+}
+
+impl InsertRows {
+    pub fn len(&self) -> usize {
+        match self {
+            InsertRows::Literals(r) => r.len(),
+            InsertRows::Exprs(r) => r.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Parses `sql` statement by statement, so that a caller can run each before the next one
@@ -173,6 +195,9 @@ impl Statements<'_> {
         };
         if tokens.iter().all(|t| matches!(t.token, Token::Whitespace(_) | Token::SemiColon)) {
             return None;
+        }
+        if let Some(insert) = literal_insert(&tokens) {
+            return Some(insert);
         }
         if let Err(e) = check_operator_chains(&tokens) {
             return Some(Err(e));
@@ -492,7 +517,7 @@ fn convert(stmt: ast::Statement) -> Result<Statement, SqlError> {
                 Some(ast::SetExpr::Values(values)) => values.rows.into_iter().map(|r| r.content).collect(),
                 _ => return unsupported("INSERT without VALUES: use INSERT INTO t VALUES (...)"),
             };
-            Ok(Statement::Insert { target, columns, rows, replace })
+            Ok(Statement::Insert { target, columns, rows: InsertRows::Exprs(rows), replace })
         }
         S::Delete(del) => {
             let tables = match &del.from {
@@ -547,6 +572,100 @@ impl std::fmt::Display for ColumnSpec {
     }
 }
 
+/// A literal value as SQL text.
+fn sql_literal(v: &Value) -> String {
+    match v {
+        Value::Null => "NULL".into(),
+        Value::Bool(b) => if *b { "TRUE" } else { "FALSE" }.into(),
+        Value::Text(t) => format!("'{}'", t.replace('\'', "''")),
+        Value::Timestamp(_) => format!("TIMESTAMP '{v}'"),
+        Value::Int(_) | Value::Double(_) => format!("{v}"),
+    }
+}
+
+/// Reads `INSERT [OR REPLACE] INTO name [(cols)] VALUES (lit, …), …` whose values are all
+/// plain literals straight from the tokens, without building a syntax tree. `None` for
+/// anything else, which then goes through the full parser (and gets its error messages).
+fn literal_insert(tokens: &[TokenWithSpan]) -> Option<Result<Statement, SqlError>> {
+    let mut it = tokens.iter().map(|t| &t.token).filter(|t| !matches!(t, Token::Whitespace(_))).peekable();
+    let keyword = |t: Option<&Token>, k: Keyword| matches!(t, Some(Token::Word(w)) if w.keyword == k);
+    let name = |t: Option<&Token>| match t {
+        Some(Token::Word(w)) if w.quote_style == Some('"') => Some(w.value.clone()),
+        Some(Token::Word(w)) if w.quote_style.is_none() && w.keyword == Keyword::NoKeyword => Some(w.value.to_lowercase()),
+        _ => None,
+    };
+    if !keyword(it.next(), Keyword::INSERT) {
+        return None;
+    }
+    let mut next = it.next();
+    let replace = keyword(next, Keyword::OR);
+    if replace {
+        if !keyword(it.next(), Keyword::REPLACE) {
+            return None;
+        }
+        next = it.next();
+    }
+    if !keyword(next, Keyword::INTO) {
+        return None;
+    }
+    let target = name(it.next())?;
+    let mut columns = None;
+    if it.peek() == Some(&&Token::LParen) {
+        it.next();
+        let mut cols = Vec::new();
+        loop {
+            cols.push(name(it.next())?);
+            match it.next()? {
+                Token::Comma => continue,
+                Token::RParen => break,
+                _ => return None,
+            }
+        }
+        columns = Some(cols);
+    }
+    if !keyword(it.next(), Keyword::VALUES) {
+        return None;
+    }
+    let mut rows = Vec::new();
+    loop {
+        if it.next()? != &Token::LParen {
+            return None;
+        }
+        let mut row = Vec::with_capacity(columns.as_ref().map_or(4, Vec::len));
+        loop {
+            let value = match it.next()? {
+                Token::Number(n, false) => ast::Value::Number(n.clone(), false),
+                Token::Minus => match it.next()? {
+                    Token::Number(n, false) => ast::Value::Number(format!("-{n}"), false),
+                    _ => return None,
+                },
+                Token::SingleQuotedString(text) => ast::Value::SingleQuotedString(text.clone()),
+                Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::NULL => ast::Value::Null,
+                Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::TRUE => ast::Value::Boolean(true),
+                Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::FALSE => ast::Value::Boolean(false),
+                _ => return None,
+            };
+            row.push(value);
+            match it.next()? {
+                Token::Comma => continue,
+                Token::RParen => break,
+                _ => return None,
+            }
+        }
+        rows.push(row);
+        match it.next() {
+            Some(Token::Comma) => continue,
+            Some(Token::SemiColon) | Some(Token::EOF) | None if it.all(|t| matches!(t, Token::SemiColon | Token::EOF)) => break,
+            _ => return None,
+        }
+    }
+    let rows = rows
+        .into_iter()
+        .map(|row| row.iter().map(expr::literal).collect::<Result<Vec<_>, _>>())
+        .collect::<Result<Vec<_>, _>>();
+    Some(rows.map(|rows| Statement::Insert { target, columns, rows: InsertRows::Literals(rows), replace }))
+}
+
 /// An identifier as SQL text: bare when it reads back as itself, double-quoted otherwise.
 pub fn quote_ident(name: &str) -> String {
     let bare = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
@@ -591,10 +710,13 @@ impl std::fmt::Display for Statement {
                     let cols: Vec<String> = cols.iter().map(|c| quote_ident(c)).collect();
                     write!(f, " ({})", cols.join(", "))?;
                 }
-                let rows: Vec<String> = rows
-                    .iter()
-                    .map(|r| format!("({})", r.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")))
-                    .collect();
+                let row = |r: Vec<String>| format!("({})", r.join(", "));
+                let rows: Vec<String> = match rows {
+                    InsertRows::Exprs(rows) => {
+                        rows.iter().map(|r| row(r.iter().map(ToString::to_string).collect())).collect()
+                    }
+                    InsertRows::Literals(rows) => rows.iter().map(|r| row(r.iter().map(sql_literal).collect())).collect(),
+                };
                 write!(f, " VALUES {}", rows.join(", "))
             }
             Statement::Delete { table, selection } => {
@@ -624,6 +746,37 @@ impl std::fmt::Display for Statement {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The literal fast path of INSERT reads exactly what the full parser and evaluator read.
+    #[test]
+    fn literal_inserts_match_the_full_parser() {
+        let texts = [
+            "INSERT INTO t VALUES (1, 'it''s', NULL, -2.5, TRUE, FALSE, -9223372036854775808, 1e3)",
+            "insert or replace into \"T\" (a, \"B\") values (0, ''), (-0, '2026-01-02 03:04:05');",
+            "INSERT INTO t VALUES (9223372036854775807)",
+        ];
+        for text in texts {
+            let tokens = Tokenizer::new(&DIALECT, text).tokenize_with_location().unwrap();
+            let fast = literal_insert(&tokens).expect("takes the fast path").unwrap();
+            let mut parser = Parser::new(&DIALECT).with_tokens_with_locations(tokens);
+            let Ok(full) = parse_statement(&mut parser) else { panic!("full parse of {text}") };
+            let (Statement::Insert { rows: InsertRows::Literals(fast_rows), target: t1, columns: c1, replace: r1 },
+                 Statement::Insert { rows: InsertRows::Exprs(full_rows), target: t2, columns: c2, replace: r2 }) = (fast, full)
+            else {
+                panic!("both are inserts: {text}")
+            };
+            assert_eq!((t1, c1, r1), (t2, c2, r2));
+            let full_values: Vec<Vec<Value>> = full_rows
+                .iter()
+                .map(|r| r.iter().map(|e| expr::eval_constant(e).unwrap()).collect())
+                .collect();
+            assert_eq!(fast_rows, full_values, "{text}");
+        }
+        for slow in ["INSERT INTO t VALUES (1 + 2)", "INSERT INTO t VALUES (TIMESTAMP '2026-01-01 00:00:00')", "INSERT INTO t SELECT 1"] {
+            let tokens = Tokenizer::new(&DIALECT, slow).tokenize_with_location().unwrap();
+            assert!(literal_insert(&tokens).is_none(), "{slow}");
+        }
+    }
 
     /// Every statement's SQL text parses back to a statement with the same text.
     #[test]
