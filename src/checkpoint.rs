@@ -4,6 +4,9 @@
 //! not persist the calls fold away at compile time.
 
 use crate::batch::Column;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 use crate::types::Key;
 
 /// A logical change, recorded before it is acknowledged.
@@ -18,21 +21,113 @@ pub enum Change<'a> {
     Delete { table: &'a str, keys: &'a [Key] },
 }
 
-/// Records changes durably.
-pub trait Checkpointer: Default {
-    /// Records `change`. When this returns `Ok`, the change is acknowledged under the tier's
-    /// sync policy; on `Err` the engine does not apply it.
-    fn record(&mut self, change: &Change<'_>) -> Result<(), crate::Error>;
+/// The state of one catalog object, in types every tier has, for snapshots.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ObjectState {
+    /// Sources keep no rows.
+    Source,
+    /// Every row of a table, as columns in schema order.
+    Table { columns: Vec<Column> },
+    /// A view's groups in slot order: group keys, the row-major accumulator records, and
+    /// text MIN/MAX values per text aggregate.
+    View { keys: Vec<Key>, records: Vec<i64>, texts: Vec<Vec<Option<Arc<str>>>> },
 }
 
-/// The checkpointer of tiers that keep nothing: zero-sized, never called.
+/// What a checkpointer sees of an engine: the catalog and its state, and a way to apply
+/// logged changes again. The engine never logs what it replays.
+pub trait EngineState {
+    /// `(name, DDL)` of every object, in creation order (a view after its source).
+    fn catalog(&self) -> Vec<(String, String)>;
+    /// The state of one object.
+    fn export(&self, name: &str) -> Option<ObjectState>;
+    /// Replaces the state of an object created from the catalog.
+    fn import(&mut self, name: &str, state: ObjectState) -> Result<(), crate::Error>;
+    /// Applies a logged change again, as it was applied when it was logged.
+    fn replay(&mut self, change: &Change<'_>) -> Result<(), crate::Error>;
+}
+
+/// Where a tier keeps what must survive the process.
+pub trait Checkpointer: Sized {
+    /// Opens the tier's storage and brings `engine` (empty) to the last acknowledged state.
+    fn open(settings: &PersistSettings, engine: &mut dyn EngineState) -> Result<Self, crate::Error>;
+
+    /// Records `change` before the engine applies it. When this returns `Ok`, the change is
+    /// acknowledged under the sync policy; on `Err` the engine does not apply it.
+    fn record(&mut self, change: &Change<'_>) -> Result<(), crate::Error>;
+
+    /// Writes a snapshot of `engine`, after which older log can be dropped.
+    fn checkpoint(&mut self, engine: &dyn EngineState) -> Result<CheckpointReport, crate::Error>;
+
+    /// Whether a periodic checkpoint is due.
+    fn checkpoint_due(&self) -> bool;
+}
+
+/// What a checkpoint wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckpointReport {
+    /// Log position the snapshot covers.
+    pub lsn: u64,
+    pub bytes: u64,
+    pub millis: u64,
+}
+
+/// Where and how persistent tiers keep data. Ignored by tiers that keep nothing.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PersistSettings {
+    pub data_dir: PathBuf,
+    /// `always`, `interval:<ms>` or `never`, as [`crate::config`] reads it.
+    pub sync: SyncMode,
+    /// Automatic checkpoint period; `None` checkpoints only on request and at close.
+    pub checkpoint_interval: Option<Duration>,
+    /// Snapshots kept.
+    pub keep: usize,
+    /// Truncate the log at a corrupt record instead of refusing to start.
+    pub truncate_at_corruption: bool,
+}
+
+/// When logged changes reach the disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// Each statement or batch is fsynced before it is acknowledged.
+    Always,
+    /// At most every `ms` milliseconds; a crash loses at most that window.
+    Interval { ms: u64 },
+    /// Left to the operating system; a crash may lose recent writes.
+    Never,
+}
+
+impl Default for PersistSettings {
+    fn default() -> Self {
+        PersistSettings {
+            data_dir: PathBuf::from("./strata-data"),
+            sync: SyncMode::Always,
+            checkpoint_interval: Some(Duration::from_secs(300)),
+            keep: 2,
+            truncate_at_corruption: false,
+        }
+    }
+}
+
+/// The checkpointer of tiers that keep nothing: zero-sized; the engine never calls it.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct NoCheckpoint;
 
 impl Checkpointer for NoCheckpoint {
+    fn open(_settings: &PersistSettings, _engine: &mut dyn EngineState) -> Result<Self, crate::Error> {
+        Ok(NoCheckpoint)
+    }
+
     #[inline(always)]
     fn record(&mut self, _change: &Change<'_>) -> Result<(), crate::Error> {
         Ok(())
+    }
+
+    fn checkpoint(&mut self, _engine: &dyn EngineState) -> Result<CheckpointReport, crate::Error> {
+        Ok(CheckpointReport { lsn: 0, bytes: 0, millis: 0 })
+    }
+
+    fn checkpoint_due(&self) -> bool {
+        false
     }
 }
 

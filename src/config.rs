@@ -2,6 +2,7 @@
 //! overridden by an environment variable `STRATA_<SECTION>_<KEY>` (e.g. `STRATA_STATE_CAPACITY`).
 //! Unknown keys are errors, and so are keys for capabilities the compiled tier lacks.
 
+use crate::checkpoint::{PersistSettings, SyncMode};
 use crate::engine::{check_profile_name, EngineBuilder};
 use crate::error::ConfigError;
 use crate::profile::{IndexSupport, PhysicalProfile};
@@ -38,6 +39,8 @@ pub struct StorageSection {
     pub data_dir: Option<String>,
     /// `always`, `interval` or `never`.
     pub sync: Option<String>,
+    /// With `sync = "interval"`: the longest time between fsyncs, e.g. `"100ms"`.
+    pub sync_interval: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -73,6 +76,7 @@ const KEYS: &[(&str, &str, ValueKind)] = &[
     ("engine", "profile", ValueKind::Text),
     ("storage", "data_dir", ValueKind::Text),
     ("storage", "sync", ValueKind::Text),
+    ("storage", "sync_interval", ValueKind::Text),
     ("state", "capacity", ValueKind::Integer),
     ("checkpoint", "interval", ValueKind::Text),
     ("checkpoint", "keep", ValueKind::Integer),
@@ -167,6 +171,7 @@ impl Config {
         if !P::PERSISTENT {
             absent("[storage] data_dir", self.storage.data_dir.is_some())?;
             absent("[storage] sync", self.storage.sync.is_some())?;
+            absent("[storage] sync_interval", self.storage.sync_interval.is_some())?;
             absent("[checkpoint] interval", self.checkpoint.interval.is_some())?;
             absent("[checkpoint] keep", self.checkpoint.keep.is_some())?;
         }
@@ -181,6 +186,38 @@ impl Config {
             absent("[server] token", self.server.token.is_some())?;
         }
         Ok(())
+    }
+
+    /// Where and how a persistent tier keeps data; `data_dir` (from `--data`) overrides the file.
+    pub fn persist_settings(&self, data_dir: Option<&Path>) -> Result<PersistSettings, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid { origin: format!("key {key}"), message };
+        let mut settings = PersistSettings::default();
+        if let Some(dir) = data_dir.map(Path::to_path_buf).or_else(|| self.storage.data_dir.as_ref().map(Into::into)) {
+            settings.data_dir = dir;
+        }
+        let interval_ms = match &self.storage.sync_interval {
+            Some(text) => parse_duration(text).map_err(|m| invalid("[storage] sync_interval", m))?.as_millis() as u64,
+            None => 100,
+        };
+        settings.sync = match self.storage.sync.as_deref() {
+            None | Some("always") => SyncMode::Always,
+            Some("interval") => SyncMode::Interval { ms: interval_ms.max(1) },
+            Some("never") => SyncMode::Never,
+            Some(other) => {
+                return Err(invalid("[storage] sync", format!("`{other}`: use \"always\", \"interval\" or \"never\"")))
+            }
+        };
+        if let Some(text) = &self.checkpoint.interval {
+            let d = parse_duration(text).map_err(|m| invalid("[checkpoint] interval", m))?;
+            settings.checkpoint_interval = (!d.is_zero()).then_some(d);
+        }
+        if let Some(keep) = self.checkpoint.keep {
+            if keep == 0 {
+                return Err(invalid("[checkpoint] keep", "must be at least 1".into()));
+            }
+            settings.keep = keep as usize;
+        }
+        Ok(settings)
     }
 
     /// An engine builder with this config's settings (call [`Config::validate`] first).
@@ -199,4 +236,21 @@ impl Config {
 /// The environment variable names that override config keys.
 pub fn env_names() -> Vec<String> {
     KEYS.iter().map(|(s, k, _)| format!("STRATA_{}_{}", s.to_uppercase(), k.to_uppercase())).collect()
+}
+
+/// Parses a duration such as `250ms`, `30s`, `5m`, `1h` or `0`.
+pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| format!("`{text}` is not a duration like 250ms, 30s, 5m or 1h"))?;
+    let ms = match unit.trim() {
+        "ms" => Some(n),
+        "s" | "" if n == 0 || unit.trim() == "s" => n.checked_mul(1000),
+        "m" | "min" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        _ => None,
+    };
+    ms.map(std::time::Duration::from_millis)
+        .ok_or_else(|| format!("`{text}` is not a duration like 250ms, 30s, 5m or 1h"))
 }

@@ -12,6 +12,8 @@ pub enum Error {
     Sql(#[from] SqlError),
     #[error(transparent)]
     Exec(#[from] ExecError),
+    #[error(transparent)]
+    Persist(#[from] PersistError),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -77,4 +79,33 @@ pub enum ExecError {
     NotNull { object: String, column: String },
     #[error("{0}")]
     Eval(String),
+}
+
+/// Local files of persistent tiers: the data directory, WAL segments, snapshots, indexes.
+#[derive(Debug, thiserror::Error)]
+pub enum PersistError {
+    #[error("{op} {path}: {source}")]
+    Io { op: &'static str, path: String, source: std::io::Error },
+    #[error("data directory {dir} is in use by another strata process{}; stop it or use another --data directory", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
+    Locked { dir: String, pid: Option<u32> },
+    #[error(
+        "corrupt WAL record in {file} at offset {offset}: {reason}; the records after it cannot be \
+         trusted. To keep the data before it and drop the rest, run: strata repair --truncate-at-corruption"
+    )]
+    CorruptWal { file: String, offset: u64, reason: String },
+    #[error("{file} has format version {found}, but this strata reads versions up to {supported}; use a newer strata")]
+    UnsupportedVersion { file: String, found: u32, supported: u32 },
+    #[error("{file} is not a strata {kind} file (bad magic bytes)")]
+    BadMagic { file: String, kind: &'static str },
+    #[error("corrupt snapshot {file}: {reason}")]
+    CorruptSnapshot { file: String, reason: String },
+    #[error("the WAL is unusable after an earlier I/O error ({0}); restart strata to recover from the files on disk")]
+    Poisoned(String),
+}
+
+impl PersistError {
+    /// An I/O error on `path` during `op` (e.g. "write", "fsync").
+    pub fn io(op: &'static str, path: &std::path::Path, source: std::io::Error) -> PersistError {
+        PersistError::Io { op, path: path.display().to_string(), source }
+    }
 }

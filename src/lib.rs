@@ -64,6 +64,8 @@ pub mod error;
 pub mod format;
 pub mod ingest;
 pub mod network;
+#[cfg(feature = "embedded")]
+pub mod persist;
 pub mod profile;
 pub mod sql;
 pub mod state;
@@ -71,6 +73,6 @@ pub mod types;
 
 pub use batch::{Batch, Column, ColumnData};
 pub use engine::{Engine, EngineBuilder, ResultSet};
-pub use error::{ConfigError, Error, ExecError, Result, SqlError};
+pub use error::{ConfigError, Error, ExecError, PersistError, Result, SqlError};
 pub use profile::{ActiveProfile, PhysicalProfile, ProfileKind};
 pub use types::{DataType, Key, Value};

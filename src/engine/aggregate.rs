@@ -10,6 +10,7 @@
 
 use super::batch_rows::BatchRow;
 use crate::batch::{Column, ColumnData};
+use crate::checkpoint::ObjectState;
 use crate::error::ExecError;
 use crate::profile::PhysicalProfile;
 use crate::sql::expr::Expr;
@@ -543,6 +544,103 @@ fn fold_rows(
             }
         }
     }
+}
+
+/// Why a snapshot's view state could not be loaded.
+pub enum ImportError {
+    Full(Full),
+    Shape(String),
+}
+
+impl<P: PhysicalProfile> AggState<P> {
+    /// The groups in slot order, as keys, records and text extremes.
+    pub fn export(&self) -> ObjectState {
+        let keys: Vec<Key> = match &self.index {
+            GroupIndex::Fixed1 { keys, .. } => keys.iter().map(fixed_to_key).collect(),
+            GroupIndex::Fixed2 { keys, .. } => keys.iter().map(fixed_to_key).collect(),
+            GroupIndex::General { keys, .. } => keys.clone(),
+        };
+        let mut records = self.records.clone();
+        records.resize(keys.len() * self.stride, 0);
+        let texts = self
+            .texts
+            .iter()
+            .map(|t| {
+                let mut t = t.clone();
+                t.resize(keys.len(), None);
+                t
+            })
+            .collect();
+        ObjectState::View { keys, records, texts }
+    }
+
+    /// Loads exported groups into this (empty) state.
+    pub fn import(&mut self, keys: Vec<Key>, records: Vec<i64>, texts: Vec<Vec<Option<Arc<str>>>>) -> Result<(), ImportError> {
+        if !self.is_empty() {
+            return Err(ImportError::Shape("the view already holds groups".into()));
+        }
+        if records.len() != keys.len() * self.stride || texts.len() != self.texts.len() || texts.iter().any(|t| t.len() != keys.len()) {
+            return Err(ImportError::Shape(format!(
+                "{} groups with {} record words and {} text columns, expected {} words per group and {} text columns",
+                keys.len(),
+                records.len(),
+                texts.len(),
+                self.stride,
+                self.texts.len()
+            )));
+        }
+        let width = self.group_types.len();
+        let result = keys.into_iter().try_for_each(|key| {
+            let next = self.len() as u32;
+            let inserted = match &mut self.index {
+                GroupIndex::Fixed1 { map, keys } => key_to_fixed::<1>(&key, width).map(|k| (map, keys, k)).map(|(m, ks, k)| slot_for(m, ks, k)),
+                GroupIndex::Fixed2 { map, keys } => key_to_fixed::<2>(&key, width).map(|k| (map, keys, k)).map(|(m, ks, k)| slot_for(m, ks, k)),
+                GroupIndex::General { map, keys } => Some(slot_for(map, keys, key)),
+            };
+            match inserted {
+                None => Err(ImportError::Shape("a group key does not fit the view's key columns".into())),
+                Some(Err(full)) => Err(ImportError::Full(full)),
+                Some(Ok(slot)) if slot != next => Err(ImportError::Shape("duplicate group key".into())),
+                Some(Ok(_)) => Ok(()),
+            }
+        });
+        if let Err(e) = result {
+            self.rollback(0);
+            return Err(e);
+        }
+        self.records = records;
+        self.texts = texts;
+        Ok(())
+    }
+}
+
+fn fixed_to_key<const N: usize>(k: &FixedKey<N>) -> Key {
+    let part = |i: usize| if k.nulls & (1 << i) != 0 { Key::Null } else { Key::Int(k.values[i]) };
+    if N == 1 {
+        part(0)
+    } else {
+        Key::Composite((0..N).map(part).collect())
+    }
+}
+
+fn key_to_fixed<const N: usize>(key: &Key, width: usize) -> Option<FixedKey<N>> {
+    let parts: &[Key] = match key {
+        Key::Composite(parts) if width != 1 => parts,
+        single if width == 1 => std::slice::from_ref(single),
+        _ => return None,
+    };
+    if parts.len() != N {
+        return None;
+    }
+    let mut k = FixedKey { values: [0; N], nulls: 0 };
+    for (i, p) in parts.iter().enumerate() {
+        match p {
+            Key::Int(v) => k.values[i] = *v,
+            Key::Null => k.nulls |= 1 << i,
+            _ => return None,
+        }
+    }
+    Some(k)
 }
 
 #[inline]

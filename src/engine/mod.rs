@@ -9,14 +9,14 @@ pub use aggregate::{AggFunc, AggPlan, AggSpec};
 pub use schema::{ResultSet, Schema};
 
 use crate::batch::{Batch, Column};
-use crate::checkpoint::{Change, Checkpointer};
+use crate::checkpoint::{Change, CheckpointReport, Checkpointer, EngineState, ObjectState, PersistSettings};
 use crate::error::{ConfigError, Error, ExecError, Result, SqlError};
 use crate::profile::{self, ActiveProfile, IndexSupport, PhysicalProfile, ProfileKind};
 use crate::sql::expr::{bind, eval_constant, Scope};
 use crate::sql::{self, InsertRows, ObjectKind, Statement};
 use crate::state::{Full, StateBackend};
 use crate::types::{DataType, Key, Value};
-use aggregate::AggState;
+use aggregate::{AggState, ImportError};
 use plan::{plan_select, PlannedSelect, SelectPlan};
 use sqlparser::ast;
 use std::collections::BTreeMap;
@@ -26,6 +26,7 @@ use std::collections::BTreeMap;
 pub struct EngineBuilder<P: PhysicalProfile = ActiveProfile> {
     profile: Option<String>,
     capacity: Option<usize>,
+    persist: PersistSettings,
     _profile: std::marker::PhantomData<P>,
 }
 
@@ -44,6 +45,20 @@ impl<P: PhysicalProfile> EngineBuilder<P> {
         self
     }
 
+    /// Where and how persistent tiers keep data (ignored by tiers that keep nothing).
+    pub fn persist(mut self, settings: PersistSettings) -> Self {
+        self.persist = settings;
+        self
+    }
+
+    /// The data directory of persistent tiers (default `./strata-data`).
+    pub fn data_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.persist.data_dir = dir.into();
+        self
+    }
+
+    /// Builds the engine. Persistent tiers open the data directory here and recover the
+    /// last acknowledged state from it.
     pub fn build(self) -> Result<Engine<P>> {
         if let Some(name) = &self.profile {
             check_profile_name::<P>(name)?;
@@ -59,14 +74,22 @@ impl<P: PhysicalProfile> EngineBuilder<P> {
             }
             .into());
         }
-        Ok(Engine {
+        let mut engine = Engine {
             capacity,
+            catalog: Vec::new(),
             sources: BTreeMap::new(),
             tables: BTreeMap::new(),
             views: BTreeMap::new(),
-            checkpointer: P::Checkpointer::default(),
+            checkpointer: None,
             network: P::Network::default(),
-        })
+        };
+        if P::PERSISTENT {
+            // Recovery replays through the engine while it has no checkpointer, so nothing
+            // replayed is logged again.
+            let checkpointer = P::Checkpointer::open(&self.persist, &mut engine)?;
+            engine.checkpointer = Some(checkpointer);
+        }
+        Ok(engine)
     }
 }
 
@@ -103,10 +126,13 @@ struct View<P: PhysicalProfile> {
 /// A Strata engine of profile `P` (the compiled one unless named).
 pub struct Engine<P: PhysicalProfile = ActiveProfile> {
     capacity: usize,
+    /// `(name, DDL)` of every object in creation order, for snapshots.
+    catalog: Vec<(String, String)>,
     sources: BTreeMap<String, Source>,
     tables: BTreeMap<String, Table<P>>,
     views: BTreeMap<String, View<P>>,
-    checkpointer: P::Checkpointer,
+    /// `None` while recovering (and always in tiers that keep nothing).
+    checkpointer: Option<P::Checkpointer>,
     network: P::Network,
 }
 
@@ -156,7 +182,7 @@ impl<P: PhysicalProfile> Engine<P> {
         match stmt {
             Statement::CreateSource { name, columns } => {
                 self.check_new_name(name)?;
-                self.log_ddl(stmt)?;
+                self.log_ddl(name, stmt)?;
                 self.sources.insert(name.clone(), Source { schema: Schema::new(columns.clone()) });
             }
             Statement::CreateTable { name, columns, primary_key } => {
@@ -167,7 +193,7 @@ impl<P: PhysicalProfile> Engine<P> {
                 }
                 let mut columns = columns.clone();
                 columns[*primary_key].not_null = true;
-                self.log_ddl(stmt)?;
+                self.log_ddl(name, stmt)?;
                 self.tables.insert(
                     name.clone(),
                     Table {
@@ -181,7 +207,12 @@ impl<P: PhysicalProfile> Engine<P> {
             Statement::CreateIndex { .. } => {
                 return Err(self.not_in_tier("CREATE INDEX", |t| t.indexes != IndexSupport::None))
             }
-            Statement::Checkpoint => return Err(self.not_in_tier("CHECKPOINT", |t| t.persistent)),
+            Statement::Checkpoint => {
+                if !P::PERSISTENT {
+                    return Err(self.not_in_tier("CHECKPOINT", |t| t.persistent));
+                }
+                self.checkpoint()?;
+            }
             Statement::Insert { target, columns, rows, replace } => {
                 let batch = self.values_to_columns(target, columns.as_deref(), rows)?;
                 self.insert_columns(target, &batch, *replace)?;
@@ -194,6 +225,7 @@ impl<P: PhysicalProfile> Engine<P> {
             Statement::Describe(name) => return self.describe(name).map(Some),
             Statement::Drop { kind, name, if_exists } => self.drop(*kind, name, *if_exists)?,
         }
+        self.maybe_checkpoint();
         Ok(None)
     }
 
@@ -201,13 +233,17 @@ impl<P: PhysicalProfile> Engine<P> {
     /// (failing on an existing key). Returns the number of rows. All or nothing.
     pub fn insert_batch(&mut self, target: &str, batch: &Batch) -> Result<usize> {
         let columns = self.batch_columns(target, batch)?;
-        self.insert_columns(target, &columns, false)
+        let rows = self.insert_columns(target, &columns, false)?;
+        self.maybe_checkpoint();
+        Ok(rows)
     }
 
     /// Like [`Engine::insert_batch`], but rows with an existing key replace it (tables only).
     pub fn upsert_batch(&mut self, target: &str, batch: &Batch) -> Result<usize> {
         let columns = self.batch_columns(target, batch)?;
-        self.insert_columns(target, &columns, true)
+        let rows = self.insert_columns(target, &columns, true)?;
+        self.maybe_checkpoint();
+        Ok(rows)
     }
 
     /// Column names and types of a source, table or view.
@@ -239,11 +275,12 @@ impl<P: PhysicalProfile> Engine<P> {
         }
     }
 
-    /// Records a DDL statement with the checkpointer of persistent tiers.
-    fn log_ddl(&mut self, stmt: &Statement) -> Result<()> {
-        if P::PERSISTENT {
-            self.checkpointer.record(&Change::Ddl(&stmt.to_string()))?;
-        }
+    /// Records a DDL statement with the checkpointer of persistent tiers and notes it in the
+    /// catalog; called once the statement is known to succeed.
+    fn log_ddl(&mut self, name: &str, stmt: &Statement) -> Result<()> {
+        let text = stmt.to_string();
+        log::<P>(&mut self.checkpointer, &Change::Ddl(&text))?;
+        self.catalog.push((name.to_string(), text));
         Ok(())
     }
 
@@ -278,7 +315,7 @@ impl<P: PhysicalProfile> Engine<P> {
         }
     }
 
-    fn state_full(&self, object: String, full: Full) -> Error {
+    fn state_full(object: String, full: Full) -> Error {
         ExecError::StateFull { object, capacity: full.capacity, max: P::MAX_KEYS, profile: P::KIND }.into()
     }
 
@@ -322,7 +359,7 @@ impl<P: PhysicalProfile> Engine<P> {
                 .into());
             }
         }
-        self.log_ddl(stmt)?;
+        self.log_ddl(name, stmt)?;
         let view = View {
             source: from,
             columns: planned.columns,
@@ -471,16 +508,14 @@ impl<P: PhysicalProfile> Engine<P> {
                     v.state.rollback(before[j]);
                 }
                 let object = format!("materialized view `{}`", views[i].0);
-                return Err(self.state_full(object, full));
+                return Err(Self::state_full(object, full));
             }
         }
-        if P::PERSISTENT {
-            if let Err(e) = self.checkpointer.record(&Change::Insert { target: source, columns, replace: false }) {
-                for (j, (_, v)) in views.iter_mut().enumerate() {
-                    v.state.rollback(before[j]);
-                }
-                return Err(e);
+        if let Err(e) = log::<P>(&mut self.checkpointer, &Change::Insert { target: source, columns, replace: false }) {
+            for (j, (_, v)) in views.iter_mut().enumerate() {
+                v.state.rollback(before[j]);
             }
+            return Err(e);
         }
         // Phase 3: accumulate; cannot fail.
         for ((_, v), p) in views.iter_mut().zip(&prepared) {
@@ -512,12 +547,10 @@ impl<P: PhysicalProfile> Engine<P> {
         }
         if let Some(cap) = table.rows.capacity() {
             if table.rows.len() + new_keys > cap {
-                return Err(self.state_full(format!("table `{name}`"), Full { capacity: cap }));
+                return Err(Self::state_full(format!("table `{name}`"), Full { capacity: cap }));
             }
         }
-        if P::PERSISTENT {
-            self.checkpointer.record(&Change::Insert { target: name, columns, replace })?;
-        }
+        log::<P>(&mut self.checkpointer, &Change::Insert { target: name, columns, replace })?;
         let table = self.tables.get_mut(name).expect("checked above");
         for (r, key) in keys.into_iter().enumerate() {
             let row: Box<[Value]> = columns.iter().map(|c| c.value(r)).collect();
@@ -549,13 +582,8 @@ impl<P: PhysicalProfile> Engine<P> {
                 doomed.push(key.clone());
             }
         }
-        if P::PERSISTENT {
-            self.checkpointer.record(&Change::Delete { table: name, keys: &doomed })?;
-        }
-        let table = self.tables.get_mut(name).expect("checked above");
-        for key in &doomed {
-            table.rows.remove(key);
-        }
+        log::<P>(&mut self.checkpointer, &Change::Delete { table: name, keys: &doomed })?;
+        self.remove_keys(name, &doomed);
         Ok(doomed.len())
     }
 
@@ -597,10 +625,9 @@ impl<P: PhysicalProfile> Engine<P> {
                 .into());
             }
         }
-        if P::PERSISTENT {
-            let stmt = Statement::Drop { kind, name: name.to_string(), if_exists };
-            self.checkpointer.record(&Change::Ddl(&stmt.to_string()))?;
-        }
+        let stmt = Statement::Drop { kind, name: name.to_string(), if_exists };
+        log::<P>(&mut self.checkpointer, &Change::Ddl(&stmt.to_string()))?;
+        self.catalog.retain(|(n, _)| n != name);
         match kind {
             ObjectKind::Source => drop(self.sources.remove(name)),
             ObjectKind::Table => drop(self.tables.remove(name)),
@@ -767,6 +794,109 @@ impl<P: PhysicalProfile> Engine<P> {
             })
             .collect();
         Ok(ResultSet { columns: planned.columns, rows })
+    }
+}
+
+/// Records a change with the checkpointer of persistent tiers (a no-op folded away in the
+/// others, and skipped while recovering).
+#[inline]
+fn log<P: PhysicalProfile>(checkpointer: &mut Option<P::Checkpointer>, change: &Change<'_>) -> Result<()> {
+    match checkpointer {
+        Some(c) if P::PERSISTENT => c.record(change),
+        _ => Ok(()),
+    }
+}
+
+impl<P: PhysicalProfile> Engine<P> {
+    /// Writes a snapshot now (persistent tiers), so that recovery replays less log.
+    pub fn checkpoint(&mut self) -> Result<CheckpointReport> {
+        if !P::PERSISTENT {
+            return Err(self.not_in_tier("CHECKPOINT", |t| t.persistent));
+        }
+        let Some(mut c) = self.checkpointer.take() else {
+            return Err(SqlError::NotAvailableYet { what: "CHECKPOINT during recovery", profile: P::KIND }.into());
+        };
+        let report = c.checkpoint(self);
+        self.checkpointer = Some(c);
+        report
+    }
+
+    /// Takes the periodic checkpoint when it is due. A failure is reported but does not
+    /// undo the statement that triggered it: that statement is already acknowledged.
+    fn maybe_checkpoint(&mut self) {
+        if P::PERSISTENT && self.checkpointer.as_ref().is_some_and(|c| c.checkpoint_due()) {
+            if let Err(e) = self.checkpoint() {
+                tracing::warn!("periodic checkpoint failed (the log still holds every change): {e}");
+            }
+        }
+    }
+
+    fn remove_keys(&mut self, table: &str, keys: &[Key]) {
+        if let Some(t) = self.tables.get_mut(table) {
+            for key in keys {
+                t.rows.remove(key);
+            }
+        }
+    }
+}
+
+impl<P: PhysicalProfile> EngineState for Engine<P> {
+    fn catalog(&self) -> Vec<(String, String)> {
+        self.catalog.clone()
+    }
+
+    fn export(&self, name: &str) -> Option<ObjectState> {
+        if self.sources.contains_key(name) {
+            return Some(ObjectState::Source);
+        }
+        if let Some(t) = self.tables.get(name) {
+            let mut values: Vec<Vec<Value>> =
+                t.schema.columns.iter().map(|_| Vec::with_capacity(t.rows.len())).collect();
+            for (_, row) in t.rows.iter() {
+                for (col, v) in values.iter_mut().zip(row.iter()) {
+                    col.push(v.clone());
+                }
+            }
+            let columns = t.schema.columns.iter().zip(&values).map(|(c, v)| Column::from_values(c.ty, v)).collect();
+            return Some(ObjectState::Table { columns });
+        }
+        self.views.get(name).map(|v| v.state.export())
+    }
+
+    fn import(&mut self, name: &str, state: ObjectState) -> Result<()> {
+        match state {
+            ObjectState::Source => Ok(()),
+            ObjectState::Table { columns } => {
+                let rows = columns.first().map_or(0, Column::len);
+                self.write_table(name, &columns, rows, true)
+            }
+            ObjectState::View { keys, records, texts } => {
+                let Some(view) = self.views.get_mut(name) else {
+                    return Err(Self::unknown(ObjectKind::View, name));
+                };
+                match view.state.import(keys, records, texts) {
+                    Ok(()) => Ok(()),
+                    Err(ImportError::Full(f)) => Err(Self::state_full(format!("materialized view `{name}`"), f)),
+                    Err(ImportError::Shape(reason)) => Err(ExecError::Eval(format!(
+                        "snapshot state of materialized view `{name}` does not match its definition: {reason}"
+                    ))
+                    .into()),
+                }
+            }
+        }
+    }
+
+    fn replay(&mut self, change: &Change<'_>) -> Result<()> {
+        match change {
+            Change::Ddl(text) => {
+                self.execute_statement(&sql::parse_one(text)?)?;
+            }
+            Change::Insert { target, columns, replace } => {
+                self.insert_columns(target, columns, *replace)?;
+            }
+            Change::Delete { table, keys } => self.remove_keys(table, keys),
+        }
+        Ok(())
     }
 }
 

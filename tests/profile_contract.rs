@@ -1,0 +1,382 @@
+//! The profile contract: the compiled profile's consts are its row of the capability matrix,
+//! the matrix is a superset chain, the README shows the same matrix, and the reference
+//! configs in `profiles/` load under their own build and fail clearly under another.
+
+use std::path::{Path, PathBuf};
+use strata::config::Config;
+use strata::profile::{self, IndexSupport, ProfileKind, Recovery, TIERS};
+use strata::{ActiveProfile, ConfigError, Engine, Error, PhysicalProfile};
+
+type P = ActiveProfile;
+
+fn manifest_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// No `STRATA_*` variables: tests never read or change the process environment.
+fn no_env() -> Vec<(String, String)> {
+    Vec::new()
+}
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// The buildable profile that is not compiled into this build.
+fn other_buildable() -> ProfileKind {
+    match P::KIND {
+        ProfileKind::BareMetal => ProfileKind::Embedded,
+        _ => ProfileKind::BareMetal,
+    }
+}
+
+fn write_config(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+    let path = dir.path().join("strata.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn active_profile_consts_are_its_row_of_the_matrix() {
+    let row = &TIERS[P::KIND as usize];
+    assert_eq!(row.kind, P::KIND);
+    assert_eq!(P::NAME, row.name);
+    assert_eq!(P::NAME, env!("STRATA_BUILD_PROFILE"));
+    assert_eq!(P::KIND.name(), P::NAME);
+    assert_eq!(P::PERSISTENT, row.persistent);
+    assert_eq!(P::RECOVERY, row.recovery);
+    assert_eq!(P::MULTI_NODE, row.multi_node);
+    assert_eq!(P::STATE_CAN_GROW, row.state_can_grow);
+    assert_eq!(P::MAX_KEYS, row.max_keys);
+    assert_eq!(P::DEFAULT_CAPACITY, row.default_capacity);
+    assert_eq!(P::INDEXES, row.indexes);
+    assert_eq!(P::NETWORKED, row.networked);
+    assert!(row.available, "the compiled profile must be available");
+    assert_eq!(profile::active(), row);
+}
+
+#[test]
+fn this_release_builds_bare_metal_and_embedded_only() {
+    let available: Vec<&str> = TIERS
+        .iter()
+        .filter(|t| t.available)
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(available, ["bare-metal", "embedded"]);
+    assert!(matches!(
+        P::KIND,
+        ProfileKind::BareMetal | ProfileKind::Embedded
+    ));
+}
+
+#[test]
+fn profile_types_are_zero_sized() {
+    assert_eq!(std::mem::size_of::<ActiveProfile>(), 0);
+    assert_eq!(
+        std::mem::size_of::<<P as PhysicalProfile>::Checkpointer>(),
+        0
+    );
+    assert_eq!(std::mem::size_of::<<P as PhysicalProfile>::Network>(), 0);
+}
+
+#[test]
+fn tiers_form_a_superset_chain() {
+    let kinds: Vec<ProfileKind> = TIERS.iter().map(|t| t.kind).collect();
+    assert_eq!(kinds, ProfileKind::ALL);
+    for pair in TIERS.windows(2) {
+        let (lower, upper) = (&pair[0], &pair[1]);
+        let ctx = format!("{} -> {}", lower.name, upper.name);
+        assert!(upper.max_keys >= lower.max_keys, "{ctx}: capacity");
+        assert!(
+            upper.state_can_grow >= lower.state_can_grow,
+            "{ctx}: growth"
+        );
+        assert!(upper.persistent >= lower.persistent, "{ctx}: persistence");
+        assert!(upper.recovery >= lower.recovery, "{ctx}: recovery");
+        assert!(upper.indexes >= lower.indexes, "{ctx}: indexes");
+        assert!(upper.networked >= lower.networked, "{ctx}: networking");
+        assert!(upper.multi_node >= lower.multi_node, "{ctx}: membership");
+        assert!(upper.async_runtime >= lower.async_runtime, "{ctx}: runtime");
+        assert!(
+            upper.available <= lower.available,
+            "{ctx}: availability is bottom-up"
+        );
+    }
+    for t in &TIERS {
+        assert!(t.default_capacity.is_power_of_two(), "{}", t.name);
+        assert!(t.default_capacity <= t.max_keys, "{}", t.name);
+        assert_eq!(t.state_can_grow, t.max_keys == usize::MAX, "{}", t.name);
+        assert_eq!(t.persistent, t.recovery != Recovery::None, "{}", t.name);
+        assert_eq!(t.networked, t.async_runtime, "{}", t.name);
+    }
+    let bare = &TIERS[ProfileKind::BareMetal as usize];
+    assert!(!bare.state_can_grow && !bare.persistent && !bare.networked);
+    assert_eq!(bare.indexes, IndexSupport::None);
+    assert!(bare.max_keys.is_power_of_two());
+}
+
+#[test]
+fn profile_names_round_trip() {
+    for kind in ProfileKind::ALL {
+        assert_eq!(ProfileKind::from_name(kind.name()), Some(kind));
+        assert_eq!(
+            kind.build_command(),
+            format!(
+                "cargo build --release --no-default-features --features {}",
+                kind.name()
+            )
+        );
+    }
+    assert_eq!(ProfileKind::from_name("Embedded"), None);
+    assert_eq!(ProfileKind::from_name("bare_metal"), None);
+}
+
+/// The text between `<!-- capability-matrix:start -->` and `<!-- capability-matrix:end -->`.
+fn readme_matrix(readme: &str) -> &str {
+    const START: &str = "<!-- capability-matrix:start -->";
+    const END: &str = "<!-- capability-matrix:end -->";
+    let start = readme
+        .find(START)
+        .expect("README.md has the capability-matrix start marker");
+    let rest = &readme[start + START.len()..];
+    let end = rest
+        .find(END)
+        .expect("README.md has the capability-matrix end marker");
+    &rest[..end]
+}
+
+#[test]
+fn readme_capability_matrix_is_the_generated_one() {
+    let readme = std::fs::read_to_string(manifest_path("README.md")).unwrap();
+    let generated = profile::capability_matrix_markdown();
+    assert_eq!(
+        readme_matrix(&readme).trim(),
+        generated.trim(),
+        "README.md's capability matrix is out of date; paste the output of `strata profile` \
+         (the table) between the capability-matrix markers"
+    );
+}
+
+#[test]
+fn capability_matrix_has_a_column_per_tier_and_a_row_per_capability() {
+    let matrix = profile::capability_matrix_markdown();
+    let lines: Vec<&str> = matrix.lines().collect();
+    assert_eq!(
+        lines[0],
+        "| capability | `bare-metal` | `embedded` | `durable` | `constellation` |"
+    );
+    assert_eq!(lines[1], "|---|---|---|---|---|");
+    for line in &lines {
+        assert_eq!(line.matches('|').count(), 6, "{line}");
+    }
+    assert!(lines.contains(&"| available in this release | yes | yes | no | no |"));
+}
+
+#[test]
+fn the_active_reference_config_loads_and_validates() {
+    let path = manifest_path(&format!("profiles/{}.toml", P::NAME));
+    let config = Config::load(Some(&path), no_env()).unwrap();
+    assert_eq!(config.engine.profile.as_deref(), Some(P::NAME));
+    config.validate::<P>().unwrap();
+    let engine = config.engine_builder::<P>().build().unwrap();
+    if let Some(capacity) = config.state.capacity {
+        assert_eq!(engine.capacity(), capacity);
+    }
+}
+
+#[test]
+fn the_other_buildable_reference_config_names_the_rebuild_command() {
+    let other = other_buildable();
+    let path = manifest_path(&format!("profiles/{}.toml", other.name()));
+    let config = Config::load(Some(&path), no_env()).unwrap();
+    match config.validate::<P>() {
+        Err(ConfigError::FeatureNotCompiled {
+            requested,
+            compiled,
+            command,
+        }) => {
+            assert_eq!(requested, other);
+            assert_eq!(compiled, P::KIND);
+            assert_eq!(
+                command,
+                format!("cargo build --release --no-default-features --features {other}")
+            );
+        }
+        other => panic!("expected FeatureNotCompiled, got {other:?}"),
+    }
+    let message = config.validate::<P>().unwrap_err().to_string();
+    assert!(
+        message.contains(&format!("--no-default-features --features {other}")),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_tier_that_is_not_available_yet_names_its_rebuild_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(&dir, "[engine]\nprofile = \"durable\"\n");
+    let err = Config::load(Some(&path), no_env())
+        .unwrap()
+        .validate::<P>()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ConfigError::FeatureNotCompiled {
+                requested: ProfileKind::Durable,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err
+        .to_string()
+        .contains("cargo build --release --no-default-features --features durable"));
+}
+
+#[test]
+fn an_unknown_profile_name_lists_the_valid_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(&dir, "[engine]\nprofile = \"turbo\"\n");
+    let err = Config::load(Some(&path), no_env())
+        .unwrap()
+        .validate::<P>()
+        .unwrap_err();
+    assert!(
+        matches!(&err, ConfigError::InvalidProfileName { name } if name == "turbo"),
+        "{err:?}"
+    );
+    let message = err.to_string();
+    for name in [
+        "bare-metal",
+        "embedded",
+        "durable",
+        "constellation",
+        "turbo",
+    ] {
+        assert!(message.contains(name), "{message}");
+    }
+}
+
+#[test]
+fn the_builder_checks_profile_names_too() {
+    let err = Engine::builder().profile("turbo").build().unwrap_err();
+    assert!(
+        matches!(err, Error::Config(ConfigError::InvalidProfileName { .. })),
+        "{err:?}"
+    );
+    let other = other_buildable();
+    let err = Engine::builder().profile(other.name()).build().unwrap_err();
+    assert!(
+        matches!(err, Error::Config(ConfigError::FeatureNotCompiled { requested, .. }) if requested == other),
+        "{err:?}"
+    );
+    Engine::builder().profile(P::NAME).build().unwrap();
+}
+
+#[test]
+fn unknown_keys_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    for text in [
+        "[engine]\nprofil = \"embedded\"\n",
+        "[state]\ncapacity = 8\nspeed = 3\n",
+        "[turbo]\nenabled = true\n",
+    ] {
+        let path = write_config(&dir, text);
+        let err = Config::load(Some(&path), no_env()).unwrap_err();
+        assert!(
+            matches!(err, ConfigError::Invalid { .. }),
+            "{text}: {err:?}"
+        );
+        let message = err.to_string();
+        assert!(message.contains("unknown"), "{text}: {message}");
+    }
+    // An unknown key under a known section, from the environment.
+    let err = Config::load(None, env(&[("STRATA_STATE_SPEED", "3")])).unwrap_err();
+    assert!(err.to_string().contains("STRATA_STATE_SPEED"), "{err}");
+}
+
+#[test]
+fn keys_of_capabilities_the_tier_lacks_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (!P::PERSISTENT, "[storage]\ndata_dir = \"strata-data\"\n"),
+        (!P::PERSISTENT, "[checkpoint]\nkeep = 3\n"),
+        (
+            P::RECOVERY != Recovery::Full,
+            "[checkpoint]\nobject_store_url = \"memory://\"\n",
+        ),
+        (
+            P::INDEXES == IndexSupport::None,
+            "[indexes]\nenabled = true\n",
+        ),
+        (!P::NETWORKED, "[server]\nlisten = \"127.0.0.1:7070\"\n"),
+    ];
+    for (lacks, text) in cases {
+        if !lacks {
+            continue;
+        }
+        let path = write_config(&dir, text);
+        let err = Config::load(Some(&path), no_env())
+            .unwrap()
+            .validate::<P>()
+            .unwrap_err();
+        assert!(
+            matches!(err, ConfigError::ProfileRequirementError { profile, .. } if profile == P::KIND),
+            "{text}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn environment_overrides_the_file() {
+    let path = manifest_path(&format!("profiles/{}.toml", P::NAME));
+    let config = Config::load(Some(&path), env(&[("STRATA_STATE_CAPACITY", "4096")])).unwrap();
+    assert_eq!(config.state.capacity, Some(4096));
+    assert_eq!(config.engine.profile.as_deref(), Some(P::NAME));
+    config.validate::<P>().unwrap();
+    assert_eq!(
+        config.engine_builder::<P>().build().unwrap().capacity(),
+        4096
+    );
+
+    // Without a file, and for the profile name; unrelated variables are ignored.
+    let config = Config::load(
+        None,
+        env(&[
+            ("STRATA_ENGINE_PROFILE", "turbo"),
+            ("STRATA_LOG", "debug"),
+            ("PATH", "/bin"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(config.engine.profile.as_deref(), Some("turbo"));
+    assert!(matches!(
+        config.validate::<P>(),
+        Err(ConfigError::InvalidProfileName { .. })
+    ));
+
+    // A value of the wrong kind names the variable.
+    let err = Config::load(None, env(&[("STRATA_STATE_CAPACITY", "lots")])).unwrap_err();
+    assert!(err.to_string().contains("STRATA_STATE_CAPACITY"), "{err}");
+}
+
+#[test]
+fn capacity_is_bounded_by_the_tier() {
+    let too_many = if P::MAX_KEYS == usize::MAX {
+        None
+    } else {
+        Some(P::MAX_KEYS + 1)
+    };
+    let config = Config::load(None, env(&[("STRATA_STATE_CAPACITY", "0")])).unwrap();
+    assert!(config.validate::<P>().is_err());
+    if let Some(n) = too_many {
+        let config = Config::load(None, env(&[("STRATA_STATE_CAPACITY", &n.to_string())])).unwrap();
+        let err = config.validate::<P>().unwrap_err();
+        assert!(err.to_string().contains(&P::MAX_KEYS.to_string()), "{err}");
+        assert!(Engine::builder().capacity(n).build().is_err());
+    }
+}
