@@ -99,6 +99,8 @@ pub enum PersistError {
     BadMagic { file: String, kind: &'static str },
     #[error("corrupt snapshot {file}: {reason}")]
     CorruptSnapshot { file: String, reason: String },
+    #[error("WAL record {lsn} in {dir} cannot be replayed: {reason}")]
+    BadRecord { dir: String, lsn: u64, reason: String },
     #[error("the WAL is unusable after an earlier I/O error ({0}); restart strata to recover from the files on disk")]
     Poisoned(String),
 }

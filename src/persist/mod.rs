@@ -2,6 +2,7 @@
 //! directory. Compiled only into those tiers.
 
 pub mod image;
+pub mod local;
 pub mod snapshot;
 pub mod wal;
 

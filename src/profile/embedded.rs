@@ -1,7 +1,8 @@
-//! `embedded` (default): growing in-memory state in one process.
+//! `embedded` (default): growing in-memory state in one process, kept in a local data
+//! directory (WAL + snapshots) and recovered after a crash.
 
 use super::{profile_consts_from_tier, PhysicalProfile, ProfileKind, Sealed};
-use crate::checkpoint::NoCheckpoint;
+use crate::persist::local::LocalCheckpointer;
 use crate::network::SingleNode;
 use crate::state::ElasticTable;
 
@@ -14,6 +15,6 @@ impl Sealed for Embedded {}
 impl PhysicalProfile for Embedded {
     profile_consts_from_tier!(ProfileKind::Embedded);
     type State<K: Eq + std::hash::Hash + Clone, V> = ElasticTable<K, V>;
-    type Checkpointer = NoCheckpoint;
+    type Checkpointer = LocalCheckpointer;
     type Network = SingleNode;
 }

@@ -144,7 +144,7 @@ pub struct TierCapabilities {
 pub const BARE_METAL_MAX_KEYS: usize = 1 << 24;
 
 /// The capability matrix. Rows describe what this release really does: tiers whose issue
-/// has not landed are marked unavailable, and `embedded` does not persist yet.
+/// has not landed are marked unavailable.
 pub const TIERS: [TierCapabilities; 4] = [
     TierCapabilities {
         kind: ProfileKind::BareMetal,
@@ -170,9 +170,9 @@ pub const TIERS: [TierCapabilities; 4] = [
         state_can_grow: true,
         max_keys: usize::MAX,
         default_capacity: 1 << 10,
-        persistent: false,
-        checkpoints: "none yet (local WAL + snapshots are planned)",
-        recovery: Recovery::None,
+        persistent: true,
+        checkpoints: "local WAL + rkyv snapshots",
+        recovery: Recovery::Partial,
         indexes: IndexSupport::None,
         networked: false,
         multi_node: false,
