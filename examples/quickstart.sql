@@ -1,5 +1,11 @@
 -- A streaming pipeline: a source of page views, two views maintained on every insert,
--- and a keyed table of page titles.
+-- and a keyed table of page titles. The default tier keeps what it is given in
+-- ./strata-data, so the script first drops what an earlier run left there.
+DROP MATERIALIZED VIEW IF EXISTS views_per_page;
+DROP MATERIALIZED VIEW IF EXISTS views_per_minute;
+DROP SOURCE IF EXISTS page_views;
+DROP TABLE IF EXISTS pages;
+
 CREATE SOURCE page_views (
     user_id BIGINT NOT NULL,
     page VARCHAR NOT NULL,

@@ -68,7 +68,7 @@ pub fn baseline_aggregate(keys: &[i64], values: &[i64], capacity: usize) -> usiz
 
 /// Builds the engine, source and view used by the benchmark.
 pub fn bench_engine<P: PhysicalProfile>(capacity: usize) -> crate::Result<Engine<P>> {
-    let mut engine = crate::engine::EngineBuilder::<P>::default().capacity(capacity).build()?;
+    let mut engine = crate::engine::EngineBuilder::<P>::default().ephemeral().capacity(capacity).build()?;
     engine.execute(
         "CREATE SOURCE events (k BIGINT NOT NULL, v BIGINT NOT NULL);
          CREATE MATERIALIZED VIEW stats AS

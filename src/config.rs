@@ -220,8 +220,9 @@ impl Config {
         Ok(settings)
     }
 
-    /// An engine builder with this config's settings (call [`Config::validate`] first).
-    pub fn engine_builder<P: PhysicalProfile>(&self) -> EngineBuilder<P> {
+    /// An engine builder with this config's settings (call [`Config::validate`] first);
+    /// `data_dir` (from `--data`) overrides `[storage] data_dir` in tiers that persist.
+    pub fn engine_builder<P: PhysicalProfile>(&self, data_dir: Option<&Path>) -> Result<EngineBuilder<P>, ConfigError> {
         let mut builder = EngineBuilder::<P>::default();
         if let Some(name) = &self.engine.profile {
             builder = builder.profile(name.clone());
@@ -229,7 +230,10 @@ impl Config {
         if let Some(capacity) = self.state.capacity {
             builder = builder.capacity(capacity);
         }
-        builder
+        if P::PERSISTENT {
+            builder = builder.persist(self.persist_settings(data_dir)?);
+        }
+        Ok(builder)
     }
 }
 

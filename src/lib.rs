@@ -6,7 +6,7 @@
 //!
 //! ```
 //! use strata::{Engine, Batch, Column};
-//! let mut engine = Engine::builder().build()?;
+//! let mut engine = Engine::builder().ephemeral().build()?;
 //! engine.execute("CREATE SOURCE clicks (user_id BIGINT NOT NULL, ms BIGINT)")?;
 //! engine.execute("CREATE MATERIALIZED VIEW per_user AS
 //!                 SELECT user_id, COUNT(*) AS n, SUM(ms) AS total FROM clicks GROUP BY user_id")?;

@@ -158,9 +158,13 @@ fn load_config(cli: &Cli) -> Result<Config, Failure> {
 
 fn build_engine(cli: &Cli, config: &Config, truncate_at_corruption: bool) -> Result<Engine, Failure> {
     config.validate::<ActiveProfile>()?;
-    let mut persist = config.persist_settings(cli.data.as_deref())?;
-    persist.truncate_at_corruption = truncate_at_corruption;
-    Ok(config.engine_builder::<ActiveProfile>().persist(persist).build()?)
+    let mut builder = config.engine_builder::<ActiveProfile>(cli.data.as_deref())?;
+    if truncate_at_corruption {
+        let mut persist = config.persist_settings(cli.data.as_deref())?;
+        persist.truncate_at_corruption = true;
+        builder = builder.persist(persist);
+    }
+    Ok(builder.build()?)
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {

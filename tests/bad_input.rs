@@ -10,7 +10,7 @@ const MAX_MESSAGE: usize = 400;
 /// An engine with a source, four views on it (grouped, filtered, windowed, global) and a
 /// table, all holding some rows.
 fn engine() -> Engine {
-    let mut e = Engine::builder().build().expect("engine");
+    let mut e = Engine::builder().ephemeral().build().expect("engine");
     e.execute(
         "CREATE SOURCE events (k BIGINT NOT NULL, name VARCHAR(8), v DOUBLE, ts TIMESTAMP);
          CREATE MATERIALIZED VIEW by_k AS
@@ -948,7 +948,7 @@ fn batch_api_errors_are_refused() {
 #[test]
 fn full_state_is_refused_atomically() {
     const CAP: usize = 4;
-    let mut e = Engine::builder().capacity(CAP).build().expect("engine");
+    let mut e = Engine::builder().ephemeral().capacity(CAP).build().expect("engine");
     assert_eq!(e.capacity(), CAP);
     e.execute(
         "CREATE SOURCE s (k BIGINT NOT NULL, g BIGINT NOT NULL, v BIGINT);

@@ -24,7 +24,8 @@ fn manifest_dir() -> &'static Path {
 }
 
 /// `strata` with a clean environment: no `STRATA_*` variables from the caller, backtraces
-/// on (so that a panic would show one), run from the crate root.
+/// on (so that a panic would show one), run from the crate root, with a fresh data directory
+/// in tiers that persist.
 fn strata(args: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
     for (key, _) in std::env::vars_os() {
@@ -35,6 +36,12 @@ fn strata(args: &[&str]) -> Command {
     cmd.env("RUST_BACKTRACE", "1")
         .current_dir(manifest_dir())
         .args(args);
+    if ActiveProfile::PERSISTENT {
+        // Each command gets a data directory of its own, so that tests neither share state
+        // nor wait for each other's directory lock.
+        let dir = tempfile::tempdir().unwrap().keep();
+        cmd.env("STRATA_STORAGE_DATA_DIR", dir);
+    }
     cmd
 }
 

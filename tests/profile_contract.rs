@@ -75,10 +75,9 @@ fn this_release_builds_bare_metal_and_embedded_only() {
 #[test]
 fn profile_types_are_zero_sized() {
     assert_eq!(std::mem::size_of::<ActiveProfile>(), 0);
-    assert_eq!(
-        std::mem::size_of::<<P as PhysicalProfile>::Checkpointer>(),
-        0
-    );
+    if !P::PERSISTENT {
+        assert_eq!(std::mem::size_of::<<P as PhysicalProfile>::Checkpointer>(), 0);
+    }
     assert_eq!(std::mem::size_of::<<P as PhysicalProfile>::Network>(), 0);
 }
 
@@ -181,7 +180,7 @@ fn the_active_reference_config_loads_and_validates() {
     let config = Config::load(Some(&path), no_env()).unwrap();
     assert_eq!(config.engine.profile.as_deref(), Some(P::NAME));
     config.validate::<P>().unwrap();
-    let engine = config.engine_builder::<P>().build().unwrap();
+    let engine = config.engine_builder::<P>(None).unwrap().ephemeral().build().unwrap();
     if let Some(capacity) = config.state.capacity {
         assert_eq!(engine.capacity(), capacity);
     }
@@ -274,7 +273,7 @@ fn the_builder_checks_profile_names_too() {
         matches!(err, Error::Config(ConfigError::FeatureNotCompiled { requested, .. }) if requested == other),
         "{err:?}"
     );
-    Engine::builder().profile(P::NAME).build().unwrap();
+    Engine::builder().ephemeral().profile(P::NAME).build().unwrap();
 }
 
 #[test]
@@ -339,7 +338,7 @@ fn environment_overrides_the_file() {
     assert_eq!(config.engine.profile.as_deref(), Some(P::NAME));
     config.validate::<P>().unwrap();
     assert_eq!(
-        config.engine_builder::<P>().build().unwrap().capacity(),
+        config.engine_builder::<P>(None).unwrap().ephemeral().build().unwrap().capacity(),
         4096
     );
 
@@ -377,6 +376,6 @@ fn capacity_is_bounded_by_the_tier() {
         let config = Config::load(None, env(&[("STRATA_STATE_CAPACITY", &n.to_string())])).unwrap();
         let err = config.validate::<P>().unwrap_err();
         assert!(err.to_string().contains(&P::MAX_KEYS.to_string()), "{err}");
-        assert!(Engine::builder().capacity(n).build().is_err());
+        assert!(Engine::builder().ephemeral().capacity(n).build().is_err());
     }
 }

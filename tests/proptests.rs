@@ -247,7 +247,7 @@ fn mutated_statement() -> impl Strategy<Value = String> {
 /// Runs `sql` on a fresh engine with [`SCHEMA`]; any panic fails the property. Afterwards
 /// every table and view can still be read.
 fn run_anything(sql: &str) -> Result<(), TestCaseError> {
-    let mut e = Engine::builder().build().expect("engine");
+    let mut e = Engine::builder().ephemeral().build().expect("engine");
     e.execute(SCHEMA).expect("schema");
     if let Err(err) = e.execute(sql) {
         let msg = err.to_string();
@@ -752,7 +752,7 @@ fn why<T>(result: &strata::Result<T>) -> Option<String> {
 }
 
 fn stream_engine() -> Engine {
-    let mut e = Engine::builder().build().expect("engine");
+    let mut e = Engine::builder().ephemeral().build().expect("engine");
     e.execute(STREAM_SCHEMA).expect("schema");
     e
 }

@@ -655,85 +655,104 @@ proptest! {
 }
 
 /// Snapshot write+fsync and read throughput vs raw file I/O of the same bytes, in one run.
+/// The writers run in a rotating order each round; each figure is the best of its rounds.
 #[test]
 #[ignore = "throughput measurement, run by hand with --release --ignored --nocapture"]
 fn snapshot_throughput() {
     use std::time::{Duration, Instant};
-    let mb: usize = std::env::var("STRATA_SNAPSHOT_BENCH_MB")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(256);
-    let rounds = 3;
+    let env = |k: &str, d: usize| {
+        std::env::var(k)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(d)
+    };
+    let mb = env("STRATA_SNAPSHOT_BENCH_MB", 256);
+    let rounds = env("STRATA_SNAPSHOT_BENCH_ROUNDS", 5);
     let len = mb << 20;
     let body = body_of(len, 77);
-    let root = tempfile::tempdir_in(
-        std::env::var("STRATA_SNAPSHOT_BENCH_DIR").unwrap_or_else(|_| ".".into()),
-    )
-    .unwrap();
+    let base = std::env::var("STRATA_SNAPSHOT_BENCH_DIR").unwrap_or_else(|_| ".".into());
+    let root = tempfile::tempdir_in(base).unwrap();
     let dir = SnapshotDir::new(root.path());
     let raw = root.path().join("raw.bin");
     let rate = |d: Duration| len as f64 / (1 << 20) as f64 / d.as_secs_f64();
-    let best = |v: &[Duration]| *v.iter().min().unwrap();
 
-    let (mut raw_w, mut snap_w, mut stream_w, mut raw_r, mut snap_r, mut load_r) =
-        (vec![], vec![], vec![], vec![], vec![], vec![]);
+    type Writer<'a> = (&'static str, Box<dyn Fn() + 'a>);
+    let writers: Vec<Writer> = vec![
+        (
+            "raw File::write_all + sync_all",
+            Box::new(|| {
+                let mut f = fs::File::create(&raw).unwrap();
+                f.write_all(&body).unwrap();
+                f.sync_all().unwrap();
+            }),
+        ),
+        (
+            "SnapshotDir::write (one slice)",
+            Box::new(|| drop(dir.write(1, &body).unwrap())),
+        ),
+        (
+            "SnapshotDir::write_with (64 KiB pieces)",
+            Box::new(|| {
+                let info = dir.write_with(1, |w| {
+                    body.chunks(64 << 10).try_for_each(|p| w.write_all(p))
+                });
+                drop(info.unwrap())
+            }),
+        ),
+        (
+            "SnapshotDir::write_with (4 MiB pieces)",
+            Box::new(|| {
+                let info =
+                    dir.write_with(1, |w| body.chunks(4 << 20).try_for_each(|p| w.write_all(p)));
+                drop(info.unwrap())
+            }),
+        ),
+    ];
+    let mut write_times = vec![Duration::MAX; writers.len()];
+    let mut read_times = [Duration::MAX; 3];
     for round in 0..rounds {
-        let _ = fs::remove_file(&raw);
-        let t = Instant::now();
-        let mut f = fs::File::create(&raw).unwrap();
-        f.write_all(&body).unwrap();
-        f.sync_all().unwrap();
-        drop(f);
-        raw_w.push(t.elapsed());
-
-        let _ = dir.retain(1);
-        let lsn = 2 * round as u64 + 1;
-        let t = Instant::now();
-        dir.write(lsn, &body).unwrap();
-        snap_w.push(t.elapsed());
-
-        let t = Instant::now();
-        dir.write_with(lsn + 1, |w| {
-            for piece in body.chunks(64 << 10) {
-                w.write_all(piece)?;
-            }
-            Ok(())
-        })
-        .unwrap();
-        stream_w.push(t.elapsed());
-
+        for k in 0..writers.len() {
+            let i = (k + round) % writers.len();
+            let t = Instant::now();
+            (writers[i].1)();
+            write_times[i] = write_times[i].min(t.elapsed());
+        }
         let t = Instant::now();
         let v = fs::read(&raw).unwrap();
-        raw_r.push(t.elapsed());
+        read_times[0] = read_times[0].min(t.elapsed());
         assert_eq!(v.len(), len);
         drop(v);
 
         let t = Instant::now();
-        let (_, b) = read_file(&dir.file_path(lsn)).unwrap();
-        snap_r.push(t.elapsed());
+        let (_, b) = read_file(&dir.file_path(1)).unwrap();
+        read_times[1] = read_times[1].min(t.elapsed());
         assert_eq!(b.len(), len);
         drop(b);
 
         let t = Instant::now();
         let out = dir.load_newest(|b| Ok(b.len())).unwrap();
-        load_r.push(t.elapsed());
+        read_times[2] = read_times[2].min(t.elapsed());
         assert_eq!(out.loaded.unwrap().value, len);
     }
     println!(
         "snapshot throughput, {mb} MB body, best of {rounds} (reads are from the page cache):"
     );
-    let line = |name: &str, v: &[Duration], base: &[Duration]| {
+    let line = |name: &str, d: Duration, base: Duration| {
         println!(
-            "  {name:<44} {:>8.0} MB/s  ({:>7.1} ms)  ratio vs raw {:.2}",
-            rate(best(v)),
-            best(v).as_secs_f64() * 1e3,
-            best(base).as_secs_f64() / best(v).as_secs_f64()
+            "  {name:<42} {:>7.0} MB/s  ({:>7.1} ms)  ratio vs raw {:.2}",
+            rate(d),
+            d.as_secs_f64() * 1e3,
+            base.as_secs_f64() / d.as_secs_f64()
         );
     };
-    line("raw File::write_all + sync_all", &raw_w, &raw_w);
-    line("SnapshotDir::write (one slice)", &snap_w, &raw_w);
-    line("SnapshotDir::write_with (64 KiB pieces)", &stream_w, &raw_w);
-    line("raw std::fs::read", &raw_r, &raw_r);
-    line("read_file (aligned + CRC)", &snap_r, &raw_r);
-    line("load_newest (aligned + CRC + validate)", &load_r, &raw_r);
+    for (i, (name, _)) in writers.iter().enumerate() {
+        line(name, write_times[i], write_times[0]);
+    }
+    line("raw std::fs::read", read_times[0], read_times[0]);
+    line("read_file (aligned + CRC)", read_times[1], read_times[0]);
+    line(
+        "load_newest (aligned + CRC + validate)",
+        read_times[2],
+        read_times[0],
+    );
 }

@@ -104,7 +104,7 @@ fn split_statements(script: &str) -> Vec<String> {
 
 /// Runs a script on a fresh engine and renders its output.
 fn run_script(script: &str) -> String {
-    let mut engine = Engine::builder().build().expect("default engine builds");
+    let mut engine = Engine::builder().ephemeral().build().expect("default engine builds");
     let mut blocks: Vec<String> = Vec::new();
     for piece in split_statements(script) {
         let statements = match strata::sql::statements(&piece) {

@@ -66,6 +66,13 @@ fn assert_records(wal: &Wal, first: u64, last: u64) {
     assert_eq!(wal.last_lsn(), last);
 }
 
+#[test]
+fn wal_can_move_between_threads() {
+    fn send<T: Send>() {}
+    send::<Wal>();
+    send::<FaultInjector>();
+}
+
 fn segments(dir: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = fs::read_dir(dir)
         .unwrap()

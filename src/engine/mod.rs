@@ -26,7 +26,8 @@ use std::collections::BTreeMap;
 pub struct EngineBuilder<P: PhysicalProfile = ActiveProfile> {
     profile: Option<String>,
     capacity: Option<usize>,
-    persist: PersistSettings,
+    persist: Option<PersistSettings>,
+    ephemeral: bool,
     _profile: std::marker::PhantomData<P>,
 }
 
@@ -47,13 +48,20 @@ impl<P: PhysicalProfile> EngineBuilder<P> {
 
     /// Where and how persistent tiers keep data (ignored by tiers that keep nothing).
     pub fn persist(mut self, settings: PersistSettings) -> Self {
-        self.persist = settings;
+        self.persist = Some(settings);
         self
     }
 
-    /// The data directory of persistent tiers (default `./strata-data`).
+    /// The data directory of persistent tiers, with default settings otherwise.
     pub fn data_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
-        self.persist.data_dir = dir.into();
+        self.persist.get_or_insert_with(PersistSettings::default).data_dir = dir.into();
+        self
+    }
+
+    /// A throwaway engine that keeps nothing, in any tier (like SQLite's `:memory:`).
+    /// Persistent tiers otherwise need [`data_dir`](Self::data_dir) or [`persist`](Self::persist).
+    pub fn ephemeral(mut self) -> Self {
+        self.ephemeral = true;
         self
     }
 
@@ -83,10 +91,19 @@ impl<P: PhysicalProfile> EngineBuilder<P> {
             checkpointer: None,
             network: P::Network::default(),
         };
-        if P::PERSISTENT {
+        if P::PERSISTENT && !self.ephemeral {
+            let Some(settings) = &self.persist else {
+                return Err(ConfigError::ProfileRequirementError {
+                    profile: P::KIND,
+                    requirement: "this tier keeps its data in a directory: set one with .data_dir(path), \
+                                  or build a throwaway engine with .ephemeral()"
+                        .into(),
+                }
+                .into());
+            };
             // Recovery replays through the engine while it has no checkpointer, so nothing
             // replayed is logged again.
-            let checkpointer = P::Checkpointer::open(&self.persist, &mut engine)?;
+            let checkpointer = P::Checkpointer::open(settings, &mut engine)?;
             engine.checkpointer = Some(checkpointer);
         }
         Ok(engine)
@@ -814,7 +831,10 @@ impl<P: PhysicalProfile> Engine<P> {
             return Err(self.not_in_tier("CHECKPOINT", |t| t.persistent));
         }
         let Some(mut c) = self.checkpointer.take() else {
-            return Err(SqlError::NotAvailableYet { what: "CHECKPOINT during recovery", profile: P::KIND }.into());
+            return Err(SqlError::Unsupported(
+                "CHECKPOINT on an ephemeral engine (or during recovery): it keeps nothing to disk".into(),
+            )
+            .into());
         };
         let report = c.checkpoint(self);
         self.checkpointer = Some(c);

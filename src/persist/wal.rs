@@ -214,8 +214,8 @@ impl SegmentOpener for FsOpener {
 /// # use strata::persist::{SyncPolicy, wal::{Wal, FaultInjector}};
 /// # use std::sync::Arc;
 /// let faults = FaultInjector::new();
-/// let (mut wal, _) =
-///     Wal::open_with("wal".as_ref(), SyncPolicy::Always, 64 << 20, false, Arc::new(faults.clone()))?;
+/// let opener = Arc::new(faults.clone());
+/// let (mut wal, _) = Wal::open_with("wal".as_ref(), SyncPolicy::Always, 64 << 20, false, opener)?;
 /// faults.fail_sync(1); // the next fsync fails
 /// assert!(wal.append(b"x").is_err()); // rolled back: not in the log
 /// # Ok::<(), strata::PersistError>(())
@@ -457,7 +457,12 @@ impl Wal {
         repair: bool,
         opener: Arc<dyn SegmentOpener>,
     ) -> Result<(Wal, Recovered), PersistError> {
-        fs::create_dir_all(dir).map_err(|e| PersistError::io("create directory", dir, e))?;
+        if !dir.is_dir() {
+            fs::create_dir_all(dir).map_err(|e| PersistError::io("create directory", dir, e))?;
+            if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                sync_dir(parent).map_err(|e| PersistError::io("fsync", parent, e))?;
+            }
+        }
         let (segments, next_lsn, truncated_tail, repaired) = recover(dir, repair)?;
         let file = match segments.last() {
             Some(seg) => Some(
