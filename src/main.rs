@@ -281,10 +281,19 @@ fn ingest(engine: &mut Engine, name: &str, path: &Path, batch_size: usize) -> Re
     let input = std::io::BufReader::with_capacity(1 << 20, counted);
     let display = path.display().to_string();
     let mut reader = BatchReader::new(&display, input, Format::from_path(path), columns, batch_size)?;
+    // Ctrl-C stops after the batch in flight, so that the summary says what was acknowledged.
+    let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = interrupted.clone();
+    if let Err(e) = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst)) {
+        tracing::warn!("cannot handle Ctrl-C ({e}); an interrupt will not report acknowledged rows");
+    }
     let start = Instant::now();
     let mut rows = 0usize;
     let outcome = (|| -> anyhow::Result<()> {
         while let Some(batch) = reader.next_batch()? {
+            if interrupted.load(std::sync::atomic::Ordering::SeqCst) {
+                anyhow::bail!("interrupted");
+            }
             rows += engine.insert_batch(name, &batch)?;
             // Each batch is acknowledged (durable under the sync policy) once insert_batch returns.
             tracing::debug!("acknowledged {rows} rows of {name}");
@@ -302,7 +311,8 @@ fn ingest(engine: &mut Engine, name: &str, path: &Path, batch_size: usize) -> Re
         "ingested {rows} rows into {name} in {secs:.3} s ({:.0} rows/s)",
         rows as f64 / secs.max(1e-9)
     );
-    outcome.map_err(|e| e.context(format!("stopped after {rows} rows were applied")).into())
+    let acknowledged = if ActiveProfile::PERSISTENT { "acknowledged" } else { "applied" };
+    outcome.map_err(|e| e.context(format!("stopped after {rows} rows were {acknowledged}")).into())
 }
 
 /// Feeds a progress bar with the bytes read.
