@@ -44,6 +44,10 @@ pub trait EngineState {
     fn import(&mut self, name: &str, state: ObjectState) -> Result<(), crate::Error>;
     /// Applies a logged change again, as it was applied when it was logged.
     fn replay(&mut self, change: &Change<'_>) -> Result<(), crate::Error>;
+    /// Recovery starts from a snapshot at `snapshot_lsn` (0: none); replays follow.
+    fn begin_recovery(&mut self, snapshot_lsn: u64);
+    /// Recovery is over: the engine is at the last acknowledged state.
+    fn end_recovery(&mut self);
 }
 
 /// Where a tier keeps what must survive the process.
@@ -83,6 +87,8 @@ pub struct PersistSettings {
     pub keep: usize,
     /// Truncate the log at a corrupt record instead of refusing to start.
     pub truncate_at_corruption: bool,
+    /// Keep secondary indexes (tiers where they are optional).
+    pub indexes: bool,
 }
 
 /// When logged changes reach the disk.
@@ -104,6 +110,7 @@ impl Default for PersistSettings {
             checkpoint_interval: Some(Duration::from_secs(300)),
             keep: 2,
             truncate_at_corruption: false,
+            indexes: true,
         }
     }
 }

@@ -62,6 +62,7 @@ pub mod config;
 pub mod engine;
 pub mod error;
 pub mod format;
+pub mod index;
 pub mod ingest;
 pub mod network;
 #[cfg(feature = "embedded")]

@@ -11,8 +11,10 @@ pub use schema::{ResultSet, Schema};
 use crate::batch::{Batch, Column};
 use crate::checkpoint::{Change, CheckpointReport, Checkpointer, EngineState, ObjectState, PersistSettings};
 use crate::error::{ConfigError, Error, ExecError, Result, SqlError};
+use crate::index::IndexBackend;
 use crate::profile::{self, ActiveProfile, IndexSupport, PhysicalProfile, ProfileKind};
-use crate::sql::expr::{bind, eval_constant, Scope};
+use crate::sql::expr::{bind, eval_constant, BinOp, Expr, Scope};
+use std::ops::Bound;
 use crate::sql::{self, InsertRows, ObjectKind, Statement};
 use crate::state::{Full, StateBackend};
 use crate::types::{DataType, Key, Value};
@@ -89,6 +91,9 @@ impl<P: PhysicalProfile> EngineBuilder<P> {
             tables: BTreeMap::new(),
             views: BTreeMap::new(),
             checkpointer: None,
+            indexes: BTreeMap::new(),
+            index_backend: None,
+            recovering_from: None,
             network: P::Network::default(),
         };
         if P::PERSISTENT && !self.ephemeral {
@@ -101,6 +106,13 @@ impl<P: PhysicalProfile> EngineBuilder<P> {
                 }
                 .into());
             };
+            if P::INDEXES != IndexSupport::None && settings.indexes {
+                let (backend, rebuild) = P::Indexes::open(settings)?;
+                if let Some(reason) = rebuild {
+                    eprintln!("notice: {reason}; every index is rebuilt from its table");
+                }
+                engine.index_backend = Some(backend);
+            }
             // Recovery replays through the engine while it has no checkpointer, so nothing
             // replayed is logged again.
             let checkpointer = P::Checkpointer::open(settings, &mut engine)?;
@@ -133,6 +145,12 @@ struct Table<P: PhysicalProfile> {
     rows: P::State<Key, Box<[Value]>>,
 }
 
+/// A secondary index: a table and the position of its indexed column.
+struct IndexDef {
+    table: String,
+    column: usize,
+}
+
 struct View<P: PhysicalProfile> {
     source: String,
     columns: Vec<(String, DataType)>,
@@ -150,6 +168,12 @@ pub struct Engine<P: PhysicalProfile = ActiveProfile> {
     views: BTreeMap<String, View<P>>,
     /// `None` while recovering (and always in tiers that keep nothing).
     checkpointer: Option<P::Checkpointer>,
+    /// Secondary indexes by name.
+    indexes: BTreeMap<String, IndexDef>,
+    /// `None` in tiers without indexes, in ephemeral engines and with `[indexes] enabled = false`.
+    index_backend: Option<P::Indexes>,
+    /// While recovering: the LSN of the snapshot recovery started from.
+    recovering_from: Option<u64>,
     network: P::Network,
 }
 
@@ -221,9 +245,7 @@ impl<P: PhysicalProfile> Engine<P> {
                 );
             }
             Statement::CreateView { name, query } => self.create_view(name, query, stmt)?,
-            Statement::CreateIndex { .. } => {
-                return Err(self.not_in_tier("CREATE INDEX", |t| t.indexes != IndexSupport::None))
-            }
+            Statement::CreateIndex { name, table, column } => self.create_index(name, table, column, stmt)?,
             Statement::Checkpoint => {
                 if !P::PERSISTENT {
                     return Err(self.not_in_tier("CHECKPOINT", |t| t.persistent));
@@ -569,11 +591,14 @@ impl<P: PhysicalProfile> Engine<P> {
         }
         log::<P>(&mut self.checkpointer, &Change::Insert { target: name, columns, replace })?;
         let table = self.tables.get_mut(name).expect("checked above");
-        for (r, key) in keys.into_iter().enumerate() {
+        let mut replaced = Vec::new();
+        for (r, key) in keys.iter().enumerate() {
             let row: Box<[Value]> = columns.iter().map(|c| c.value(r)).collect();
-            table.rows.insert(key, row).expect("capacity checked before writing");
+            if let Some(old) = table.rows.insert(key.clone(), row).expect("capacity checked before writing") {
+                replaced.push((key.clone(), old));
+            }
         }
-        Ok(())
+        self.update_indexes(name, &replaced, &keys)
     }
 
     fn delete(&mut self, name: &str, selection: Option<&ast::Expr>) -> Result<usize> {
@@ -600,7 +625,7 @@ impl<P: PhysicalProfile> Engine<P> {
             }
         }
         log::<P>(&mut self.checkpointer, &Change::Delete { table: name, keys: &doomed })?;
-        self.remove_keys(name, &doomed);
+        self.remove_keys(name, &doomed)?;
         Ok(doomed.len())
     }
 
@@ -609,7 +634,10 @@ impl<P: PhysicalProfile> Engine<P> {
             ObjectKind::Source => self.sources.contains_key(name),
             ObjectKind::Table => self.tables.contains_key(name),
             ObjectKind::View => self.views.contains_key(name),
-            ObjectKind::Index => return Err(self.not_in_tier("DROP INDEX", |t| t.indexes != IndexSupport::None)),
+            ObjectKind::Index if P::INDEXES == IndexSupport::None => {
+                return Err(self.not_in_tier("DROP INDEX", |t| t.indexes != IndexSupport::None))
+            }
+            ObjectKind::Index => self.indexes.contains_key(name),
         };
         if !exists {
             return match self.kind_of(name) {
@@ -649,7 +677,24 @@ impl<P: PhysicalProfile> Engine<P> {
             ObjectKind::Source => drop(self.sources.remove(name)),
             ObjectKind::Table => drop(self.tables.remove(name)),
             ObjectKind::View => drop(self.views.remove(name)),
-            ObjectKind::Index => {}
+            ObjectKind::Index => {
+                self.indexes.remove(name);
+                if let Some(b) = self.index_backend.as_mut() {
+                    b.drop_index(name)?;
+                }
+            }
+        }
+        if kind == ObjectKind::Table {
+            // A table's indexes go with it.
+            let doomed: Vec<String> =
+                self.indexes.iter().filter(|(_, d)| d.table == name).map(|(n, _)| n.clone()).collect();
+            for index in doomed {
+                self.indexes.remove(&index);
+                self.catalog.retain(|(n, _)| *n != index);
+                if let Some(b) = self.index_backend.as_mut() {
+                    b.drop_index(&index)?;
+                }
+            }
         }
         Ok(())
     }
@@ -659,7 +704,7 @@ impl<P: PhysicalProfile> Engine<P> {
             ObjectKind::Source => self.sources.keys().collect(),
             ObjectKind::Table => self.tables.keys().collect(),
             ObjectKind::View => self.views.keys().collect(),
-            ObjectKind::Index => Vec::new(),
+            ObjectKind::Index => self.indexes.keys().collect(),
         };
         ResultSet {
             columns: vec![("name".into(), DataType::Text)],
@@ -721,7 +766,19 @@ impl<P: PhysicalProfile> Engine<P> {
         let (input_columns, rows): (Vec<(String, DataType)>, Vec<Vec<Value>>) = match self.kind_of(&from) {
             Some(ObjectKind::Table) => {
                 let t = &self.tables[&from];
-                (t.schema.name_types(), t.rows.iter().map(|(_, r)| r.to_vec()).collect())
+                let columns = t.schema.name_types();
+                let object = self.describe_object(&from);
+                let planned = plan_select(query, &Scope { object: &object, columns: &columns })?;
+                let filter = match &planned.plan {
+                    SelectPlan::Project { filter, .. } => filter.as_ref(),
+                    SelectPlan::Aggregate(agg) => agg.filter.as_ref(),
+                };
+                // An index narrows the rows read; the whole WHERE is still applied to them.
+                let rows = match self.index_candidates(&from, filter)? {
+                    Some(keys) => keys.iter().filter_map(|k| t.rows.get(k)).map(|r| r.to_vec()).collect(),
+                    None => t.rows.iter().map(|(_, r)| r.to_vec()).collect(),
+                };
+                return self.run_select(planned, &columns, rows);
             }
             Some(ObjectKind::View) => {
                 let v = &self.views[&from];
@@ -746,6 +803,56 @@ impl<P: PhysicalProfile> Engine<P> {
         let scope = Scope { object: &object, columns: &input_columns };
         let planned = plan_select(query, &scope)?;
         self.run_select(planned, &input_columns, rows)
+    }
+
+    /// Primary keys of the rows an index says can satisfy `filter`, when an index covers one
+    /// of its top-level `AND`ed comparisons of a column with a literal of the column's type.
+    fn index_candidates(&self, table: &str, filter: Option<&Expr>) -> Result<Option<Vec<Key>>> {
+        let (Some(backend), Some(filter)) = (self.index_backend.as_ref(), filter) else { return Ok(None) };
+        let mut conjuncts = vec![filter];
+        let mut comparisons = Vec::new();
+        while let Some(e) = conjuncts.pop() {
+            match e {
+                Expr::Binary { op: BinOp::And, left, right, .. } => conjuncts.extend([&**left, &**right]),
+                Expr::Binary { op, left, right, .. } => match (&**left, &**right) {
+                    (Expr::Column { index, ty }, Expr::Literal(v)) if v.data_type() == Some(*ty) => {
+                        comparisons.push((*index, *op, v))
+                    }
+                    (Expr::Literal(v), Expr::Column { index, ty }) if v.data_type() == Some(*ty) => {
+                        let flipped = match op {
+                            BinOp::Lt => BinOp::Gt,
+                            BinOp::LtEq => BinOp::GtEq,
+                            BinOp::Gt => BinOp::Lt,
+                            BinOp::GtEq => BinOp::LtEq,
+                            other => *other,
+                        };
+                        comparisons.push((*index, flipped, v))
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        for (index, def) in self.indexes.iter().filter(|(_, d)| d.table == table) {
+            let on_column: Vec<_> = comparisons.iter().filter(|(c, _, _)| *c == def.column).collect();
+            if let Some((_, _, v)) = on_column.iter().find(|(_, op, _)| *op == BinOp::Eq) {
+                return Ok(Some(backend.lookup(index, Bound::Included(v), Bound::Included(v))?));
+            }
+            let (mut lower, mut upper) = (Bound::Unbounded, Bound::Unbounded);
+            for (_, op, v) in &on_column {
+                match op {
+                    BinOp::Gt => lower = Bound::Excluded(*v),
+                    BinOp::GtEq => lower = Bound::Included(*v),
+                    BinOp::Lt => upper = Bound::Excluded(*v),
+                    BinOp::LtEq => upper = Bound::Included(*v),
+                    _ => {}
+                }
+            }
+            if !matches!((&lower, &upper), (Bound::Unbounded, Bound::Unbounded)) {
+                return Ok(Some(backend.lookup(index, lower, upper)?));
+            }
+        }
+        Ok(None)
     }
 
     fn run_select(
@@ -838,7 +945,11 @@ impl<P: PhysicalProfile> Engine<P> {
         };
         let report = c.checkpoint(self);
         self.checkpointer = Some(c);
-        report
+        let report = report?;
+        if let Some(b) = self.index_backend.as_mut() {
+            b.mark_durable(report.lsn)?;
+        }
+        Ok(report)
     }
 
     /// Takes the periodic checkpoint when it is due. A failure is reported but does not
@@ -851,12 +962,76 @@ impl<P: PhysicalProfile> Engine<P> {
         }
     }
 
-    fn remove_keys(&mut self, table: &str, keys: &[Key]) {
+    fn remove_keys(&mut self, table: &str, keys: &[Key]) -> Result<()> {
+        let mut removed = Vec::with_capacity(keys.len());
         if let Some(t) = self.tables.get_mut(table) {
             for key in keys {
-                t.rows.remove(key);
+                if let Some(row) = t.rows.remove(key) {
+                    removed.push((key.clone(), row));
+                }
             }
         }
+        self.update_indexes(table, &removed, &[])
+    }
+
+    /// Brings the indexes of `table` up to date after rows `removed` (key, old row) went
+    /// away and rows with keys `written` were stored.
+    fn update_indexes(&mut self, table: &str, removed: &[(Key, Box<[Value]>)], written: &[Key]) -> Result<()> {
+        let Some(backend) = self.index_backend.as_mut() else { return Ok(()) };
+        let Some(t) = self.tables.get(table) else { return Ok(()) };
+        for (index, def) in self.indexes.iter().filter(|(_, d)| d.table == table) {
+            let old: Vec<(Value, Key)> = removed.iter().map(|(k, row)| (row[def.column].clone(), k.clone())).collect();
+            let new: Vec<(Value, Key)> = written
+                .iter()
+                .filter_map(|k| t.rows.get(k).map(|row| (row[def.column].clone(), k.clone())))
+                .collect();
+            backend.apply(index, &old, &new)?;
+        }
+        Ok(())
+    }
+
+    fn create_index(&mut self, name: &str, table: &str, column: &str, stmt: &Statement) -> Result<()> {
+        if P::INDEXES == IndexSupport::None {
+            return Err(self.not_in_tier("CREATE INDEX", |t| t.indexes != IndexSupport::None));
+        }
+        if self.index_backend.is_none() {
+            return Err(SqlError::Unsupported(
+                "CREATE INDEX on an engine without index storage: indexes need a data directory \
+                 and [indexes] enabled = true"
+                    .into(),
+            )
+            .into());
+        }
+        if self.indexes.contains_key(name) || self.kind_of(name).is_some() {
+            return Err(SqlError::AlreadyExists { kind: "object", name: name.to_string() }.into());
+        }
+        let Some(t) = self.tables.get(table) else {
+            return Err(match self.kind_of(table) {
+                Some(kind) => SqlError::WrongKind {
+                    name: table.to_string(),
+                    actual: kind.name(),
+                    expected: "table",
+                    hint: "indexes are on tables".into(),
+                }
+                .into(),
+                None => Self::unknown(ObjectKind::Table, table),
+            });
+        };
+        let col = t.schema.find(column).ok_or_else(|| t.schema.unknown_column(&format!("table `{table}`"), column))?;
+        self.log_ddl(name, stmt)?;
+        self.indexes.insert(name.to_string(), IndexDef { table: table.to_string(), column: col });
+        let backend = self.index_backend.as_mut().expect("checked above");
+        // Recovering from the snapshot the index storage was last made durable with: its
+        // entries are current, and the log replay that follows keeps them so.
+        let current = self.recovering_from.is_some_and(|lsn| backend.exists(name) && backend.durable_lsn() == Some(lsn));
+        if !current {
+            if self.recovering_from.is_some() {
+                eprintln!("notice: rebuilding index `{name}` on `{table}` from the table");
+            }
+            let t = &self.tables[table];
+            backend.rebuild(name, &mut t.rows.iter().map(|(k, row)| (row[col].clone(), k.clone())))?;
+        }
+        Ok(())
     }
 }
 
@@ -914,9 +1089,17 @@ impl<P: PhysicalProfile> EngineState for Engine<P> {
             Change::Insert { target, columns, replace } => {
                 self.insert_columns(target, columns, *replace)?;
             }
-            Change::Delete { table, keys } => self.remove_keys(table, keys),
+            Change::Delete { table, keys } => self.remove_keys(table, keys)?,
         }
         Ok(())
+    }
+
+    fn begin_recovery(&mut self, snapshot_lsn: u64) {
+        self.recovering_from = Some(snapshot_lsn);
+    }
+
+    fn end_recovery(&mut self) {
+        self.recovering_from = None;
     }
 }
 

@@ -94,12 +94,19 @@ impl Checkpointer for LocalCheckpointer {
         for notice in outcome.notices() {
             eprintln!("warning: {notice}");
         }
-        let mut snapshot_lsn = 0;
+        let snapshot_lsn = outcome.loaded.as_ref().map_or(0, |l| l.lsn);
+        engine.begin_recovery(snapshot_lsn);
         if let Some(loaded) = &outcome.loaded {
             let image = access::<ArchivedSnapshotImage>(&loaded.body).map_err(|reason| {
                 PersistError::CorruptSnapshot { file: loaded.path.display().to_string(), reason }
             })?;
-            snapshot_lsn = image.lsn.to_native();
+            if image.lsn.to_native() != snapshot_lsn {
+                return Err(PersistError::CorruptSnapshot {
+                    file: loaded.path.display().to_string(),
+                    reason: format!("it says it covers log record {}, its name says {snapshot_lsn}", image.lsn),
+                }
+                .into());
+            }
             let restore = |engine: &mut dyn EngineState| -> Result<(), Error> {
                 for object in image.objects.iter() {
                     engine.replay(&Change::Ddl(object.ddl.as_str()))?;
@@ -130,6 +137,7 @@ impl Checkpointer for LocalCheckpointer {
             replay_record(engine, record).map_err(|e| bad(e.to_string()).into())
         })?;
         wal.advance_past(snapshot_lsn)?;
+        engine.end_recovery();
         Ok(LocalCheckpointer {
             data_dir,
             _lock: lock,

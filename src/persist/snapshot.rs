@@ -284,7 +284,9 @@ impl SnapshotDir {
     /// Writes `body` as the snapshot of `lsn`, atomically and durably (see the module docs):
     /// when this returns `Ok` the snapshot survives a crash; when it fails or the process
     /// dies midway, the existing snapshots are untouched and at most a `.tmp` file is left.
-    /// An existing snapshot of the same LSN is replaced atomically.
+    /// An existing snapshot of the same LSN is replaced atomically. If only the final
+    /// directory fsync fails, the complete file is already in place under its final name (it
+    /// may or may not survive a crash) and the error is still returned.
     pub fn write(&self, lsn: u64, body: &[u8]) -> Result<SnapshotInfo, PersistError> {
         self.write_with(lsn, |w| w.write_all(body))
     }

@@ -2,6 +2,7 @@
 
 use super::{profile_consts_from_tier, PhysicalProfile, ProfileKind, Sealed};
 use crate::checkpoint::NoCheckpoint;
+use crate::index::NoIndexes;
 use crate::network::SingleNode;
 use crate::state::FixedTable;
 
@@ -16,4 +17,5 @@ impl PhysicalProfile for BareMetal {
     type State<K: Eq + std::hash::Hash + Clone, V> = FixedTable<K, V>;
     type Checkpointer = NoCheckpoint;
     type Network = SingleNode;
+    type Indexes = NoIndexes;
 }

@@ -5,6 +5,7 @@
 //! code branches on are the same data. Only the compiled profile's type exists in a build.
 
 use crate::checkpoint::Checkpointer;
+use crate::index::IndexBackend;
 use crate::network::Network;
 use crate::state::StateBackend;
 use std::hash::Hash;
@@ -56,6 +57,8 @@ pub trait PhysicalProfile: Sealed + Copy + Default + Send + Sync + 'static {
     type Checkpointer: Checkpointer;
     /// How this node reaches others.
     type Network: Network;
+    /// Where secondary indexes live.
+    type Indexes: IndexBackend;
 }
 
 /// The tiers, in superset order: each has every capability of the ones before it.
