@@ -44,8 +44,9 @@ pub trait EngineState {
     fn import(&mut self, name: &str, state: ObjectState) -> Result<(), crate::Error>;
     /// Applies a logged change again, as it was applied when it was logged.
     fn replay(&mut self, change: &Change<'_>) -> Result<(), crate::Error>;
-    /// Recovery starts from a snapshot at `snapshot_lsn` (0: none); replays follow.
-    fn begin_recovery(&mut self, snapshot_lsn: u64);
+    /// Recovery starts from a snapshot at `snapshot_lsn` (0: none); replays follow. Called
+    /// once the data directory is locked.
+    fn begin_recovery(&mut self, snapshot_lsn: u64) -> Result<(), crate::Error>;
     /// Recovery is over: the engine is at the last acknowledged state.
     fn end_recovery(&mut self);
 }

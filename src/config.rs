@@ -211,6 +211,7 @@ impl Config {
             let d = parse_duration(text).map_err(|m| invalid("[checkpoint] interval", m))?;
             settings.checkpoint_interval = (!d.is_zero()).then_some(d);
         }
+        settings.indexes = self.indexes.enabled.unwrap_or(true);
         if let Some(keep) = self.checkpoint.keep {
             if keep == 0 {
                 return Err(invalid("[checkpoint] keep", "must be at least 1".into()));

@@ -94,6 +94,8 @@ impl<P: PhysicalProfile> EngineBuilder<P> {
             indexes: BTreeMap::new(),
             index_backend: None,
             recovering_from: None,
+            index_settings: None,
+            index_rebuild_reason: None,
             network: P::Network::default(),
         };
         if P::PERSISTENT && !self.ephemeral {
@@ -106,13 +108,9 @@ impl<P: PhysicalProfile> EngineBuilder<P> {
                 }
                 .into());
             };
-            if P::INDEXES != IndexSupport::None && settings.indexes {
-                let (backend, rebuild) = P::Indexes::open(settings)?;
-                if let Some(reason) = rebuild {
-                    eprintln!("notice: {reason}; every index is rebuilt from its table");
-                }
-                engine.index_backend = Some(backend);
-            }
+            // The index storage is opened by `begin_recovery`, once the checkpointer holds
+            // the data directory's lock.
+            engine.index_settings = (P::INDEXES != IndexSupport::None && settings.indexes).then(|| settings.clone());
             // Recovery replays through the engine while it has no checkpointer, so nothing
             // replayed is logged again.
             let checkpointer = P::Checkpointer::open(settings, &mut engine)?;
@@ -174,6 +172,11 @@ pub struct Engine<P: PhysicalProfile = ActiveProfile> {
     index_backend: Option<P::Indexes>,
     /// While recovering: the LSN of the snapshot recovery started from.
     recovering_from: Option<u64>,
+    /// Where to open the index storage when recovery begins.
+    index_settings: Option<PersistSettings>,
+    /// Why the index storage had to be recreated (a missing or damaged file), for the notice
+    /// printed when an index is rebuilt because of it.
+    index_rebuild_reason: Option<String>,
     network: P::Network,
 }
 
@@ -1025,8 +1028,11 @@ impl<P: PhysicalProfile> Engine<P> {
         // entries are current, and the log replay that follows keeps them so.
         let current = self.recovering_from.is_some_and(|lsn| backend.exists(name) && backend.durable_lsn() == Some(lsn));
         if !current {
-            if self.recovering_from.is_some() {
-                eprintln!("notice: rebuilding index `{name}` on `{table}` from the table");
+            // Without a snapshot the index storage was never made durable: rebuilding is routine.
+            if let Some(reason) = &self.index_rebuild_reason {
+                eprintln!("notice: {reason}: rebuilding index `{name}` on `{table}` from the table");
+            } else if self.recovering_from.is_some_and(|lsn| lsn > 0) {
+                eprintln!("notice: index `{name}` on `{table}` is not as of the snapshot: rebuilding it from the table");
             }
             let t = &self.tables[table];
             backend.rebuild(name, &mut t.rows.iter().map(|(k, row)| (row[col].clone(), k.clone())))?;
@@ -1094,12 +1100,19 @@ impl<P: PhysicalProfile> EngineState for Engine<P> {
         Ok(())
     }
 
-    fn begin_recovery(&mut self, snapshot_lsn: u64) {
+    fn begin_recovery(&mut self, snapshot_lsn: u64) -> Result<()> {
         self.recovering_from = Some(snapshot_lsn);
+        if let Some(settings) = self.index_settings.take() {
+            let (backend, rebuild) = P::Indexes::open(&settings)?;
+            self.index_rebuild_reason = rebuild;
+            self.index_backend = Some(backend);
+        }
+        Ok(())
     }
 
     fn end_recovery(&mut self) {
         self.recovering_from = None;
+        self.index_rebuild_reason = None;
     }
 }
 

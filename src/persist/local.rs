@@ -95,7 +95,7 @@ impl Checkpointer for LocalCheckpointer {
             eprintln!("warning: {notice}");
         }
         let snapshot_lsn = outcome.loaded.as_ref().map_or(0, |l| l.lsn);
-        engine.begin_recovery(snapshot_lsn);
+        engine.begin_recovery(snapshot_lsn)?;
         if let Some(loaded) = &outcome.loaded {
             let image = access::<ArchivedSnapshotImage>(&loaded.body).map_err(|reason| {
                 PersistError::CorruptSnapshot { file: loaded.path.display().to_string(), reason }

@@ -2,7 +2,9 @@
 //! directory. Compiled only into those tiers.
 
 pub mod image;
+pub mod index;
 pub mod local;
+pub mod redb_indexes;
 pub mod snapshot;
 pub mod wal;
 

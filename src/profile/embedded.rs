@@ -3,7 +3,7 @@
 
 use super::{profile_consts_from_tier, PhysicalProfile, ProfileKind, Sealed};
 use crate::persist::local::LocalCheckpointer;
-use crate::index::NoIndexes;
+use crate::persist::redb_indexes::RedbIndexes;
 use crate::network::SingleNode;
 use crate::state::ElasticTable;
 
@@ -18,5 +18,5 @@ impl PhysicalProfile for Embedded {
     type State<K: Eq + std::hash::Hash + Clone, V> = ElasticTable<K, V>;
     type Checkpointer = LocalCheckpointer;
     type Network = SingleNode;
-    type Indexes = NoIndexes;
+    type Indexes = RedbIndexes;
 }

@@ -176,7 +176,7 @@ pub const TIERS: [TierCapabilities; 4] = [
         persistent: true,
         checkpoints: "local WAL + rkyv snapshots",
         recovery: Recovery::Partial,
-        indexes: IndexSupport::None,
+        indexes: IndexSupport::Optional,
         networked: false,
         multi_node: false,
         async_runtime: false,
