@@ -33,7 +33,9 @@ pub trait IndexBackend: Sized {
     /// Makes every entry durable and records that the indexes reflect the log up to `lsn`.
     fn mark_durable(&mut self, lsn: u64) -> Result<(), crate::Error>;
 
-    /// The `lsn` of the last [`mark_durable`](Self::mark_durable) that reached the disk.
+    /// The `lsn` of the last [`mark_durable`](Self::mark_durable) when the storage holds
+    /// exactly the entries as of that mark (as after a crash); `None` when it holds every
+    /// change made through it since (as after a clean close), or nothing was ever marked.
     fn durable_lsn(&self) -> Option<u64>;
 }
 

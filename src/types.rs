@@ -65,8 +65,8 @@ impl Value {
         })
     }
 
-    /// Total order used by ORDER BY, MIN and MAX: NULL first, then by value; numbers compare
-    /// across BIGINT and DOUBLE; NaN sorts after every other number.
+    /// Total order used by comparisons and ORDER BY: NULL first, then by value; numbers
+    /// compare across BIGINT and DOUBLE; -0.0 equals 0.0; NaN sorts after every other number.
     pub fn total_cmp(&self, other: &Value) -> Ordering {
         use Value::*;
         match (self, other) {
@@ -74,9 +74,9 @@ impl Value {
             (Null, _) => Ordering::Less,
             (_, Null) => Ordering::Greater,
             (Int(a), Int(b)) | (Timestamp(a), Timestamp(b)) => a.cmp(b),
-            (Double(a), Double(b)) => a.total_cmp(b),
-            (Int(a), Double(b)) => (*a as f64).total_cmp(b),
-            (Double(a), Int(b)) => a.total_cmp(&(*b as f64)),
+            (Double(a), Double(b)) => cmp_doubles(*a, *b),
+            (Int(a), Double(b)) => cmp_doubles(*a as f64, *b),
+            (Double(a), Int(b)) => cmp_doubles(*a, *b as f64),
             (Text(a), Text(b)) => a.cmp(b),
             (Bool(a), Bool(b)) => a.cmp(b),
             _ => self.rank().cmp(&other.rank()),
@@ -108,6 +108,12 @@ impl PartialEq for Value {
             _ => false,
         }
     }
+}
+
+/// Orders doubles totally, with -0.0 equal to 0.0 and every NaN one value above +inf —
+/// the order grouping, comparisons and index lookups share.
+fn cmp_doubles(a: f64, b: f64) -> Ordering {
+    f64::from_bits(normalize_bits(a)).total_cmp(&f64::from_bits(normalize_bits(b)))
 }
 
 /// The bits of a double with -0.0 folded into 0.0 and every NaN into one NaN, so that equal

@@ -1024,9 +1024,14 @@ impl<P: PhysicalProfile> Engine<P> {
         self.log_ddl(name, stmt)?;
         self.indexes.insert(name.to_string(), IndexDef { table: table.to_string(), column: col });
         let backend = self.index_backend.as_mut().expect("checked above");
-        // Recovering from the snapshot the index storage was last made durable with: its
-        // entries are current, and the log replay that follows keeps them so.
-        let current = self.recovering_from.is_some_and(|lsn| backend.exists(name) && backend.durable_lsn() == Some(lsn));
+        // The stored index holds the exact entries as of some log position: the last
+        // `mark_durable` after a crash, or everything written before a clean close (`None`).
+        // From any position at or after the snapshot, replaying the log after the snapshot
+        // ends at the current entries (each record's change is computed from the table), so
+        // only an index older than the snapshot, or missing, is rebuilt.
+        let current = self.recovering_from.is_some_and(|lsn| {
+            backend.exists(name) && backend.durable_lsn().is_none_or(|marked| marked >= lsn)
+        });
         if !current {
             // Without a snapshot the index storage was never made durable: rebuilding is routine.
             if let Some(reason) = &self.index_rebuild_reason {

@@ -959,7 +959,8 @@ impl IndexStore {
         Ok(())
     }
 
-    /// Primary keys of the rows whose column value equals `value`, in primary-key byte order.
+    /// Primary keys of the rows whose column value equals `value`, in the order of their entries
+    /// (by primary-key encoding for a probe of the column's type).
     /// NULL equals nothing (as in SQL): `lookup_eq(NULL)` is empty; use
     /// [`lookup_null`](Self::lookup_null) for `IS NULL`. Equality is that of
     /// [`Value::total_cmp`] with -0.0 = 0.0 and all NaNs equal; a BIGINT probe on a DOUBLE
