@@ -31,102 +31,22 @@ fn sql_dir() -> PathBuf {
         .join("sql")
 }
 
-/// Splits a script at top-level semicolons, skipping quotes and comments. Pieces that hold
-/// only whitespace and comments are dropped. Each piece is preceded by blank space standing
-/// for the text before it, so that the line and column numbers in syntax errors are those
-/// of the script file.
-fn split_statements(script: &str) -> Vec<String> {
-    let piece = |start: usize, end: usize| {
-        let before = &script[..start];
-        let lines = before.matches('\n').count();
-        let column = before.rsplit('\n').next().unwrap_or("").chars().count();
-        format!(
-            "{}{}{}",
-            "\n".repeat(lines),
-            " ".repeat(column),
-            &script[start..end]
-        )
-    };
-    let bytes = script.as_bytes();
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    let mut has_code = false;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\'' | b'"' => {
-                let quote = bytes[i];
-                has_code = true;
-                i += 1;
-                while i < bytes.len() {
-                    if bytes[i] == quote {
-                        if bytes.get(i + 1) == Some(&quote) {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
-                    i += 1;
-                }
-                i += 2;
-            }
-            b';' => {
-                if has_code {
-                    pieces.push(piece(start, i + 1));
-                }
-                start = i + 1;
-                has_code = false;
-                i += 1;
-            }
-            c => {
-                has_code |= !c.is_ascii_whitespace();
-                i += 1;
-            }
-        }
-    }
-    if has_code {
-        pieces.push(piece(start.min(script.len()), script.len()));
-    }
-    pieces
-}
-
 /// Runs a script on a fresh engine and renders its output.
 fn run_script(script: &str) -> String {
     let mut engine = Engine::builder().ephemeral().build().expect("default engine builds");
     let mut blocks: Vec<String> = Vec::new();
-    for piece in split_statements(script) {
-        let statements = match strata::sql::statements(&piece) {
-            Ok(s) => s,
-            Err(e) => {
-                blocks.push(error_line(&e.to_string()));
-                continue;
+    // Every statement runs, even after an error, so that expected files pin each error.
+    for piece in strata::sql::pieces(script) {
+        let Some(stmt) = piece.parse() else { continue };
+        let result = stmt.map_err(strata::Error::from).and_then(|s| engine.execute_statement(&s));
+        match result {
+            Ok(Some(rs)) => {
+                let mut csv = Vec::new();
+                strata::format::write_csv(&mut csv, &rs).expect("writing to a Vec cannot fail");
+                blocks.push(String::from_utf8(csv).expect("CSV output is UTF-8"));
             }
-        };
-        for stmt in statements {
-            let result = stmt
-                .map_err(strata::Error::from)
-                .and_then(|s| engine.execute_statement(&s));
-            match result {
-                Ok(Some(rs)) => {
-                    let mut csv = Vec::new();
-                    strata::format::write_csv(&mut csv, &rs).expect("writing to a Vec cannot fail");
-                    blocks.push(String::from_utf8(csv).expect("CSV output is UTF-8"));
-                }
-                Ok(None) => {}
-                Err(e) => blocks.push(error_line(&e.to_string())),
-            }
+            Ok(None) => {}
+            Err(e) => blocks.push(error_line(&e.to_string())),
         }
     }
     blocks.join("\n")
@@ -307,19 +227,6 @@ fn expected_files_have_scripts() {
             );
         }
     }
-}
-
-#[test]
-fn splitter_respects_quotes_and_comments() {
-    let pieces = split_statements(
-        "SELECT 'a;b' FROM t; -- c;d\n/* e;f */ SELECT \"x;y\" FROM u;\n-- only a comment;\n  ;SELECT 1 FROM v",
-    );
-    assert_eq!(pieces.len(), 3, "{pieces:?}");
-    assert!(pieces[0].contains("'a;b'"));
-    assert!(pieces[1].contains("\"x;y\""));
-    assert!(pieces[2].ends_with("SELECT 1 FROM v"));
-    // Positions are kept: the third piece starts on the fourth line of the script, column 4.
-    assert!(pieces[2].starts_with("\n\n\n   SELECT"), "{:?}", pieces[2]);
 }
 
 #[test]

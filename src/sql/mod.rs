@@ -119,14 +119,65 @@ impl InsertRows {
 
 /// Parses `sql` statement by statement, so that a caller can run each before the next one
 /// is parsed: an error late in a script — even one the tokenizer finds, like an unclosed
-/// quote — does not stop the statements before it.
+/// quote — does not stop the statements before it. Ends after the first error.
 pub struct Statements<'a> {
+    pieces: Pieces<'a>,
+    failed: bool,
+}
+
+/// The statements of a script as text, split at top-level `;` (quotes and comments are
+/// respected), without parsing them.
+pub struct Pieces<'a> {
     sql: &'a str,
     /// Byte offset of the rest of the script.
     pos: usize,
-    /// Line number (from 1) at `pos`, so that errors name lines of the whole script.
+    /// Line (from 1) and column (from 1, in characters) at `pos`.
     line: usize,
-    failed: bool,
+    column: usize,
+}
+
+/// One statement's text, with its `;` if it had one, and where it starts in the script.
+#[derive(Clone, Copy, Debug)]
+pub struct Piece<'a> {
+    pub text: &'a str,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl Piece<'_> {
+    /// Parses the statement; `None` if the piece holds only blanks and comments. Error
+    /// positions are those in the whole script.
+    pub fn parse(&self) -> Option<Result<Statement, SqlError>> {
+        parse_piece(self)
+    }
+}
+
+/// Splits a script into statements' texts.
+pub fn pieces(sql: &str) -> Pieces<'_> {
+    Pieces { sql, pos: 0, line: 1, column: 1 }
+}
+
+impl<'a> Iterator for Pieces<'a> {
+    type Item = Piece<'a>;
+
+    fn next(&mut self) -> Option<Piece<'a>> {
+        if self.pos >= self.sql.len() {
+            return None;
+        }
+        let rest = &self.sql[self.pos..];
+        // A piece keeps its `;`, so that errors at its end point at a location.
+        let len = (statement_len(rest) + 1).min(rest.len());
+        let piece = Piece { text: &rest[..len], line: self.line, column: self.column };
+        match piece.text.rfind('\n') {
+            Some(i) => {
+                self.line += piece.text.bytes().filter(|&b| b == b'\n').count();
+                self.column = piece.text[i + 1..].chars().count() + 1;
+            }
+            None => self.column += piece.text.chars().count(),
+        }
+        self.pos += len;
+        Some(piece)
+    }
 }
 
 /// Splits and parses a script lazily, one statement at a time.
@@ -134,7 +185,7 @@ pub fn statements(sql: &str) -> Result<Statements<'_>, SqlError> {
     if sql.len() > MAX_SQL_BYTES {
         return Err(SqlError::TooLarge { size: sql.len(), limit: MAX_SQL_BYTES });
     }
-    Ok(Statements { sql, pos: 0, line: 1, failed: false })
+    Ok(Statements { pieces: pieces(sql), failed: false })
 }
 
 /// The length of the first statement of `sql`: up to its top-level `;` (excluded) or the
@@ -178,41 +229,39 @@ fn statement_len(sql: &str) -> usize {
     bytes.len()
 }
 
-impl Statements<'_> {
-    /// Tokenizes and parses one statement's text, which starts at line `line` of the script.
-    fn parse_piece(piece: &str, line: usize) -> Option<Result<Statement, SqlError>> {
-        // Leading newlines make the tokenizer's line numbers those of the whole script.
-        let padded;
-        let text = if line > 1 {
-            padded = format!("{}{piece}", "\n".repeat(line - 1));
-            padded.as_str()
-        } else {
-            piece
-        };
-        let tokens = match Tokenizer::new(&DIALECT, text).tokenize_with_location() {
-            Ok(t) => t,
-            Err(e) => return Some(Err(SqlError::Parse(one_line(&e.to_string())))),
-        };
-        if tokens.iter().all(|t| matches!(t.token, Token::Whitespace(_) | Token::SemiColon)) {
-            return None;
-        }
-        if let Some(insert) = literal_insert(&tokens) {
-            return Some(insert);
-        }
-        if let Err(e) = check_operator_chains(&tokens) {
-            return Some(Err(e));
-        }
-        let mut parser = Parser::new(&DIALECT).with_recursion_limit(RECURSION_LIMIT).with_tokens_with_locations(tokens);
-        let result = parse_statement(&mut parser).and_then(|stmt| match parser.peek_token_ref().token {
-            Token::EOF => Ok(stmt),
-            Token::SemiColon if parser.peek_nth_token_ref(1).token == Token::EOF => Ok(stmt),
-            _ => parser.expected("end of statement", parser.peek_token()).map_err(StmtError::from),
-        });
-        Some(result.map_err(|e| match e {
-            StmtError::Parser(e) => parse_error(e),
-            StmtError::Sql(e) => e,
-        }))
+/// Tokenizes and parses one statement's text.
+fn parse_piece(piece: &Piece<'_>) -> Option<Result<Statement, SqlError>> {
+    // Leading blanks make the tokenizer's positions those of the whole script.
+    let padded;
+    let text = if piece.line > 1 || piece.column > 1 {
+        padded = format!("{}{}{}", "\n".repeat(piece.line - 1), " ".repeat(piece.column - 1), piece.text);
+        padded.as_str()
+    } else {
+        piece.text
+    };
+    let tokens = match Tokenizer::new(&DIALECT, text).tokenize_with_location() {
+        Ok(t) => t,
+        Err(e) => return Some(Err(SqlError::Parse(one_line(&e.to_string())))),
+    };
+    if tokens.iter().all(|t| matches!(t.token, Token::Whitespace(_) | Token::SemiColon)) {
+        return None;
     }
+    if let Some(insert) = literal_insert(&tokens) {
+        return Some(insert);
+    }
+    if let Err(e) = check_operator_chains(&tokens) {
+        return Some(Err(e));
+    }
+    let mut parser = Parser::new(&DIALECT).with_recursion_limit(RECURSION_LIMIT).with_tokens_with_locations(tokens);
+    let result = parse_statement(&mut parser).and_then(|stmt| match parser.peek_token_ref().token {
+        Token::EOF => Ok(stmt),
+        Token::SemiColon if parser.peek_nth_token_ref(1).token == Token::EOF => Ok(stmt),
+        _ => parser.expected("end of statement", parser.peek_token()).map_err(StmtError::from),
+    });
+    Some(result.map_err(|e| match e {
+        StmtError::Parser(e) => parse_error(e),
+        StmtError::Sql(e) => e,
+    }))
 }
 
 /// Refuses a script in which an expression chains more than [`MAX_CHAINED_OPERATORS`]
@@ -274,15 +323,8 @@ impl Iterator for Statements<'_> {
     type Item = Result<Statement, SqlError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        while !self.failed && self.pos < self.sql.len() {
-            let rest = &self.sql[self.pos..];
-            // The piece keeps its `;`, so that errors at its end point at a location.
-            let len = (statement_len(rest) + 1).min(rest.len());
-            let piece = &rest[..len];
-            let line = self.line;
-            self.line += piece.bytes().filter(|&b| b == b'\n').count();
-            self.pos += len;
-            match Self::parse_piece(piece, line) {
+        while !self.failed {
+            match self.pieces.next()?.parse() {
                 None => continue,
                 Some(Err(e)) => {
                     self.failed = true;
@@ -746,6 +788,20 @@ impl std::fmt::Display for Statement {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pieces_respect_quotes_and_comments_and_keep_positions() {
+        let script = "SELECT 'a;b' FROM t; -- c;d\n/* e;f */ SELECT \"x;y\" FROM u;\n-- only a comment;\n  ;SELECT 1 FROM v";
+        let found: Vec<Piece<'_>> = pieces(script).filter(|p| p.parse().is_some()).collect();
+        assert_eq!(found.len(), 3, "{found:?}");
+        assert!(found[0].text.contains("'a;b'"));
+        assert!(found[1].text.contains("\"x;y\""));
+        assert!(found[2].text.ends_with("SELECT 1 FROM v"));
+        // The third piece starts right after the `;` on the fourth line, column 4.
+        assert_eq!((found[2].line, found[2].column), (4, 4));
+        let err = pieces("SELECT 1 FROM t;\n   SELEC 2").nth(1).unwrap().parse().unwrap().unwrap_err();
+        assert!(err.to_string().contains("Line: 2, Column: 4"), "{err}");
+    }
 
     /// The literal fast path of INSERT reads exactly what the full parser and evaluator read.
     #[test]
