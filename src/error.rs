@@ -84,8 +84,9 @@ pub enum ExecError {
 /// Local files of persistent tiers: the data directory, WAL segments, snapshots, indexes.
 #[derive(Debug, thiserror::Error)]
 pub enum PersistError {
-    #[error("{op} {path}: {source}")]
-    Io { op: &'static str, path: String, source: std::io::Error },
+    // The OS error is part of the message, not a `source`, so that it is printed once.
+    #[error("{op} {path}: {cause}")]
+    Io { op: &'static str, path: String, cause: std::io::Error },
     #[error("data directory {dir} is in use by another strata process{}; stop it or use another --data directory", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     Locked { dir: String, pid: Option<u32> },
     #[error(
@@ -108,6 +109,6 @@ pub enum PersistError {
 impl PersistError {
     /// An I/O error on `path` during `op` (e.g. "write", "fsync").
     pub fn io(op: &'static str, path: &std::path::Path, source: std::io::Error) -> PersistError {
-        PersistError::Io { op, path: path.display().to_string(), source }
+        PersistError::Io { op, path: path.display().to_string(), cause: source }
     }
 }

@@ -710,7 +710,7 @@ fn create_and_drop() {
         "dropping an absent index is not an error"
     );
     match store.lookup_eq("a", &Value::Int(1)) {
-        Err(PersistError::Io { source, .. }) => {
+        Err(PersistError::Io { cause: source, .. }) => {
             assert_eq!(source.kind(), std::io::ErrorKind::NotFound)
         }
         other => panic!("{other:?}"),

@@ -762,28 +762,3 @@ fn snapshot_throughput() {
         read_times[0],
     );
 }
-
-#[test]
-#[ignore]
-fn scratch_costs() {
-    use std::time::Instant;
-    let len = 256usize << 20;
-    let body = body_of(len, 5);
-    for _ in 0..3 {
-        let t = Instant::now();
-        let mut v = SnapshotBody::with_capacity(len);
-        v.resize(len, 0);
-        let z = t.elapsed();
-        let t = Instant::now();
-        v.copy_from_slice(&body);
-        let c = t.elapsed();
-        let t = Instant::now();
-        let crc = crc32c::crc32c(&body);
-        let k = t.elapsed();
-        let t = Instant::now();
-        let mut w: Vec<u8> = Vec::with_capacity(len);
-        w.extend_from_slice(&body);
-        let f = t.elapsed();
-        println!("alloc+zero {z:?} copy-into-zeroed {c:?} crc {k:?} ({crc}) alloc+copy-fresh {f:?}");
-    }
-}

@@ -533,7 +533,7 @@ fn check_failed_append(arm: impl Fn(&FaultInjector), op: &str) {
         Err(PersistError::Io {
             op: o,
             path,
-            source,
+            cause: source,
         }) => {
             assert_eq!(o, op);
             assert_eq!(path, seg.display().to_string());

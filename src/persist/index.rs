@@ -772,7 +772,7 @@ impl IndexStore {
         PersistError::Io {
             op: "use index",
             path: format!("{} (index `{index}`)", self.path.display()),
-            source: io::Error::new(
+            cause: io::Error::new(
                 io::ErrorKind::NotFound,
                 "no such index in the index file; create or rebuild it first",
             ),
@@ -1045,7 +1045,7 @@ impl IndexStore {
                     return Err(PersistError::Io {
                         op: "read index",
                         path: format!("{} (index `{index}`)", self.path.display()),
-                        source: io::Error::new(
+                        cause: io::Error::new(
                             io::ErrorKind::InvalidData,
                             "an entry does not decode; the index file is damaged, delete it to rebuild every index",
                         ),

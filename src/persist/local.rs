@@ -59,14 +59,25 @@ fn lock_data_dir(dir: &Path) -> Result<File, Error> {
     let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| {
         unmet(format!("the data directory {} must be writable: cannot open {}: {e}", dir.display(), path.display()))
     })?;
-    match file.try_lock() {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut text = String::new();
-            let _ = file.read_to_string(&mut text);
-            return Err(PersistError::Locked { dir: dir.display().to_string(), pid: text.trim().parse().ok() }.into());
+    // A child this process is spawning holds a copy of the lock between fork and exec: when
+    // the holder is this very process, wait a moment for the exec to drop it.
+    let mut attempts = 0;
+    loop {
+        match file.try_lock() {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let _ = file.rewind().and_then(|_| file.read_to_string(&mut text));
+                let pid: Option<u32> = text.trim().parse().ok();
+                if pid == Some(std::process::id()) && attempts < 50 {
+                    attempts += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                    continue;
+                }
+                return Err(PersistError::Locked { dir: dir.display().to_string(), pid }.into());
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(PersistError::io("lock", &path, e).into()),
         }
-        Err(std::fs::TryLockError::Error(e)) => return Err(PersistError::io("lock", &path, e).into()),
     }
     // The holder's pid, for the error a second process gets.
     file.set_len(0).and_then(|_| file.rewind()).and_then(|_| write!(file, "{}", std::process::id())).map_err(|e| {
@@ -127,6 +138,16 @@ impl Checkpointer for LocalCheckpointer {
         }
         if let Some(t) = &recovered.repaired {
             eprintln!("warning: cut the WAL at a corrupt record as requested: {t}");
+        }
+        if recovered.last_lsn < snapshot_lsn {
+            // Checkpoints never delete the segment holding the snapshot's last record, so a
+            // log ending before it was lost or cut (or never synced, under `sync = "never"`).
+            eprintln!(
+                "warning: the WAL in {} ends at record {} but the snapshot covers up to {snapshot_lsn}: \
+                 writes after the snapshot, if there were any, are lost",
+                wal_dir(&data_dir).display(),
+                recovered.last_lsn
+            );
         }
         let mut buf = AlignedVec::<16>::new();
         wal.replay(snapshot_lsn, |lsn, payload| -> Result<(), Error> {

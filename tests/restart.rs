@@ -1,0 +1,626 @@
+#![cfg(feature = "embedded")]
+//! The SQL consistency suite's restart variant: every `tests/sql/NAME.sql` script, split at
+//! statement boundaries, run by engines that are closed and reopened on the same data
+//! directory between the pieces, must print exactly what one engine prints — and what
+//! `NAME.expected` says (the output format of `tests/sql_consistency.rs`: CSV result sets,
+//! `error: <message>` lines for failing statements, blocks separated by an empty line).
+//!
+//! - `restart_in_the_middle`: half the script, close, the rest in a new engine;
+//! - `restart_in_the_middle_after_a_checkpoint`: the same with a snapshot written before
+//!   closing, so the second engine starts from a snapshot instead of the WAL;
+//! - `restart_every_few_statements`: a new engine every third statement, a checkpoint before
+//!   every other restart, compared with a single run (so it isolates restart problems from
+//!   stale expected files);
+//! - `restart_in_the_middle_through_the_cli`: the same split with `strata --data DIR sql
+//!   --format csv` processes (a failing statement ends a `strata sql` run, so each one runs
+//!   alone and its stderr line is spliced in).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use strata::profile::{ActiveProfile, PhysicalProfile};
+use strata::Engine;
+
+/// The tests of this file run one at a time. Once, reopening a directory right after
+/// closing it failed with "in use by another strata process (pid <this process>)" while
+/// another test of this file was spawning `strata` processes: a child holds a copy of the
+/// LOCK file's descriptor (and so its flock) from fork until exec. Not reproduced since, but
+/// the tests must not depend on that timing.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Scripts whose expected output is that of the consistency suite's *ephemeral* engine and
+/// legitimately differs on an engine with a data directory (`CHECKPOINT`, `CREATE INDEX`
+/// succeed there). Their restarted output is compared with an uninterrupted run on a data
+/// directory instead of the expected file.
+const PERSISTENCE_DEPENDENT: &[&str] = &["tier"];
+
+fn sql_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("sql")
+}
+
+/// Copied from `tests/sql_consistency.rs`: splits a script at top-level semicolons, skipping
+/// quotes and comments; pieces with only whitespace and comments are dropped; each piece is
+/// preceded by blank space standing for the text before it (so error positions match).
+fn split_statements(script: &str) -> Vec<String> {
+    let piece = |start: usize, end: usize| {
+        let before = &script[..start];
+        let lines = before.matches('\n').count();
+        let column = before.rsplit('\n').next().unwrap_or("").chars().count();
+        format!(
+            "{}{}{}",
+            "\n".repeat(lines),
+            " ".repeat(column),
+            &script[start..end]
+        )
+    };
+    let bytes = script.as_bytes();
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut has_code = false;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\'' | b'"' => {
+                let quote = bytes[i];
+                has_code = true;
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == quote {
+                        if bytes.get(i + 1) == Some(&quote) {
+                            i += 2;
+                            continue;
+                        }
+                        break;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2;
+                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
+                    i += 1;
+                }
+                i += 2;
+            }
+            b';' => {
+                if has_code {
+                    pieces.push(piece(start, i + 1));
+                }
+                start = i + 1;
+                has_code = false;
+                i += 1;
+            }
+            c => {
+                has_code |= !c.is_ascii_whitespace();
+                i += 1;
+            }
+        }
+    }
+    if has_code {
+        pieces.push(piece(start.min(script.len()), script.len()));
+    }
+    pieces
+}
+
+fn error_line(message: &str) -> String {
+    assert!(
+        !message.contains('\n'),
+        "error messages are one line, got: {message:?}"
+    );
+    format!("error: {message}\n")
+}
+
+/// Copied from `tests/sql_consistency.rs`: the expected file for `name` under this profile.
+fn expected_path(dir: &Path, name: &str) -> PathBuf {
+    let specific = dir.join(format!("{name}.expected.{}", ActiveProfile::NAME));
+    let prefix = format!("{name}.expected.");
+    let has_specific = std::fs::read_dir(dir)
+        .expect("tests/sql exists")
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with(&prefix));
+    if specific.exists() || has_specific {
+        specific
+    } else {
+        dir.join(format!("{name}.expected"))
+    }
+}
+
+fn open(dir: &Path) -> Engine {
+    Engine::builder()
+        .data_dir(dir)
+        .build()
+        .unwrap_or_else(|e| panic!("reopening {}: {e}", dir.display()))
+}
+
+/// Runs `pieces` on `engine` the way the consistency harness does, appending the output
+/// blocks (one per result set or error).
+fn run_pieces(engine: &mut Engine, pieces: &[String], blocks: &mut Vec<String>) {
+    for piece in pieces {
+        let statements = match strata::sql::statements(piece) {
+            Ok(s) => s,
+            Err(e) => {
+                blocks.push(error_line(&e.to_string()));
+                continue;
+            }
+        };
+        for stmt in statements {
+            match stmt
+                .map_err(strata::Error::from)
+                .and_then(|s| engine.execute_statement(&s))
+            {
+                Ok(Some(rs)) => {
+                    let mut csv = Vec::new();
+                    strata::format::write_csv(&mut csv, &rs).expect("writing to a Vec cannot fail");
+                    blocks.push(String::from_utf8(csv).expect("CSV output is UTF-8"));
+                }
+                Ok(None) => {}
+                Err(e) => blocks.push(error_line(&e.to_string())),
+            }
+        }
+    }
+}
+
+/// Runs the script's pieces in groups, each group on a freshly opened engine on the same
+/// directory; `checkpoint(i)` says whether to checkpoint before closing after group `i`.
+fn run_in_groups(pieces: &[String], cuts: &[usize], checkpoint: impl Fn(usize) -> bool) -> String {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("data");
+    let mut blocks = Vec::new();
+    let mut bounds = vec![0];
+    bounds.extend(cuts.iter().copied().filter(|&c| c > 0 && c < pieces.len()));
+    bounds.push(pieces.len());
+    for (i, w) in bounds.windows(2).enumerate() {
+        let mut engine = open(&dir);
+        run_pieces(&mut engine, &pieces[w[0]..w[1]], &mut blocks);
+        if checkpoint(i) {
+            engine
+                .checkpoint()
+                .unwrap_or_else(|e| panic!("checkpoint: {e}"));
+        }
+        drop(engine);
+    }
+    blocks.join("\n")
+}
+
+fn scripts() -> Vec<(String, String, PathBuf)> {
+    let dir = sql_dir();
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("tests/sql exists")
+        .map(|e| e.expect("readable directory entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    paths.sort();
+    assert!(
+        paths.len() >= 5,
+        "expected the SQL scripts in {}",
+        dir.display()
+    );
+    paths
+        .into_iter()
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_string_lossy().to_string();
+            let script = std::fs::read_to_string(&p).expect("readable script");
+            let expected = expected_path(&dir, &name);
+            (name, script, expected)
+        })
+        .collect()
+}
+
+/// The first differing line, for failure messages.
+fn first_difference(expected: &str, actual: &str) -> String {
+    let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
+    let at = e
+        .iter()
+        .zip(&a)
+        .position(|(x, y)| x != y)
+        .unwrap_or(e.len().min(a.len()));
+    format!(
+        "first difference at line {}:\n  expected: {:?}\n  actual:   {:?}",
+        at + 1,
+        e.get(at).unwrap_or(&"<end>"),
+        a.get(at).unwrap_or(&"<end>")
+    )
+}
+
+/// Compares every script's restarted output with its expected file. A script whose single,
+/// uninterrupted run already differs from the expected file is reported as such: that is
+/// the consistency suite's failure, not a restart problem.
+fn check_against_expected(variant: &str, run: impl Fn(&[String]) -> String) {
+    let _serial = serial();
+    let mut failures = Vec::new();
+    for (name, script, expected_file) in scripts() {
+        let pieces = split_statements(&script);
+        let actual = run(&pieces);
+        let expected = if PERSISTENCE_DEPENDENT.contains(&name.as_str()) {
+            run_in_groups(&pieces, &[], |_| false)
+        } else {
+            std::fs::read_to_string(&expected_file).unwrap_or_default()
+        };
+        if actual == expected {
+            continue;
+        }
+        let single = run_in_groups(&pieces, &[], |_| false);
+        let cause = if single == actual {
+            "the same without a restart (a consistency-suite failure, not a restart problem)"
+        } else {
+            "RESTART CHANGES THE OUTPUT"
+        };
+        failures.push(format!(
+            "{name} ({variant}): differs from {}: {cause}\n{}",
+            expected_file.display(),
+            first_difference(&expected, &actual)
+        ));
+    }
+    assert!(
+        failures.is_empty(),
+        "{} script(s) failed:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+#[test]
+fn restart_in_the_middle() {
+    check_against_expected("restart in the middle", |pieces| {
+        run_in_groups(pieces, &[pieces.len() / 2], |_| false)
+    });
+}
+
+#[test]
+fn restart_in_the_middle_after_a_checkpoint() {
+    check_against_expected("checkpoint, restart in the middle", |pieces| {
+        run_in_groups(pieces, &[pieces.len() / 2], |i| i == 0)
+    });
+}
+
+/// Restarts every third statement (each script at another phase, so that over the suite
+/// every kind of statement is last before a restart), with a checkpoint before every other
+/// restart. Every third, not every one: an open costs a few fsyncs, and the suite has ~700
+/// statements.
+#[test]
+fn restart_every_few_statements() {
+    let _serial = serial();
+    let mut failures = Vec::new();
+    for (n, (name, script, _)) in scripts().into_iter().enumerate() {
+        let pieces = split_statements(&script);
+        let single = run_in_groups(&pieces, &[], |_| false);
+        let cuts: Vec<usize> = (1..pieces.len()).filter(|i| i % 3 == n % 3).collect();
+        let restarted = run_in_groups(&pieces, &cuts, |i| i % 2 == 1);
+        if restarted != single {
+            failures.push(format!("{name}: {}", first_difference(&single, &restarted)));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "restarting every few statements changes the output of {} script(s):\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// `strata --data DIR sql -f FILE --format csv`, returning (exit code, stdout, stderr).
+fn cli(dir: &Path, file: &Path) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("STRATA_") {
+            cmd.env_remove(&key);
+        }
+    }
+    let out = cmd
+        .env("RUST_BACKTRACE", "1")
+        .arg("--data")
+        .arg(dir)
+        .args(["sql", "-f"])
+        .arg(file)
+        .args(["--format", "csv"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run strata");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr,
+    )
+}
+
+/// Which pieces fail (an engine run tells): they must run in a process of their own,
+/// because `strata sql` stops at the first failing statement.
+fn failing_pieces(pieces: &[String]) -> Vec<bool> {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut engine = open(&tmp.path().join("data"));
+    pieces
+        .iter()
+        .map(|p| {
+            let mut blocks = Vec::new();
+            run_pieces(&mut engine, std::slice::from_ref(p), &mut blocks);
+            blocks.iter().any(|b| b.starts_with("error: "))
+        })
+        .collect()
+}
+
+#[test]
+fn restart_in_the_middle_through_the_cli() {
+    let _serial = serial();
+    let mut failures = Vec::new();
+    for (name, script, expected_file) in scripts() {
+        let pieces = split_statements(&script);
+        let failing = failing_pieces(&pieces);
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("data");
+        let file = tmp.path().join("part.sql");
+        // Runs of passing statements, each failing statement alone, and a cut in the middle.
+        let mut groups: Vec<(usize, usize)> = Vec::new();
+        let mut start = 0;
+        for (i, &fails) in failing.iter().enumerate() {
+            if fails || i == pieces.len() / 2 {
+                if start < i {
+                    groups.push((start, i));
+                }
+                start = i;
+                if fails {
+                    groups.push((i, i + 1));
+                    start = i + 1;
+                }
+            }
+        }
+        if start < pieces.len() {
+            groups.push((start, pieces.len()));
+        }
+        let mut output = String::new();
+        for (from, to) in groups {
+            std::fs::write(&file, pieces[from..to].concat()).unwrap();
+            let (code, stdout, stderr) = cli(&dir, &file);
+            let alone_and_failing = to == from + 1 && failing[from];
+            if !stdout.is_empty() {
+                if !output.is_empty() {
+                    output.push('\n');
+                }
+                output.push_str(&stdout);
+            }
+            if alone_and_failing {
+                assert_eq!(
+                    code,
+                    Some(1),
+                    "{name}: piece {from} should fail:\n{}\n{stderr}",
+                    pieces[from].trim()
+                );
+                if !output.is_empty() {
+                    output.push('\n');
+                }
+                for line in problems(&stderr) {
+                    output.push_str(line);
+                    output.push('\n');
+                }
+            } else {
+                assert_eq!(
+                    code,
+                    Some(0),
+                    "{name}: pieces {from}..{to} should pass:\n{stderr}"
+                );
+            }
+        }
+        let expected = if PERSISTENCE_DEPENDENT.contains(&name.as_str()) {
+            run_in_groups(&pieces, &[], |_| false)
+        } else {
+            std::fs::read_to_string(&expected_file).unwrap_or_default()
+        };
+        if output != expected {
+            failures.push(format!(
+                "{name}: differs from {}\n{}",
+                expected_file.display(),
+                first_difference(&expected, &output)
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} script(s) differ through the CLI:\n\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Format fixtures: files written by an earlier build (tests/fixtures/embedded-v1/README.md)
+// ---------------------------------------------------------------------------------------
+
+fn fixture_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join("fixtures")
+        .join("embedded-v1")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A copy of the fixture's data directory, and the paths of its snapshot and WAL segment.
+fn fixture_copy(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let data = root.join("data");
+    copy_dir(&fixture_dir().join("data"), &data);
+    let only = |sub: &str| {
+        let files: Vec<PathBuf> = std::fs::read_dir(data.join(sub))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        files[0].clone()
+    };
+    let (snap, wal) = (only("snapshots"), only("wal"));
+    (data, snap, wal)
+}
+
+/// stderr lines but informational `notice:` ones (e.g. about index files).
+fn problems(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| !l.starts_with("notice: "))
+        .collect()
+}
+
+fn run_cli(data: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("STRATA_") {
+            cmd.env_remove(&key);
+        }
+    }
+    let out = cmd
+        .env("RUST_BACKTRACE", "1")
+        .arg("--data")
+        .arg(data)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run strata");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr,
+    )
+}
+
+fn fixture_queries() -> String {
+    fixture_dir()
+        .join("make")
+        .join("queries.sql")
+        .display()
+        .to_string()
+}
+
+#[test]
+fn reads_the_embedded_v1_fixture() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, snap, wal) = fixture_copy(tmp.path());
+    // The fixture really is version 1 (whatever this build writes now).
+    assert_eq!(std::fs::read(&snap).unwrap()[8..12], 1u32.to_le_bytes());
+    assert_eq!(std::fs::read(&wal).unwrap()[8..12], 1u32.to_le_bytes());
+    let expected = std::fs::read_to_string(fixture_dir().join("expected.csv")).unwrap();
+
+    let (code, stdout, stderr) =
+        run_cli(&data, &["sql", "-f", &fixture_queries(), "--format", "csv"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        problems(&stderr).is_empty(),
+        "a clean fixture opens without warnings: {stderr}"
+    );
+    assert_eq!(
+        stdout, expected,
+        "the embedded-v1 fixture reads differently"
+    );
+
+    // It keeps working as a live store: a write, a checkpoint in this build's format, reopen.
+    let _serial = serial();
+    let mut engine = open(&data);
+    engine
+        .execute("INSERT INTO later VALUES (3, 'three')")
+        .unwrap();
+    engine.checkpoint().unwrap();
+    drop(engine);
+    let mut engine = open(&data);
+    let rs = engine.query("SELECT k, v FROM later ORDER BY k").unwrap();
+    assert_eq!(rs.rows.len(), 3);
+    assert_eq!(rs.rows[2][1].to_string(), "three");
+    drop(engine);
+    std::fs::remove_file(snap).unwrap(); // the v1 snapshot, now older than the new one
+    let (code, stdout, stderr) =
+        run_cli(&data, &["sql", "-f", &fixture_queries(), "--format", "csv"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(
+        stdout,
+        expected.replace("k,v\n1,one\n2,\n", "k,v\n1,one\n2,\n3,three\n")
+    );
+}
+
+/// Sets the format version of a snapshot (bytes 8..12) and recomputes the prefix CRC
+/// (bytes 12..16), as a newer strata would write it.
+fn bump_snapshot_version(path: &Path, version: u32) {
+    let mut b = std::fs::read(path).unwrap();
+    b[8..12].copy_from_slice(&version.to_le_bytes());
+    let crc = crc32c::crc32c(&b[0..12]);
+    b[12..16].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(path, b).unwrap();
+}
+
+/// Sets the format version of a WAL segment (bytes 8..12) and recomputes the header CRC
+/// (bytes 20..24).
+fn bump_wal_version(path: &Path, version: u32) {
+    let mut b = std::fs::read(path).unwrap();
+    b[8..12].copy_from_slice(&version.to_le_bytes());
+    let crc = crc32c::crc32c(&b[0..20]);
+    b[20..24].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn newer_format_versions_are_refused() {
+    for which in ["snapshot", "wal"] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (data, snap, wal) = fixture_copy(tmp.path());
+        let target = if which == "snapshot" { snap } else { wal };
+        match which {
+            "snapshot" => bump_snapshot_version(&target, 99),
+            _ => bump_wal_version(&target, 99),
+        }
+        let before = std::fs::read(&target).unwrap();
+        for args in [
+            &["sql", "SHOW TABLES"][..],
+            &["checkpoint"],
+            &["repair", "--truncate-at-corruption"],
+        ] {
+            let (code, stdout, stderr) = run_cli(&data, args);
+            assert_eq!(
+                code,
+                Some(1),
+                "{which} {args:?}: a newer version must be refused:\n{stderr}"
+            );
+            assert!(stdout.is_empty(), "{stdout}");
+            let lines = problems(&stderr);
+            assert_eq!(
+                lines.len(),
+                1,
+                "{which} {args:?}: one error line, no fallback:\n{stderr}"
+            );
+            let head = format!(
+                "error: {} has format version 99, but this strata reads versions up to ",
+                target.display()
+            );
+            assert!(
+                lines[0].starts_with(&head),
+                "{which} {args:?}: expected `{head}…`, got:\n{stderr}"
+            );
+            assert!(lines[0].ends_with("; use a newer strata"), "{stderr}");
+            assert_eq!(
+                std::fs::read(&target).unwrap(),
+                before,
+                "{which} {args:?}: the newer file was changed"
+            );
+        }
+    }
+}
