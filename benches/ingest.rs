@@ -413,7 +413,13 @@ fn main() {
     let smoke = !std::env::args().any(|a| a == "--bench");
     let s = if smoke {
         println!("smoke run (no --bench): tiny sizes, results checked, rates meaningless");
-        Sizes { quick: true, batch_rows_total: 20_000, batch_rows: 1_000, sql_rows: 5_000, repeats: 1 }
+        Sizes {
+            quick: true,
+            batch_rows_total: 20_000,
+            batch_rows: 1_000,
+            sql_rows: 5_000,
+            repeats: 1,
+        }
     } else {
         Sizes::from_env()
     };

@@ -72,7 +72,9 @@ impl Column {
     }
 
     pub fn text<S: Into<Arc<str>>>(values: impl IntoIterator<Item = S>) -> Column {
-        Column::new(ColumnData::Text(values.into_iter().map(Into::into).collect()))
+        Column::new(ColumnData::Text(
+            values.into_iter().map(Into::into).collect(),
+        ))
     }
 
     pub fn boolean(values: Vec<bool>) -> Column {
@@ -163,7 +165,9 @@ impl Column {
             }
         };
         if null {
-            self.nulls.get_or_insert_with(|| vec![false; row]).push(true);
+            self.nulls
+                .get_or_insert_with(|| vec![false; row])
+                .push(true);
         } else if let Some(n) = &mut self.nulls {
             n.push(false);
         }

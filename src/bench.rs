@@ -56,7 +56,12 @@ pub fn baseline_aggregate(keys: &[i64], values: &[i64], capacity: usize) -> usiz
     let mut map: FxHashMap<i64, Agg> = FxHashMap::default();
     map.reserve(capacity);
     for (&k, &v) in keys.iter().zip(values) {
-        let e = map.entry(k).or_insert(Agg { count: 0, sum: 0, min: i64::MAX, max: i64::MIN });
+        let e = map.entry(k).or_insert(Agg {
+            count: 0,
+            sum: 0,
+            min: i64::MAX,
+            max: i64::MIN,
+        });
         e.count += 1;
         e.sum += v;
         e.min = e.min.min(v);
@@ -68,7 +73,10 @@ pub fn baseline_aggregate(keys: &[i64], values: &[i64], capacity: usize) -> usiz
 
 /// Builds the engine, source and view used by the benchmark.
 pub fn bench_engine<P: PhysicalProfile>(capacity: usize) -> crate::Result<Engine<P>> {
-    let mut engine = crate::engine::EngineBuilder::<P>::default().ephemeral().capacity(capacity).build()?;
+    let mut engine = crate::engine::EngineBuilder::<P>::default()
+        .ephemeral()
+        .capacity(capacity)
+        .build()?;
     engine.execute(
         "CREATE SOURCE events (k BIGINT NOT NULL, v BIGINT NOT NULL);
          CREATE MATERIALIZED VIEW stats AS
@@ -89,7 +97,11 @@ pub fn ingest_vs_fxhashmap<P: PhysicalProfile>(
     let batches: Vec<Batch> = ks
         .chunks(batch_rows)
         .zip(vs.chunks(batch_rows))
-        .map(|(k, v)| Batch::new().with_column("k", Column::bigint(k.to_vec())).with_column("v", Column::bigint(v.to_vec())))
+        .map(|(k, v)| {
+            Batch::new()
+                .with_column("k", Column::bigint(k.to_vec()))
+                .with_column("v", Column::bigint(v.to_vec()))
+        })
         .collect();
     let capacity = keys.next_power_of_two().min(P::MAX_KEYS);
     let mut best_strata = Duration::MAX;

@@ -4,10 +4,10 @@
 //! not persist the calls fold away at compile time.
 
 use crate::batch::Column;
+use crate::types::Key;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use crate::types::Key;
 
 /// A logical change, recorded before it is acknowledged.
 #[derive(Debug)]
@@ -16,7 +16,11 @@ pub enum Change<'a> {
     Ddl(&'a str),
     /// Rows appended to a source or written to a table, as validated columns in schema
     /// order (`replace`: `INSERT OR REPLACE`).
-    Insert { target: &'a str, columns: &'a [Column], replace: bool },
+    Insert {
+        target: &'a str,
+        columns: &'a [Column],
+        replace: bool,
+    },
     /// Rows deleted from a table, by primary key.
     Delete { table: &'a str, keys: &'a [Key] },
 }
@@ -30,7 +34,11 @@ pub enum ObjectState {
     Table { columns: Vec<Column> },
     /// A view's groups in slot order: group keys, the row-major accumulator records, and
     /// text MIN/MAX values per text aggregate.
-    View { keys: Vec<Key>, records: Vec<i64>, texts: Vec<Vec<Option<Arc<str>>>> },
+    View {
+        keys: Vec<Key>,
+        records: Vec<i64>,
+        texts: Vec<Vec<Option<Arc<str>>>>,
+    },
 }
 
 /// What a checkpointer sees of an engine: the catalog and its state, and a way to apply
@@ -54,7 +62,8 @@ pub trait EngineState {
 /// Where a tier keeps what must survive the process.
 pub trait Checkpointer: Sized {
     /// Opens the tier's storage and brings `engine` (empty) to the last acknowledged state.
-    fn open(settings: &PersistSettings, engine: &mut dyn EngineState) -> Result<Self, crate::Error>;
+    fn open(settings: &PersistSettings, engine: &mut dyn EngineState)
+        -> Result<Self, crate::Error>;
 
     /// Records `change` before the engine applies it. When this returns `Ok`, the change is
     /// acknowledged under the sync policy; on `Err` the engine does not apply it.
@@ -121,7 +130,10 @@ impl Default for PersistSettings {
 pub struct NoCheckpoint;
 
 impl Checkpointer for NoCheckpoint {
-    fn open(_settings: &PersistSettings, _engine: &mut dyn EngineState) -> Result<Self, crate::Error> {
+    fn open(
+        _settings: &PersistSettings,
+        _engine: &mut dyn EngineState,
+    ) -> Result<Self, crate::Error> {
         Ok(NoCheckpoint)
     }
 
@@ -131,7 +143,11 @@ impl Checkpointer for NoCheckpoint {
     }
 
     fn checkpoint(&mut self, _engine: &dyn EngineState) -> Result<CheckpointReport, crate::Error> {
-        Ok(CheckpointReport { lsn: 0, bytes: 0, millis: 0 })
+        Ok(CheckpointReport {
+            lsn: 0,
+            bytes: 0,
+            millis: 0,
+        })
     }
 
     fn checkpoint_due(&self) -> bool {

@@ -101,22 +101,32 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let (mut table, origin) = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .map_err(|source| ConfigError::Read { path: p.display().to_string(), source })?;
-                let table: toml::Table = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
-                    origin: format!("in {}", p.display()),
-                    message: e.message().to_string(),
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.display().to_string(),
+                    source,
                 })?;
+                let table: toml::Table =
+                    toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+                        origin: format!("in {}", p.display()),
+                        message: e.message().to_string(),
+                    })?;
                 (table, format!("in {}", p.display()))
             }
             None => (toml::Table::new(), "from the environment".to_string()),
         };
         let mut from_env = false;
         for (var, value) in env {
-            let Some(rest) = var.strip_prefix("STRATA_") else { continue };
+            let Some(rest) = var.strip_prefix("STRATA_") else {
+                continue;
+            };
             let rest = rest.to_lowercase();
-            let Some(&(section, key, kind)) = KEYS.iter().find(|(s, k, _)| rest == format!("{s}_{k}")) else {
-                if KEYS.iter().any(|(s, _, _)| rest.starts_with(&format!("{s}_"))) {
+            let Some(&(section, key, kind)) =
+                KEYS.iter().find(|(s, k, _)| rest == format!("{s}_{k}"))
+            else {
+                if KEYS
+                    .iter()
+                    .any(|(s, _, _)| rest.starts_with(&format!("{s}_")))
+                {
                     return Err(ConfigError::Invalid {
                         origin: format!("environment variable {var}"),
                         message: format!("unknown key; known: {}", env_names().join(", ")),
@@ -141,10 +151,17 @@ impl Config {
             }
             from_env = true;
         }
-        let origin = if from_env { format!("{origin} (with STRATA_* overrides)") } else { origin };
+        let origin = if from_env {
+            format!("{origin} (with STRATA_* overrides)")
+        } else {
+            origin
+        };
         toml::Value::Table(table)
             .try_into::<Config>()
-            .map_err(|e| ConfigError::Invalid { origin, message: e.message().to_string() })
+            .map_err(|e| ConfigError::Invalid {
+                origin,
+                message: e.message().to_string(),
+            })
     }
 
     /// Checks the config against the compiled profile `P`.
@@ -152,7 +169,10 @@ impl Config {
         if let Some(name) = &self.engine.profile {
             check_profile_name::<P>(name)?;
         }
-        let unmet = |requirement: String| ConfigError::ProfileRequirementError { profile: P::KIND, requirement };
+        let unmet = |requirement: String| ConfigError::ProfileRequirementError {
+            profile: P::KIND,
+            requirement,
+        };
         if let Some(capacity) = self.state.capacity {
             if capacity == 0 || capacity > P::MAX_KEYS {
                 return Err(unmet(format!(
@@ -163,7 +183,9 @@ impl Config {
         }
         let absent = |what: &str, set: bool| -> Result<(), ConfigError> {
             if set {
-                Err(unmet(format!("{what} is set, but this tier does not have it; remove the key")))
+                Err(unmet(format!(
+                    "{what} is set, but this tier does not have it; remove the key"
+                )))
             } else {
                 Ok(())
             }
@@ -171,15 +193,24 @@ impl Config {
         if !P::PERSISTENT {
             absent("[storage] data_dir", self.storage.data_dir.is_some())?;
             absent("[storage] sync", self.storage.sync.is_some())?;
-            absent("[storage] sync_interval", self.storage.sync_interval.is_some())?;
+            absent(
+                "[storage] sync_interval",
+                self.storage.sync_interval.is_some(),
+            )?;
             absent("[checkpoint] interval", self.checkpoint.interval.is_some())?;
             absent("[checkpoint] keep", self.checkpoint.keep.is_some())?;
         }
         if P::RECOVERY != crate::profile::Recovery::Full {
-            absent("[checkpoint] object_store_url", self.checkpoint.object_store_url.is_some())?;
+            absent(
+                "[checkpoint] object_store_url",
+                self.checkpoint.object_store_url.is_some(),
+            )?;
         }
         if P::INDEXES == IndexSupport::None {
-            absent("[indexes] enabled = true", self.indexes.enabled == Some(true))?;
+            absent(
+                "[indexes] enabled = true",
+                self.indexes.enabled == Some(true),
+            )?;
         }
         if !P::NETWORKED {
             absent("[server] listen", self.server.listen.is_some())?;
@@ -189,22 +220,38 @@ impl Config {
     }
 
     /// Where and how a persistent tier keeps data; `data_dir` (from `--data`) overrides the file.
-    pub fn persist_settings(&self, data_dir: Option<&Path>) -> Result<PersistSettings, ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::Invalid { origin: format!("key {key}"), message };
+    pub fn persist_settings(
+        &self,
+        data_dir: Option<&Path>,
+    ) -> Result<PersistSettings, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            origin: format!("key {key}"),
+            message,
+        };
         let mut settings = PersistSettings::default();
-        if let Some(dir) = data_dir.map(Path::to_path_buf).or_else(|| self.storage.data_dir.as_ref().map(Into::into)) {
+        if let Some(dir) = data_dir
+            .map(Path::to_path_buf)
+            .or_else(|| self.storage.data_dir.as_ref().map(Into::into))
+        {
             settings.data_dir = dir;
         }
         let interval_ms = match &self.storage.sync_interval {
-            Some(text) => parse_duration(text).map_err(|m| invalid("[storage] sync_interval", m))?.as_millis() as u64,
+            Some(text) => parse_duration(text)
+                .map_err(|m| invalid("[storage] sync_interval", m))?
+                .as_millis() as u64,
             None => 100,
         };
         settings.sync = match self.storage.sync.as_deref() {
             None | Some("always") => SyncMode::Always,
-            Some("interval") => SyncMode::Interval { ms: interval_ms.max(1) },
+            Some("interval") => SyncMode::Interval {
+                ms: interval_ms.max(1),
+            },
             Some("never") => SyncMode::Never,
             Some(other) => {
-                return Err(invalid("[storage] sync", format!("`{other}`: use \"always\", \"interval\" or \"never\"")))
+                return Err(invalid(
+                    "[storage] sync",
+                    format!("`{other}`: use \"always\", \"interval\" or \"never\""),
+                ))
             }
         };
         if let Some(text) = &self.checkpoint.interval {
@@ -223,7 +270,10 @@ impl Config {
 
     /// An engine builder with this config's settings (call [`Config::validate`] first);
     /// `data_dir` (from `--data`) overrides `[storage] data_dir` in tiers that persist.
-    pub fn engine_builder<P: PhysicalProfile>(&self, data_dir: Option<&Path>) -> Result<EngineBuilder<P>, ConfigError> {
+    pub fn engine_builder<P: PhysicalProfile>(
+        &self,
+        data_dir: Option<&Path>,
+    ) -> Result<EngineBuilder<P>, ConfigError> {
         let mut builder = EngineBuilder::<P>::default();
         if let Some(name) = &self.engine.profile {
             builder = builder.profile(name.clone());
@@ -240,7 +290,9 @@ impl Config {
 
 /// The environment variable names that override config keys.
 pub fn env_names() -> Vec<String> {
-    KEYS.iter().map(|(s, k, _)| format!("STRATA_{}_{}", s.to_uppercase(), k.to_uppercase())).collect()
+    KEYS.iter()
+        .map(|(s, k, _)| format!("STRATA_{}_{}", s.to_uppercase(), k.to_uppercase()))
+        .collect()
 }
 
 /// Parses a duration such as `250ms`, `30s`, `5m`, `1h` or `0`.
@@ -248,7 +300,9 @@ pub fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (digits, unit) = t.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| format!("`{text}` is not a duration like 250ms, 30s, 5m or 1h"))?;
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration like 250ms, 30s, 5m or 1h"))?;
     let ms = match unit.trim() {
         "ms" => Some(n),
         "s" | "" if n == 0 || unit.trim() == "s" => n.checked_mul(1000),

@@ -25,13 +25,23 @@ pub enum ConfigError {
         "profile `{requested}` is not compiled into this build (it was built with `{compiled}`); \
          rebuild with: {command}"
     )]
-    FeatureNotCompiled { requested: ProfileKind, compiled: ProfileKind, command: String },
+    FeatureNotCompiled {
+        requested: ProfileKind,
+        compiled: ProfileKind,
+        command: String,
+    },
     #[error("invalid profile name `{name}`: valid profiles are bare-metal, embedded, durable, constellation")]
     InvalidProfileName { name: String },
     #[error("profile `{profile}` requirement not met: {requirement}")]
-    ProfileRequirementError { profile: ProfileKind, requirement: String },
+    ProfileRequirementError {
+        profile: ProfileKind,
+        requirement: String,
+    },
     #[error("cannot read config file {path}: {source}")]
-    Read { path: String, source: std::io::Error },
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("invalid config {origin}: {message}")]
     Invalid { origin: String, message: String },
 }
@@ -44,23 +54,56 @@ pub enum SqlError {
     #[error("not supported: {0}")]
     Unsupported(String),
     #[error("unknown {kind} `{name}`; list them with SHOW {kind_plural}")]
-    UnknownObject { kind: &'static str, kind_plural: &'static str, name: String },
+    UnknownObject {
+        kind: &'static str,
+        kind_plural: &'static str,
+        name: String,
+    },
     #[error("`{name}` is a {actual}, not a {expected}; {hint}")]
-    WrongKind { name: String, actual: &'static str, expected: &'static str, hint: String },
+    WrongKind {
+        name: String,
+        actual: &'static str,
+        expected: &'static str,
+        hint: String,
+    },
     #[error("{kind} `{name}` already exists")]
     AlreadyExists { kind: &'static str, name: String },
     #[error("unknown column `{column}` in {object}; it has: {available}")]
-    UnknownColumn { column: String, object: String, available: String },
+    UnknownColumn {
+        column: String,
+        object: String,
+        available: String,
+    },
     #[error("type error: {0}")]
     Type(String),
     #[error("invalid value for column `{column}` of {object}: {message}")]
-    InvalidValue { object: String, column: String, message: String },
-    #[error("{what} is not available in profile `{profile}`; it needs the `{tier}` tier: {command}")]
-    NotInThisTier { what: &'static str, profile: ProfileKind, tier: ProfileKind, command: String },
-    #[error("{what} is not available in this build (profile `{profile}`): it is not implemented yet")]
-    NotAvailableYet { what: &'static str, profile: ProfileKind },
+    InvalidValue {
+        object: String,
+        column: String,
+        message: String,
+    },
+    #[error(
+        "{what} is not available in profile `{profile}`; it needs the `{tier}` tier: {command}"
+    )]
+    NotInThisTier {
+        what: &'static str,
+        profile: ProfileKind,
+        tier: ProfileKind,
+        command: String,
+    },
+    #[error(
+        "{what} is not available in this build (profile `{profile}`): it is not implemented yet"
+    )]
+    NotAvailableYet {
+        what: &'static str,
+        profile: ProfileKind,
+    },
     #[error("cannot drop {kind} `{name}`: {reason}")]
-    InUse { kind: &'static str, name: String, reason: String },
+    InUse {
+        kind: &'static str,
+        name: String,
+        reason: String,
+    },
     #[error("statement too large: {size} bytes, the limit is {limit} bytes; split it into smaller statements")]
     TooLarge { size: usize, limit: usize },
 }
@@ -72,7 +115,12 @@ pub enum ExecError {
         "state of {object} is full: it holds its capacity of {capacity} keys (profile `{profile}` \
          never grows state); raise [state] capacity (at most {max}) or use a tier whose state grows"
     )]
-    StateFull { object: String, capacity: usize, max: usize, profile: ProfileKind },
+    StateFull {
+        object: String,
+        capacity: usize,
+        max: usize,
+        profile: ProfileKind,
+    },
     #[error("duplicate primary key {key} in table `{table}`; use INSERT OR REPLACE to overwrite")]
     DuplicateKey { table: String, key: String },
     #[error("column `{column}` of {object} is NOT NULL but got NULL")]
@@ -86,22 +134,38 @@ pub enum ExecError {
 pub enum PersistError {
     // The OS error is part of the message, not a `source`, so that it is printed once.
     #[error("{op} {path}: {cause}")]
-    Io { op: &'static str, path: String, cause: std::io::Error },
+    Io {
+        op: &'static str,
+        path: String,
+        cause: std::io::Error,
+    },
     #[error("data directory {dir} is in use by another strata process{}; stop it or use another --data directory", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
     Locked { dir: String, pid: Option<u32> },
     #[error(
         "corrupt WAL record in {file} at offset {offset}: {reason}; the records after it cannot be \
          trusted. To keep the data before it and drop the rest, run: strata repair --truncate-at-corruption"
     )]
-    CorruptWal { file: String, offset: u64, reason: String },
+    CorruptWal {
+        file: String,
+        offset: u64,
+        reason: String,
+    },
     #[error("{file} has format version {found}, but this strata reads versions up to {supported}; use a newer strata")]
-    UnsupportedVersion { file: String, found: u32, supported: u32 },
+    UnsupportedVersion {
+        file: String,
+        found: u32,
+        supported: u32,
+    },
     #[error("{file} is not a strata {kind} file (bad magic bytes)")]
     BadMagic { file: String, kind: &'static str },
     #[error("corrupt snapshot {file}: {reason}")]
     CorruptSnapshot { file: String, reason: String },
     #[error("WAL record {lsn} in {dir} cannot be replayed: {reason}")]
-    BadRecord { dir: String, lsn: u64, reason: String },
+    BadRecord {
+        dir: String,
+        lsn: u64,
+        reason: String,
+    },
     #[error("the WAL is unusable after an earlier I/O error ({0}); restart strata to recover from the files on disk")]
     Poisoned(String),
 }
@@ -109,6 +173,10 @@ pub enum PersistError {
 impl PersistError {
     /// An I/O error on `path` during `op` (e.g. "write", "fsync").
     pub fn io(op: &'static str, path: &std::path::Path, source: std::io::Error) -> PersistError {
-        PersistError::Io { op, path: path.display().to_string(), cause: source }
+        PersistError::Io {
+            op,
+            path: path.display().to_string(),
+            cause: source,
+        }
     }
 }

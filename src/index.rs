@@ -18,17 +18,31 @@ pub trait IndexBackend: Sized {
     fn exists(&self, index: &str) -> bool;
 
     /// Replaces the entries of `index` (creating it) with `entries`.
-    fn rebuild(&mut self, index: &str, entries: &mut dyn Iterator<Item = (Value, Key)>) -> Result<(), crate::Error>;
+    fn rebuild(
+        &mut self,
+        index: &str,
+        entries: &mut dyn Iterator<Item = (Value, Key)>,
+    ) -> Result<(), crate::Error>;
 
     /// Removes `index` and its entries; absent is not an error.
     fn drop_index(&mut self, index: &str) -> Result<(), crate::Error>;
 
     /// Removes then adds entries of `index`, in one step.
-    fn apply(&mut self, index: &str, removed: &[(Value, Key)], added: &[(Value, Key)]) -> Result<(), crate::Error>;
+    fn apply(
+        &mut self,
+        index: &str,
+        removed: &[(Value, Key)],
+        added: &[(Value, Key)],
+    ) -> Result<(), crate::Error>;
 
     /// Primary keys whose column value lies within the bounds, in value order. NULL values
     /// never match.
-    fn lookup(&self, index: &str, lower: Bound<&Value>, upper: Bound<&Value>) -> Result<Vec<Key>, crate::Error>;
+    fn lookup(
+        &self,
+        index: &str,
+        lower: Bound<&Value>,
+        upper: Bound<&Value>,
+    ) -> Result<Vec<Key>, crate::Error>;
 
     /// Makes every entry durable and records that the indexes reflect the log up to `lsn`.
     fn mark_durable(&mut self, lsn: u64) -> Result<(), crate::Error>;
@@ -52,7 +66,11 @@ impl IndexBackend for NoIndexes {
         false
     }
 
-    fn rebuild(&mut self, _index: &str, _entries: &mut dyn Iterator<Item = (Value, Key)>) -> Result<(), crate::Error> {
+    fn rebuild(
+        &mut self,
+        _index: &str,
+        _entries: &mut dyn Iterator<Item = (Value, Key)>,
+    ) -> Result<(), crate::Error> {
         Ok(())
     }
 
@@ -60,11 +78,21 @@ impl IndexBackend for NoIndexes {
         Ok(())
     }
 
-    fn apply(&mut self, _index: &str, _removed: &[(Value, Key)], _added: &[(Value, Key)]) -> Result<(), crate::Error> {
+    fn apply(
+        &mut self,
+        _index: &str,
+        _removed: &[(Value, Key)],
+        _added: &[(Value, Key)],
+    ) -> Result<(), crate::Error> {
         Ok(())
     }
 
-    fn lookup(&self, _index: &str, _lower: Bound<&Value>, _upper: Bound<&Value>) -> Result<Vec<Key>, crate::Error> {
+    fn lookup(
+        &self,
+        _index: &str,
+        _lower: Bound<&Value>,
+        _upper: Bound<&Value>,
+    ) -> Result<Vec<Key>, crate::Error> {
         Ok(Vec::new())
     }
 

@@ -10,9 +10,16 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("{file}: line {line}: {message}")]
-    Record { file: String, line: u64, message: String },
+    Record {
+        file: String,
+        line: u64,
+        message: String,
+    },
     #[error("cannot read {file}: {source}")]
-    Io { file: String, source: std::io::Error },
+    Io {
+        file: String,
+        source: std::io::Error,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -24,7 +31,12 @@ pub enum Format {
 impl Format {
     /// NDJSON for `.ndjson`/`.jsonl`, CSV otherwise.
     pub fn from_path(path: &std::path::Path) -> Format {
-        match path.extension().and_then(|e| e.to_str()).map(str::to_lowercase).as_deref() {
+        match path
+            .extension()
+            .and_then(|e| e.to_str())
+            .map(str::to_lowercase)
+            .as_deref()
+        {
             Some("ndjson" | "jsonl") => Format::NdJson,
             _ => Format::Csv,
         }
@@ -65,19 +77,28 @@ impl<R: BufRead> BatchReader<R> {
         };
         match format {
             Format::Csv => {
-                let mut csv = csv::ReaderBuilder::new().has_headers(true).from_reader(input);
-                let headers = csv.headers().map_err(|e| reader.error(1, e.to_string()))?.clone();
+                let mut csv = csv::ReaderBuilder::new()
+                    .has_headers(true)
+                    .from_reader(input);
+                let headers = csv
+                    .headers()
+                    .map_err(|e| reader.error(1, e.to_string()))?
+                    .clone();
                 for h in headers.iter() {
                     let name = h.trim().to_lowercase();
                     match reader.columns.iter().position(|(n, _)| *n == name) {
                         Some(i) if reader.csv_map.contains(&Some(i)) => {
-                            return Err(reader.error(1, format!("column `{name}` appears twice in the header")))
+                            return Err(reader
+                                .error(1, format!("column `{name}` appears twice in the header")))
                         }
                         Some(i) => reader.csv_map.push(Some(i)),
                         None => {
                             return Err(reader.error(
                                 1,
-                                format!("header names unknown column `{name}`; the target has: {}", reader.column_list()),
+                                format!(
+                                    "header names unknown column `{name}`; the target has: {}",
+                                    reader.column_list()
+                                ),
                             ))
                         }
                     }
@@ -91,16 +112,28 @@ impl<R: BufRead> BatchReader<R> {
     }
 
     fn column_list(&self) -> String {
-        self.columns.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+        self.columns
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn error(&self, line: u64, message: String) -> IngestError {
-        IngestError::Record { file: self.file.clone(), line, message }
+        IngestError::Record {
+            file: self.file.clone(),
+            line,
+            message,
+        }
     }
 
     /// The next batch, or `None` at the end of the input.
     pub fn next_batch(&mut self) -> Result<Option<Batch>, IngestError> {
-        let mut values: Vec<Vec<Value>> = self.columns.iter().map(|_| Vec::with_capacity(self.batch_size)).collect();
+        let mut values: Vec<Vec<Value>> = self
+            .columns
+            .iter()
+            .map(|_| Vec::with_capacity(self.batch_size))
+            .collect();
         let mut rows = 0;
         while rows < self.batch_size {
             let more = match self.format {
@@ -132,11 +165,13 @@ impl<R: BufRead> BatchReader<R> {
     fn read_csv_row(&mut self, values: &mut [Vec<Value>]) -> Result<bool, IngestError> {
         let mut record = csv::StringRecord::new();
         let csv = self.csv.as_mut().expect("csv reader");
-        let more = csv.read_record(&mut record).map_err(|e| IngestError::Record {
-            file: self.file.clone(),
-            line: self.line + 1,
-            message: e.to_string(),
-        })?;
+        let more = csv
+            .read_record(&mut record)
+            .map_err(|e| IngestError::Record {
+                file: self.file.clone(),
+                line: self.line + 1,
+                message: e.to_string(),
+            })?;
         if !more {
             return Ok(false);
         }
@@ -144,7 +179,11 @@ impl<R: BufRead> BatchReader<R> {
         if record.len() != self.csv_map.len() {
             return Err(self.error(
                 self.line,
-                format!("{} fields, but the header has {}", record.len(), self.csv_map.len()),
+                format!(
+                    "{} fields, but the header has {}",
+                    record.len(),
+                    self.csv_map.len()
+                ),
             ));
         }
         for (field, target) in record.iter().zip(&self.csv_map) {
@@ -162,7 +201,12 @@ impl<R: BufRead> BatchReader<R> {
         let text = loop {
             match lines.next() {
                 None => return Ok(false),
-                Some(Err(source)) => return Err(IngestError::Io { file: self.file.clone(), source }),
+                Some(Err(source)) => {
+                    return Err(IngestError::Io {
+                        file: self.file.clone(),
+                        source,
+                    })
+                }
                 Some(Ok(l)) => {
                     self.line += 1;
                     if !l.trim().is_empty() {
@@ -171,24 +215,34 @@ impl<R: BufRead> BatchReader<R> {
                 }
             }
         };
-        let obj: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&text).map_err(|e| self.error(self.line, format!("invalid JSON object: {e}")))?;
+        let obj: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+            .map_err(|e| self.error(self.line, format!("invalid JSON object: {e}")))?;
         for key in obj.keys() {
             if !self.columns.iter().any(|(n, _)| n == &key.to_lowercase()) {
                 return Err(self.error(
                     self.line,
-                    format!("unknown column `{key}`; the target has: {}", self.column_list()),
+                    format!(
+                        "unknown column `{key}`; the target has: {}",
+                        self.column_list()
+                    ),
                 ));
             }
         }
         for (i, (name, ty)) in self.columns.iter().enumerate() {
-            let json = obj.iter().find(|(k, _)| k.to_lowercase() == *name).map(|(_, v)| v);
+            let json = obj
+                .iter()
+                .find(|(k, _)| k.to_lowercase() == *name)
+                .map(|(_, v)| v);
             let v = match json {
                 None | Some(serde_json::Value::Null) => Value::Null,
                 Some(serde_json::Value::String(s)) if *ty != DataType::Text => parse_field(s, *ty)
                     .map_err(|m| self.error(self.line, format!("column `{name}`: {m}")))?,
-                Some(j) => json_value(j, *ty)
-                    .ok_or_else(|| self.error(self.line, format!("column `{name}`: expected {ty}, got {j}")))?,
+                Some(j) => json_value(j, *ty).ok_or_else(|| {
+                    self.error(
+                        self.line,
+                        format!("column `{name}`: expected {ty}, got {j}"),
+                    )
+                })?,
             };
             values[i].push(v);
         }

@@ -34,8 +34,14 @@ compile_error!(
      cargo build --no-default-features --features durable"
 );
 #[cfg(any(
-    all(feature = "bare-metal", any(feature = "embedded", feature = "durable", feature = "constellation")),
-    all(feature = "embedded", any(feature = "durable", feature = "constellation")),
+    all(
+        feature = "bare-metal",
+        any(feature = "embedded", feature = "durable", feature = "constellation")
+    ),
+    all(
+        feature = "embedded",
+        any(feature = "durable", feature = "constellation")
+    ),
     all(feature = "durable", feature = "constellation")
 ))]
 compile_error!(

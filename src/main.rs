@@ -12,7 +12,12 @@ use strata::ingest::{BatchReader, Format};
 use strata::profile::{self, ActiveProfile, PhysicalProfile};
 use strata::{Engine, Error};
 
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (profile ", env!("STRATA_BUILD_PROFILE"), ")");
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (profile ",
+    env!("STRATA_BUILD_PROFILE"),
+    ")"
+);
 
 #[derive(Parser, Debug)]
 #[command(name = "strata", version = VERSION, about = "Strata: a streaming state engine whose deployment tier is a compile-time type")]
@@ -129,7 +134,8 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .init();
     match run(cli) {
@@ -156,7 +162,11 @@ fn load_config(cli: &Cli) -> Result<Config, Failure> {
     Ok(config)
 }
 
-fn build_engine(cli: &Cli, config: &Config, truncate_at_corruption: bool) -> Result<Engine, Failure> {
+fn build_engine(
+    cli: &Cli,
+    config: &Config,
+    truncate_at_corruption: bool,
+) -> Result<Engine, Failure> {
     config.validate::<ActiveProfile>()?;
     let mut builder = config.engine_builder::<ActiveProfile>(cli.data.as_deref())?;
     if truncate_at_corruption {
@@ -175,7 +185,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let verdict = config.and_then(|c| c.validate::<ActiveProfile>().map_err(Failure::from));
             match verdict {
                 Ok(()) => {
-                    println!("config: valid{}", cli.config.as_ref().map(|p| format!(" ({})", p.display())).unwrap_or_default());
+                    println!(
+                        "config: valid{}",
+                        cli.config
+                            .as_ref()
+                            .map(|p| format!(" ({})", p.display()))
+                            .unwrap_or_default()
+                    );
                     Ok(())
                 }
                 Err(f) => {
@@ -184,7 +200,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 }
             }
         }
-        Command::Sql { file, statements, format } => {
+        Command::Sql {
+            file,
+            statements,
+            format,
+        } => {
             let config = load_config(&cli)?;
             let sql = match (file, statements.is_empty()) {
                 (Some(path), _) => std::fs::read_to_string(path)
@@ -193,14 +213,23 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 (None, false) => statements.join(";\n"),
                 (None, true) => {
                     let mut s = String::new();
-                    std::io::stdin().read_to_string(&mut s).context("cannot read statements from stdin")?;
+                    std::io::stdin()
+                        .read_to_string(&mut s)
+                        .context("cannot read statements from stdin")?;
                     s
                 }
             };
             let mut engine = build_engine(&cli, &config, false)?;
             run_sql(&mut engine, &sql, (*format).into())
         }
-        Command::Ingest { name, file, init, query, format, batch_size } => {
+        Command::Ingest {
+            name,
+            file,
+            init,
+            query,
+            format,
+            batch_size,
+        } => {
             let config = load_config(&cli)?;
             let mut engine = build_engine(&cli, &config, false)?;
             if let Some(init) = init {
@@ -212,15 +241,25 @@ fn run(cli: Cli) -> Result<(), Failure> {
             ingest(&mut engine, name, file, *batch_size)?;
             run_sql(&mut engine, &query.join(";\n"), (*format).into())
         }
-        Command::Bench { keys, rows, batch_rows, repeats } => bench(keys, *rows, *batch_rows, *repeats),
+        Command::Bench {
+            keys,
+            rows,
+            batch_rows,
+            repeats,
+        } => bench(keys, *rows, *batch_rows, *repeats),
         Command::Checkpoint => {
             let config = load_config(&cli)?;
             let mut engine = build_engine(&cli, &config, false)?;
             let report = engine.checkpoint()?;
-            eprintln!("checkpoint at log position {}: {} bytes in {} ms", report.lsn, report.bytes, report.millis);
+            eprintln!(
+                "checkpoint at log position {}: {} bytes in {} ms",
+                report.lsn, report.bytes, report.millis
+            );
             Ok(())
         }
-        Command::Repair { truncate_at_corruption } => {
+        Command::Repair {
+            truncate_at_corruption,
+        } => {
             if !truncate_at_corruption {
                 return Err(usage(anyhow::anyhow!(
                     "repair needs --truncate-at-corruption: it keeps the log up to the first corrupt record and drops the rest"
@@ -229,7 +268,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let config = load_config(&cli)?;
             let mut engine = build_engine(&cli, &config, true)?;
             let report = engine.checkpoint()?;
-            eprintln!("repaired: state recovered up to log position {}, checkpoint written", report.lsn);
+            eprintln!(
+                "repaired: state recovered up to log position {}, checkpoint written",
+                report.lsn
+            );
             Ok(())
         }
     }
@@ -241,7 +283,9 @@ fn run_sql(engine: &mut Engine, sql: &str, format: OutputFormat) -> Result<(), F
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut printed = 0;
     for stmt in strata::sql::statements(sql)? {
-        let result = stmt.map_err(Error::from).and_then(|s| engine.execute_statement(&s));
+        let result = stmt
+            .map_err(Error::from)
+            .and_then(|s| engine.execute_statement(&s));
         match result {
             Ok(Some(rs)) => {
                 if printed > 0 {
@@ -263,9 +307,13 @@ fn run_sql(engine: &mut Engine, sql: &str, format: OutputFormat) -> Result<(), F
 
 fn ingest(engine: &mut Engine, name: &str, path: &Path, batch_size: usize) -> Result<(), Failure> {
     let Some(columns) = engine.columns_of(name) else {
-        return Err(anyhow::anyhow!("unknown source or table `{name}`; create it first (see --init)").into());
+        return Err(anyhow::anyhow!(
+            "unknown source or table `{name}`; create it first (see --init)"
+        )
+        .into());
     };
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let size = file.metadata().map(|m| m.len()).unwrap_or(0);
     let progress = if std::io::stderr().is_terminal() {
         let bar = indicatif::ProgressBar::new(size);
@@ -277,15 +325,28 @@ fn ingest(engine: &mut Engine, name: &str, path: &Path, batch_size: usize) -> Re
     } else {
         None
     };
-    let counted = CountingReader { inner: file, bar: progress.clone() };
+    let counted = CountingReader {
+        inner: file,
+        bar: progress.clone(),
+    };
     let input = std::io::BufReader::with_capacity(1 << 20, counted);
     let display = path.display().to_string();
-    let mut reader = BatchReader::new(&display, input, Format::from_path(path), columns, batch_size)?;
+    let mut reader = BatchReader::new(
+        &display,
+        input,
+        Format::from_path(path),
+        columns,
+        batch_size,
+    )?;
     // Ctrl-C stops after the batch in flight, so that the summary says what was acknowledged.
     let interrupted = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let flag = interrupted.clone();
-    if let Err(e) = ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst)) {
-        tracing::warn!("cannot handle Ctrl-C ({e}); an interrupt will not report acknowledged rows");
+    if let Err(e) =
+        ctrlc::set_handler(move || flag.store(true, std::sync::atomic::Ordering::SeqCst))
+    {
+        tracing::warn!(
+            "cannot handle Ctrl-C ({e}); an interrupt will not report acknowledged rows"
+        );
     }
     let start = Instant::now();
     let mut rows = 0usize;
@@ -311,8 +372,15 @@ fn ingest(engine: &mut Engine, name: &str, path: &Path, batch_size: usize) -> Re
         "ingested {rows} rows into {name} in {secs:.3} s ({:.0} rows/s)",
         rows as f64 / secs.max(1e-9)
     );
-    let acknowledged = if ActiveProfile::PERSISTENT { "acknowledged" } else { "applied" };
-    outcome.map_err(|e| e.context(format!("stopped after {rows} rows were {acknowledged}")).into())
+    let acknowledged = if ActiveProfile::PERSISTENT {
+        "acknowledged"
+    } else {
+        "applied"
+    };
+    outcome.map_err(|e| {
+        e.context(format!("stopped after {rows} rows were {acknowledged}"))
+            .into()
+    })
 }
 
 /// Feeds a progress bar with the bytes read.
@@ -334,7 +402,11 @@ impl<R: Read> Read for CountingReader<R> {
 fn print_profile() {
     type P = ActiveProfile;
     let t = profile::active();
-    println!("profile: {} (strata {})", P::NAME, env!("CARGO_PKG_VERSION"));
+    println!(
+        "profile: {} (strata {})",
+        P::NAME,
+        env!("CARGO_PKG_VERSION")
+    );
     println!();
     println!("constants:");
     println!("  NAME           = {:?}", P::NAME);
@@ -343,7 +415,14 @@ fn print_profile() {
     println!("  RECOVERY       = {:?}", P::RECOVERY);
     println!("  MULTI_NODE     = {}", P::MULTI_NODE);
     println!("  STATE_CAN_GROW = {}", P::STATE_CAN_GROW);
-    println!("  MAX_KEYS       = {}", if P::MAX_KEYS == usize::MAX { "unbounded".to_string() } else { P::MAX_KEYS.to_string() });
+    println!(
+        "  MAX_KEYS       = {}",
+        if P::MAX_KEYS == usize::MAX {
+            "unbounded".to_string()
+        } else {
+            P::MAX_KEYS.to_string()
+        }
+    );
     println!("  DEFAULT_CAPACITY = {}", P::DEFAULT_CAPACITY);
     println!("  INDEXES        = {:?}", P::INDEXES);
     println!("  NETWORKED      = {}", P::NETWORKED);
@@ -356,21 +435,32 @@ fn print_profile() {
 
 fn bench(keys: &[usize], rows: usize, batch_rows: usize, repeats: usize) -> Result<(), Failure> {
     if rows == 0 || batch_rows == 0 {
-        return Err(usage(anyhow::anyhow!("--rows and --batch-rows must be positive")));
+        return Err(usage(anyhow::anyhow!(
+            "--rows and --batch-rows must be positive"
+        )));
     }
     println!(
         "typed batch ingest into a view (COUNT/SUM/MIN/MAX GROUP BY BIGINT), profile {}, {rows} rows, {batch_rows} rows/batch, best of {repeats}",
         ActiveProfile::NAME
     );
-    println!("{:>10} {:>16} {:>16} {:>7}", "keys", "strata rows/s", "FxHashMap rows/s", "ratio");
+    println!(
+        "{:>10} {:>16} {:>16} {:>7}",
+        "keys", "strata rows/s", "FxHashMap rows/s", "ratio"
+    );
     for &k in keys {
         if !(1..=ActiveProfile::MAX_KEYS).contains(&k) {
-            return Err(usage(anyhow::anyhow!("--keys {k}: must be between 1 and {}", ActiveProfile::MAX_KEYS)));
+            return Err(usage(anyhow::anyhow!(
+                "--keys {k}: must be between 1 and {}",
+                ActiveProfile::MAX_KEYS
+            )));
         }
         let r = strata::bench::ingest_vs_fxhashmap::<ActiveProfile>(k, rows, batch_rows, repeats)?;
         println!(
             "{:>10} {:>16.0} {:>16.0} {:>7.2}",
-            r.keys, r.strata_rows_per_sec, r.baseline_rows_per_sec, r.ratio()
+            r.keys,
+            r.strata_rows_per_sec,
+            r.baseline_rows_per_sec,
+            r.ratio()
         );
     }
     Ok(())

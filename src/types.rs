@@ -175,7 +175,12 @@ pub fn format_timestamp(ms: i64) -> String {
     let days = ms.div_euclid(MS_PER_DAY);
     let rem = ms.rem_euclid(MS_PER_DAY);
     let (y, m, d) = civil_from_days(days);
-    let (h, mi, s, milli) = (rem / 3_600_000, rem / 60_000 % 60, rem / 1000 % 60, rem % 1000);
+    let (h, mi, s, milli) = (
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000,
+    );
     if milli == 0 {
         format!("{y:04}-{m:02}-{d:02} {h:02}:{mi:02}:{s:02}")
     } else {
@@ -257,14 +262,27 @@ mod tests {
             let ms = parse_timestamp(text).unwrap();
             assert_eq!(format_timestamp(ms), text);
         }
-        assert_eq!(parse_timestamp("2026-01-02 03:04:05.5"), parse_timestamp("2026-01-02 03:04:05.500"));
+        assert_eq!(
+            parse_timestamp("2026-01-02 03:04:05.5"),
+            parse_timestamp("2026-01-02 03:04:05.500")
+        );
         assert_eq!(parse_timestamp("1970-01-01 00:00:01"), Some(1000));
-        assert_eq!(parse_timestamp("2026-01-02T03:04:05Z"), parse_timestamp("2026-01-02 03:04:05"));
+        assert_eq!(
+            parse_timestamp("2026-01-02T03:04:05Z"),
+            parse_timestamp("2026-01-02 03:04:05")
+        );
     }
 
     #[test]
     fn bad_timestamps_are_rejected() {
-        for text in ["", "2026-13-01", "2026-02-30", "2026-01-02 24:00:00", "abc", "2026-01-02 03:04:05.1234"] {
+        for text in [
+            "",
+            "2026-13-01",
+            "2026-02-30",
+            "2026-01-02 24:00:00",
+            "abc",
+            "2026-01-02 03:04:05.1234",
+        ] {
             assert_eq!(parse_timestamp(text), None, "{text}");
         }
     }

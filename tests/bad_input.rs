@@ -948,7 +948,11 @@ fn batch_api_errors_are_refused() {
 #[test]
 fn full_state_is_refused_atomically() {
     const CAP: usize = 4;
-    let mut e = Engine::builder().ephemeral().capacity(CAP).build().expect("engine");
+    let mut e = Engine::builder()
+        .ephemeral()
+        .capacity(CAP)
+        .build()
+        .expect("engine");
     assert_eq!(e.capacity(), CAP);
     e.execute(
         "CREATE SOURCE s (k BIGINT NOT NULL, g BIGINT NOT NULL, v BIGINT);

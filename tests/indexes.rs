@@ -15,17 +15,24 @@ fn settings(dir: &std::path::Path) -> PersistSettings {
     }
 }
 
-const SCHEMA: &str = "CREATE TABLE t (id BIGINT PRIMARY KEY, name VARCHAR, score DOUBLE, at TIMESTAMP)";
+const SCHEMA: &str =
+    "CREATE TABLE t (id BIGINT PRIMARY KEY, name VARCHAR, score DOUBLE, at TIMESTAMP)";
 
 /// Queries over the indexed columns, each with ORDER BY so that answers compare exactly.
 fn queries(n: i64, s: f64) -> Vec<String> {
     vec![
         format!("SELECT id, name FROM t WHERE name = 'n{n}' ORDER BY id"),
-        format!("SELECT id FROM t WHERE name >= 'n{n}' AND name < 'n{}' ORDER BY id", n + 3),
+        format!(
+            "SELECT id FROM t WHERE name >= 'n{n}' AND name < 'n{}' ORDER BY id",
+            n + 3
+        ),
         format!("SELECT id, score FROM t WHERE score > {s:?} ORDER BY id"),
         format!("SELECT id FROM t WHERE score <= {s:?} AND id > {n} ORDER BY id"),
         format!("SELECT COUNT(*), SUM(id) FROM t WHERE {s:?} > score"),
-        format!("SELECT id FROM t WHERE at >= '2026-01-01 00:00:0{}' ORDER BY id", n.rem_euclid(10)),
+        format!(
+            "SELECT id FROM t WHERE at >= '2026-01-01 00:00:0{}' ORDER BY id",
+            n.rem_euclid(10)
+        ),
         "SELECT id FROM t WHERE name IS NULL ORDER BY id".to_string(),
     ]
 }
@@ -55,7 +62,10 @@ fn statement(op: &Op) -> String {
 }
 
 fn answers(e: &mut Engine, n: i64, s: f64) -> Vec<strata::ResultSet> {
-    queries(n, s).iter().map(|q| e.query(q).unwrap_or_else(|err| panic!("{q}: {err}"))).collect()
+    queries(n, s)
+        .iter()
+        .map(|q| e.query(q).unwrap_or_else(|err| panic!("{q}: {err}")))
+        .collect()
 }
 
 proptest! {
@@ -98,7 +108,10 @@ proptest! {
 #[test]
 fn index_ddl_errors_are_clear_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut e = Engine::builder().persist(settings(dir.path())).build().unwrap();
+    let mut e = Engine::builder()
+        .persist(settings(dir.path()))
+        .build()
+        .unwrap();
     e.execute(SCHEMA).unwrap();
     e.execute("CREATE SOURCE s (k BIGINT)").unwrap();
     for (sql, needle) in [
@@ -112,17 +125,27 @@ fn index_ddl_errors_are_clear_and_change_nothing() {
         assert!(err.contains(needle), "{sql}: {err}");
     }
     assert!(e.query("SHOW INDEXES").unwrap().rows.is_empty());
-    e.execute("CREATE INDEX i ON t (name); DROP TABLE t").unwrap();
-    assert!(e.query("SHOW INDEXES").unwrap().rows.is_empty(), "a table's indexes go with it");
+    e.execute("CREATE INDEX i ON t (name); DROP TABLE t")
+        .unwrap();
+    assert!(
+        e.query("SHOW INDEXES").unwrap().rows.is_empty(),
+        "a table's indexes go with it"
+    );
 }
 
 #[test]
 fn indexes_can_be_turned_off() {
     let dir = tempfile::tempdir().unwrap();
-    let off = PersistSettings { indexes: false, ..settings(dir.path()) };
+    let off = PersistSettings {
+        indexes: false,
+        ..settings(dir.path())
+    };
     let mut e = Engine::builder().persist(off).build().unwrap();
     e.execute(SCHEMA).unwrap();
-    let err = e.execute("CREATE INDEX i ON t (name)").unwrap_err().to_string();
+    let err = e
+        .execute("CREATE INDEX i ON t (name)")
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("[indexes] enabled = true"), "{err}");
     assert!(!dir.path().join("indexes.redb").exists());
 }

@@ -76,7 +76,10 @@ fn this_release_builds_bare_metal_and_embedded_only() {
 fn profile_types_are_zero_sized() {
     assert_eq!(std::mem::size_of::<ActiveProfile>(), 0);
     if !P::PERSISTENT {
-        assert_eq!(std::mem::size_of::<<P as PhysicalProfile>::Checkpointer>(), 0);
+        assert_eq!(
+            std::mem::size_of::<<P as PhysicalProfile>::Checkpointer>(),
+            0
+        );
     }
     assert_eq!(std::mem::size_of::<<P as PhysicalProfile>::Network>(), 0);
 }
@@ -180,7 +183,12 @@ fn the_active_reference_config_loads_and_validates() {
     let config = Config::load(Some(&path), no_env()).unwrap();
     assert_eq!(config.engine.profile.as_deref(), Some(P::NAME));
     config.validate::<P>().unwrap();
-    let engine = config.engine_builder::<P>(None).unwrap().ephemeral().build().unwrap();
+    let engine = config
+        .engine_builder::<P>(None)
+        .unwrap()
+        .ephemeral()
+        .build()
+        .unwrap();
     if let Some(capacity) = config.state.capacity {
         assert_eq!(engine.capacity(), capacity);
     }
@@ -273,7 +281,11 @@ fn the_builder_checks_profile_names_too() {
         matches!(err, Error::Config(ConfigError::FeatureNotCompiled { requested, .. }) if requested == other),
         "{err:?}"
     );
-    Engine::builder().ephemeral().profile(P::NAME).build().unwrap();
+    Engine::builder()
+        .ephemeral()
+        .profile(P::NAME)
+        .build()
+        .unwrap();
 }
 
 #[test]
@@ -338,7 +350,13 @@ fn environment_overrides_the_file() {
     assert_eq!(config.engine.profile.as_deref(), Some(P::NAME));
     config.validate::<P>().unwrap();
     assert_eq!(
-        config.engine_builder::<P>(None).unwrap().ephemeral().build().unwrap().capacity(),
+        config
+            .engine_builder::<P>(None)
+            .unwrap()
+            .ephemeral()
+            .build()
+            .unwrap()
+            .capacity(),
         4096
     );
 

@@ -33,12 +33,17 @@ fn sql_dir() -> PathBuf {
 
 /// Runs a script on a fresh engine and renders its output.
 fn run_script(script: &str) -> String {
-    let mut engine = Engine::builder().ephemeral().build().expect("default engine builds");
+    let mut engine = Engine::builder()
+        .ephemeral()
+        .build()
+        .expect("default engine builds");
     let mut blocks: Vec<String> = Vec::new();
     // Every statement runs, even after an error, so that expected files pin each error.
     for piece in strata::sql::pieces(script) {
         let Some(stmt) = piece.parse() else { continue };
-        let result = stmt.map_err(strata::Error::from).and_then(|s| engine.execute_statement(&s));
+        let result = stmt
+            .map_err(strata::Error::from)
+            .and_then(|s| engine.execute_statement(&s));
         match result {
             Ok(Some(rs)) => {
                 let mut csv = Vec::new();

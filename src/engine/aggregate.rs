@@ -53,7 +53,10 @@ pub struct AggPlan {
 
 impl AggPlan {
     fn group_types(&self) -> Vec<DataType> {
-        self.groups.iter().map(|g| g.ty().unwrap_or(DataType::BigInt)).collect()
+        self.groups
+            .iter()
+            .map(|g| g.ty().unwrap_or(DataType::BigInt))
+            .collect()
     }
 }
 
@@ -77,9 +80,18 @@ impl<const N: usize> Hash for FixedKey<N> {
 
 /// Group key → slot, specialised by key shape.
 enum GroupIndex<P: PhysicalProfile> {
-    Fixed1 { map: P::State<FixedKey<1>, u32>, keys: Vec<FixedKey<1>> },
-    Fixed2 { map: P::State<FixedKey<2>, u32>, keys: Vec<FixedKey<2>> },
-    General { map: P::State<Key, u32>, keys: Vec<Key> },
+    Fixed1 {
+        map: P::State<FixedKey<1>, u32>,
+        keys: Vec<FixedKey<1>>,
+    },
+    Fixed2 {
+        map: P::State<FixedKey<2>, u32>,
+        keys: Vec<FixedKey<2>>,
+    },
+    General {
+        map: P::State<Key, u32>,
+        keys: Vec<Key>,
+    },
 }
 
 /// How one aggregate keeps its state inside a group's record.
@@ -170,9 +182,18 @@ impl<P: PhysicalProfile> AggState<P> {
         let group_types = plan.group_types();
         let fixed = group_types.iter().all(|t| is_fixed_width(*t));
         let index = match group_types.len() {
-            1 if fixed => GroupIndex::Fixed1 { map: StateBackend::with_capacity(capacity), keys: Vec::new() },
-            2 if fixed => GroupIndex::Fixed2 { map: StateBackend::with_capacity(capacity), keys: Vec::new() },
-            _ => GroupIndex::General { map: StateBackend::with_capacity(capacity), keys: Vec::new() },
+            1 if fixed => GroupIndex::Fixed1 {
+                map: StateBackend::with_capacity(capacity),
+                keys: Vec::new(),
+            },
+            2 if fixed => GroupIndex::Fixed2 {
+                map: StateBackend::with_capacity(capacity),
+                keys: Vec::new(),
+            },
+            _ => GroupIndex::General {
+                map: StateBackend::with_capacity(capacity),
+                keys: Vec::new(),
+            },
         };
         let mut layout = Vec::with_capacity(plan.aggs.len());
         let mut stride = 0;
@@ -231,7 +252,11 @@ impl<P: PhysicalProfile> AggState<P> {
 
     /// Phase 1: evaluates the plan's expressions over `columns` (the input's columns in
     /// schema order, all of `rows` length). Changes nothing.
-    pub fn prepare<'a>(&self, columns: &'a [Column], rows: usize) -> Result<Prepared<'a>, ExecError> {
+    pub fn prepare<'a>(
+        &self,
+        columns: &'a [Column],
+        rows: usize,
+    ) -> Result<Prepared<'a>, ExecError> {
         let selection = match &self.plan.filter {
             None => None,
             Some(f) => {
@@ -252,7 +277,9 @@ impl<P: PhysicalProfile> AggState<P> {
                     keys.push(match self.plan.groups.as_slice() {
                         [g] => Key::from_value(&g.eval(&row)?),
                         gs => Key::Composite(
-                            gs.iter().map(|g| Ok(Key::from_value(&g.eval(&row)?))).collect::<Result<_, ExecError>>()?,
+                            gs.iter()
+                                .map(|g| Ok(Key::from_value(&g.eval(&row)?)))
+                                .collect::<Result<_, ExecError>>()?,
                         ),
                     });
                     Ok(())
@@ -281,7 +308,13 @@ impl<P: PhysicalProfile> AggState<P> {
                 Some(e) => evaluate_column(e, columns, rows).map(Some),
             })
             .collect::<Result<_, ExecError>>()?;
-        Ok(Prepared { rows, selection, keys, args, slots: Vec::new() })
+        Ok(Prepared {
+            rows,
+            selection,
+            keys,
+            args,
+            slots: Vec::new(),
+        })
     }
 
     /// Phase 2: assigns a slot to every selected row, creating groups as needed. On `Full`
@@ -297,7 +330,10 @@ impl<P: PhysicalProfile> AggState<P> {
                 let (vals, nulls) = &columns[0];
                 let mut go = |row: usize| -> Result<(), Full> {
                     let null = nulls.as_ref().is_some_and(|n| n[row]);
-                    let key = FixedKey { values: [if null { 0 } else { vals[row] }], nulls: null as u8 };
+                    let key = FixedKey {
+                        values: [if null { 0 } else { vals[row] }],
+                        nulls: null as u8,
+                    };
                     slots.push(slot_for(map, keys, key)?);
                     Ok(())
                 };
@@ -312,7 +348,10 @@ impl<P: PhysicalProfile> AggState<P> {
                     let a_null = an.as_ref().is_some_and(|n| n[row]);
                     let b_null = bn.as_ref().is_some_and(|n| n[row]);
                     let key = FixedKey {
-                        values: [if a_null { 0 } else { a[row] }, if b_null { 0 } else { b[row] }],
+                        values: [
+                            if a_null { 0 } else { a[row] },
+                            if b_null { 0 } else { b[row] },
+                        ],
                         nulls: a_null as u8 | (b_null as u8) << 1,
                     };
                     slots.push(slot_for(map, keys, key)?);
@@ -337,7 +376,11 @@ impl<P: PhysicalProfile> AggState<P> {
 
     /// Removes the groups created after there were `groups` of them (before accumulation).
     pub fn rollback(&mut self, groups: usize) {
-        fn undo<K: Eq + Hash + Clone, S: StateBackend<K, u32>>(map: &mut S, keys: &mut Vec<K>, to: usize) {
+        fn undo<K: Eq + Hash + Clone, S: StateBackend<K, u32>>(
+            map: &mut S,
+            keys: &mut Vec<K>,
+            to: usize,
+        ) {
             for k in keys.drain(to..) {
                 map.remove(&k);
             }
@@ -368,60 +411,126 @@ impl<P: PhysicalProfile> AggState<P> {
             let nulls = col.and_then(|c| c.nulls.as_deref());
             let records = &mut self.records;
             match (l.kind, col) {
-                (AccKind::Count, _) => fold_rows(records, stride, l.offset, slots, selection, nulls, |w, _| w[0] += 1),
+                (AccKind::Count, _) => fold_rows(
+                    records,
+                    stride,
+                    l.offset,
+                    slots,
+                    selection,
+                    nulls,
+                    |w, _| w[0] += 1,
+                ),
                 (_, None) => {}
                 (AccKind::SumInt, Some(c)) => {
                     let v = int_values(c);
-                    fold_rows(records, stride, l.offset, slots, selection, nulls, |w, row| {
-                        let sum = ((w[1] as i128) << 64 | w[0] as u64 as i128) + v[row] as i128;
-                        w[0] = sum as i64;
-                        w[1] = (sum >> 64) as i64;
-                        w[2] = 1;
-                    })
+                    fold_rows(
+                        records,
+                        stride,
+                        l.offset,
+                        slots,
+                        selection,
+                        nulls,
+                        |w, row| {
+                            let sum = ((w[1] as i128) << 64 | w[0] as u64 as i128) + v[row] as i128;
+                            w[0] = sum as i64;
+                            w[1] = (sum >> 64) as i64;
+                            w[2] = 1;
+                        },
+                    )
                 }
                 (AccKind::SumDouble, Some(c)) => {
                     let v = double_values(c);
-                    fold_rows(records, stride, l.offset, slots, selection, nulls, |w, row| {
-                        w[0] = (f64::from_bits(w[0] as u64) + v[row]).to_bits() as i64;
-                        w[1] = 1;
-                    })
+                    fold_rows(
+                        records,
+                        stride,
+                        l.offset,
+                        slots,
+                        selection,
+                        nulls,
+                        |w, row| {
+                            w[0] = (f64::from_bits(w[0] as u64) + v[row]).to_bits() as i64;
+                            w[1] = 1;
+                        },
+                    )
                 }
                 (AccKind::Avg, Some(c)) => {
                     let v = double_values(c);
-                    fold_rows(records, stride, l.offset, slots, selection, nulls, |w, row| {
-                        w[0] = (f64::from_bits(w[0] as u64) + v[row]).to_bits() as i64;
-                        w[1] += 1;
-                    })
+                    fold_rows(
+                        records,
+                        stride,
+                        l.offset,
+                        slots,
+                        selection,
+                        nulls,
+                        |w, row| {
+                            w[0] = (f64::from_bits(w[0] as u64) + v[row]).to_bits() as i64;
+                            w[1] += 1;
+                        },
+                    )
                 }
                 (AccKind::ExtremeInt { max: true }, Some(c)) => {
                     let v = int_values(c);
-                    fold_rows(records, stride, l.offset, slots, selection, nulls, |w, row| {
-                        if w[1] == 0 || v[row] > w[0] {
-                            w[0] = v[row];
-                        }
-                        w[1] = 1;
-                    })
+                    fold_rows(
+                        records,
+                        stride,
+                        l.offset,
+                        slots,
+                        selection,
+                        nulls,
+                        |w, row| {
+                            if w[1] == 0 || v[row] > w[0] {
+                                w[0] = v[row];
+                            }
+                            w[1] = 1;
+                        },
+                    )
                 }
                 (AccKind::ExtremeInt { max: false }, Some(c)) => {
                     let v = int_values(c);
-                    fold_rows(records, stride, l.offset, slots, selection, nulls, |w, row| {
-                        if w[1] == 0 || v[row] < w[0] {
-                            w[0] = v[row];
-                        }
-                        w[1] = 1;
-                    })
+                    fold_rows(
+                        records,
+                        stride,
+                        l.offset,
+                        slots,
+                        selection,
+                        nulls,
+                        |w, row| {
+                            if w[1] == 0 || v[row] < w[0] {
+                                w[0] = v[row];
+                            }
+                            w[1] = 1;
+                        },
+                    )
                 }
                 (AccKind::ExtremeDouble { max }, Some(c)) => {
                     let v = double_values(c);
-                    let want = if max { std::cmp::Ordering::Greater } else { std::cmp::Ordering::Less };
-                    fold_rows(records, stride, l.offset, slots, selection, nulls, |w, row| {
-                        if w[1] == 0 || v[row].total_cmp(&f64::from_bits(w[0] as u64)) == want {
-                            w[0] = v[row].to_bits() as i64;
-                        }
-                        w[1] = 1;
-                    })
+                    let want = if max {
+                        std::cmp::Ordering::Greater
+                    } else {
+                        std::cmp::Ordering::Less
+                    };
+                    fold_rows(
+                        records,
+                        stride,
+                        l.offset,
+                        slots,
+                        selection,
+                        nulls,
+                        |w, row| {
+                            if w[1] == 0 || v[row].total_cmp(&f64::from_bits(w[0] as u64)) == want {
+                                w[0] = v[row].to_bits() as i64;
+                            }
+                            w[1] = 1;
+                        },
+                    )
                 }
-                (AccKind::ExtremeText { max, index }, Some(Column { data: ColumnData::Text(v), .. })) => {
+                (
+                    AccKind::ExtremeText { max, index },
+                    Some(Column {
+                        data: ColumnData::Text(v),
+                        ..
+                    }),
+                ) => {
                     let texts = &mut self.texts[index];
                     let mut visit = |slot: usize, row: usize| {
                         let cur = &mut texts[slot];
@@ -437,7 +546,9 @@ impl<P: PhysicalProfile> AggState<P> {
                         }
                     }
                 }
-                (AccKind::ExtremeText { .. }, Some(_)) => unreachable!("text aggregates read text columns"),
+                (AccKind::ExtremeText { .. }, Some(_)) => {
+                    unreachable!("text aggregates read text columns")
+                }
             }
         }
     }
@@ -445,7 +556,8 @@ impl<P: PhysicalProfile> AggState<P> {
     /// Applies one batch (all three phases) to this state alone.
     pub fn apply(&mut self, columns: &[Column], rows: usize) -> Result<(), crate::Error> {
         let mut prepared = self.prepare(columns, rows)?;
-        self.assign_slots(&mut prepared).map_err(|f| ExecError::Eval(f.to_string()))?;
+        self.assign_slots(&mut prepared)
+            .map_err(|f| ExecError::Eval(f.to_string()))?;
         self.accumulate(&prepared);
         Ok(())
     }
@@ -481,7 +593,13 @@ impl<P: PhysicalProfile> AggState<P> {
                 .plan
                 .aggs
                 .iter()
-                .map(|a| if matches!(a.func, AggFunc::Count | AggFunc::CountStar) { Value::Int(0) } else { Value::Null })
+                .map(|a| {
+                    if matches!(a.func, AggFunc::Count | AggFunc::CountStar) {
+                        Value::Int(0)
+                    } else {
+                        Value::Null
+                    }
+                })
                 .collect())))
         } else {
             Box::new((0..self.len()).map(|s| self.group_row(s)))
@@ -494,7 +612,11 @@ impl<P: PhysicalProfile> AggState<P> {
                 }
             }
             out.push(
-                self.plan.output.iter().map(|e| e.eval(post.as_slice())).collect::<Result<Vec<_>, _>>()?,
+                self.plan
+                    .output
+                    .iter()
+                    .map(|e| e.eval(post.as_slice()))
+                    .collect::<Result<Vec<_>, _>>()?,
             );
         }
         Ok(out)
@@ -571,15 +693,27 @@ impl<P: PhysicalProfile> AggState<P> {
                 t
             })
             .collect();
-        ObjectState::View { keys, records, texts }
+        ObjectState::View {
+            keys,
+            records,
+            texts,
+        }
     }
 
     /// Loads exported groups into this (empty) state.
-    pub fn import(&mut self, keys: Vec<Key>, records: Vec<i64>, texts: Vec<Vec<Option<Arc<str>>>>) -> Result<(), ImportError> {
+    pub fn import(
+        &mut self,
+        keys: Vec<Key>,
+        records: Vec<i64>,
+        texts: Vec<Vec<Option<Arc<str>>>>,
+    ) -> Result<(), ImportError> {
         if !self.is_empty() {
             return Err(ImportError::Shape("the view already holds groups".into()));
         }
-        if records.len() != keys.len() * self.stride || texts.len() != self.texts.len() || texts.iter().any(|t| t.len() != keys.len()) {
+        if records.len() != keys.len() * self.stride
+            || texts.len() != self.texts.len()
+            || texts.iter().any(|t| t.len() != keys.len())
+        {
             return Err(ImportError::Shape(format!(
                 "{} groups with {} record words and {} text columns, expected {} words per group and {} text columns",
                 keys.len(),
@@ -593,14 +727,22 @@ impl<P: PhysicalProfile> AggState<P> {
         let result = keys.into_iter().try_for_each(|key| {
             let next = self.len() as u32;
             let inserted = match &mut self.index {
-                GroupIndex::Fixed1 { map, keys } => key_to_fixed::<1>(&key, width).map(|k| (map, keys, k)).map(|(m, ks, k)| slot_for(m, ks, k)),
-                GroupIndex::Fixed2 { map, keys } => key_to_fixed::<2>(&key, width).map(|k| (map, keys, k)).map(|(m, ks, k)| slot_for(m, ks, k)),
+                GroupIndex::Fixed1 { map, keys } => key_to_fixed::<1>(&key, width)
+                    .map(|k| (map, keys, k))
+                    .map(|(m, ks, k)| slot_for(m, ks, k)),
+                GroupIndex::Fixed2 { map, keys } => key_to_fixed::<2>(&key, width)
+                    .map(|k| (map, keys, k))
+                    .map(|(m, ks, k)| slot_for(m, ks, k)),
                 GroupIndex::General { map, keys } => Some(slot_for(map, keys, key)),
             };
             match inserted {
-                None => Err(ImportError::Shape("a group key does not fit the view's key columns".into())),
+                None => Err(ImportError::Shape(
+                    "a group key does not fit the view's key columns".into(),
+                )),
                 Some(Err(full)) => Err(ImportError::Full(full)),
-                Some(Ok(slot)) if slot != next => Err(ImportError::Shape("duplicate group key".into())),
+                Some(Ok(slot)) if slot != next => {
+                    Err(ImportError::Shape("duplicate group key".into()))
+                }
                 Some(Ok(_)) => Ok(()),
             }
         });
@@ -615,7 +757,13 @@ impl<P: PhysicalProfile> AggState<P> {
 }
 
 fn fixed_to_key<const N: usize>(k: &FixedKey<N>) -> Key {
-    let part = |i: usize| if k.nulls & (1 << i) != 0 { Key::Null } else { Key::Int(k.values[i]) };
+    let part = |i: usize| {
+        if k.nulls & (1 << i) != 0 {
+            Key::Null
+        } else {
+            Key::Int(k.values[i])
+        }
+    };
     if N == 1 {
         part(0)
     } else {
@@ -632,7 +780,10 @@ fn key_to_fixed<const N: usize>(key: &Key, width: usize) -> Option<FixedKey<N>> 
     if parts.len() != N {
         return None;
     }
-    let mut k = FixedKey { values: [0; N], nulls: 0 };
+    let mut k = FixedKey {
+        values: [0; N],
+        nulls: 0,
+    };
     for (i, p) in parts.iter().enumerate() {
         match p {
             Key::Int(v) => k.values[i] = *v,
@@ -666,7 +817,11 @@ fn key_value(k: &Key, ty: DataType) -> Value {
 
 fn push_fixed<const N: usize>(row: &mut Vec<Value>, key: &FixedKey<N>, types: &[DataType]) {
     for (i, (v, t)) in key.values.iter().zip(types).enumerate() {
-        row.push(if key.nulls & (1 << i) != 0 { Value::Null } else { Key::Int(*v).to_value(*t) });
+        row.push(if key.nulls & (1 << i) != 0 {
+            Value::Null
+        } else {
+            Key::Int(*v).to_value(*t)
+        });
     }
 }
 
@@ -680,10 +835,17 @@ fn fixed_column<'a>(
         let col = &columns[i];
         let nulls = col.nulls.as_deref().map(Cow::Borrowed);
         return Ok(match &col.data {
-            ColumnData::BigInt(v) | ColumnData::Timestamp(v) => (Cow::Borrowed(v.as_slice()), nulls),
-            ColumnData::Double(v) => {
-                (Cow::Owned(v.iter().map(|d| crate::types::normalize_bits(*d) as i64).collect()), nulls)
+            ColumnData::BigInt(v) | ColumnData::Timestamp(v) => {
+                (Cow::Borrowed(v.as_slice()), nulls)
             }
+            ColumnData::Double(v) => (
+                Cow::Owned(
+                    v.iter()
+                        .map(|d| crate::types::normalize_bits(*d) as i64)
+                        .collect(),
+                ),
+                nulls,
+            ),
             ColumnData::Boolean(v) => (Cow::Owned(v.iter().map(|b| *b as i64).collect()), nulls),
             ColumnData::Text(_) => unreachable!("text keys use the general index"),
         });
@@ -705,7 +867,11 @@ fn fixed_column<'a>(
 }
 
 /// An aggregate argument as a column: borrowed when it is a plain column reference.
-fn evaluate_column<'a>(e: &Expr, columns: &'a [Column], rows: usize) -> Result<Cow<'a, Column>, ExecError> {
+fn evaluate_column<'a>(
+    e: &Expr,
+    columns: &'a [Column],
+    rows: usize,
+) -> Result<Cow<'a, Column>, ExecError> {
     if let Some(i) = e.as_column() {
         return Ok(Cow::Borrowed(&columns[i]));
     }

@@ -9,12 +9,13 @@ pub use aggregate::{AggFunc, AggPlan, AggSpec};
 pub use schema::{ResultSet, Schema};
 
 use crate::batch::{Batch, Column};
-use crate::checkpoint::{Change, CheckpointReport, Checkpointer, EngineState, ObjectState, PersistSettings};
+use crate::checkpoint::{
+    Change, CheckpointReport, Checkpointer, EngineState, ObjectState, PersistSettings,
+};
 use crate::error::{ConfigError, Error, ExecError, Result, SqlError};
 use crate::index::IndexBackend;
 use crate::profile::{self, ActiveProfile, IndexSupport, PhysicalProfile, ProfileKind};
 use crate::sql::expr::{bind, eval_constant, BinOp, Expr, Scope};
-use std::ops::Bound;
 use crate::sql::{self, InsertRows, ObjectKind, Statement};
 use crate::state::{Full, StateBackend};
 use crate::types::{DataType, Key, Value};
@@ -22,6 +23,7 @@ use aggregate::{AggState, ImportError};
 use plan::{plan_select, PlannedSelect, SelectPlan};
 use sqlparser::ast;
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 /// Settings an engine is built with; `strata` fills them from the config file.
 #[derive(Clone, Debug, Default)]
@@ -56,7 +58,9 @@ impl<P: PhysicalProfile> EngineBuilder<P> {
 
     /// The data directory of persistent tiers, with default settings otherwise.
     pub fn data_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
-        self.persist.get_or_insert_with(PersistSettings::default).data_dir = dir.into();
+        self.persist
+            .get_or_insert_with(PersistSettings::default)
+            .data_dir = dir.into();
         self
     }
 
@@ -102,15 +106,17 @@ impl<P: PhysicalProfile> EngineBuilder<P> {
             let Some(settings) = &self.persist else {
                 return Err(ConfigError::ProfileRequirementError {
                     profile: P::KIND,
-                    requirement: "this tier keeps its data in a directory: set one with .data_dir(path), \
+                    requirement:
+                        "this tier keeps its data in a directory: set one with .data_dir(path), \
                                   or build a throwaway engine with .ephemeral()"
-                        .into(),
+                            .into(),
                 }
                 .into());
             };
             // The index storage is opened by `begin_recovery`, once the checkpointer holds
             // the data directory's lock.
-            engine.index_settings = (P::INDEXES != IndexSupport::None && settings.indexes).then(|| settings.clone());
+            engine.index_settings =
+                (P::INDEXES != IndexSupport::None && settings.indexes).then(|| settings.clone());
             // Recovery replays through the engine while it has no checkpointer, so nothing
             // replayed is logged again.
             let checkpointer = P::Checkpointer::open(settings, &mut engine)?;
@@ -123,7 +129,9 @@ impl<P: PhysicalProfile> EngineBuilder<P> {
 /// Checks a profile name from config or the builder against the compiled profile.
 pub fn check_profile_name<P: PhysicalProfile>(name: &str) -> Result<(), ConfigError> {
     match ProfileKind::from_name(name) {
-        None => Err(ConfigError::InvalidProfileName { name: name.to_string() }),
+        None => Err(ConfigError::InvalidProfileName {
+            name: name.to_string(),
+        }),
         Some(kind) if kind != P::KIND => Err(ConfigError::FeatureNotCompiled {
             requested: kind,
             compiled: P::KIND,
@@ -214,11 +222,21 @@ impl<P: PhysicalProfile> Engine<P> {
     pub fn query(&mut self, sql: &str) -> Result<ResultSet> {
         let stmt = sql::parse_one(sql)?;
         // Refused before it runs: an INSERT must not be applied and then reported as an error.
-        if !matches!(stmt, Statement::Query(_) | Statement::Show(_) | Statement::Describe(_)) {
-            return Err(SqlError::Unsupported("query() needs a statement that returns rows; use execute()".into()).into());
+        if !matches!(
+            stmt,
+            Statement::Query(_) | Statement::Show(_) | Statement::Describe(_)
+        ) {
+            return Err(SqlError::Unsupported(
+                "query() needs a statement that returns rows; use execute()".into(),
+            )
+            .into());
         }
-        self.execute_statement(&stmt)?
-            .ok_or_else(|| SqlError::Unsupported("query() needs a statement that returns rows; use execute()".into()).into())
+        self.execute_statement(&stmt)?.ok_or_else(|| {
+            SqlError::Unsupported(
+                "query() needs a statement that returns rows; use execute()".into(),
+            )
+            .into()
+        })
     }
 
     /// Runs one parsed statement; `Some` for statements that return rows.
@@ -227,13 +245,26 @@ impl<P: PhysicalProfile> Engine<P> {
             Statement::CreateSource { name, columns } => {
                 self.check_new_name(name)?;
                 self.log_ddl(name, stmt)?;
-                self.sources.insert(name.clone(), Source { schema: Schema::new(columns.clone()) });
+                self.sources.insert(
+                    name.clone(),
+                    Source {
+                        schema: Schema::new(columns.clone()),
+                    },
+                );
             }
-            Statement::CreateTable { name, columns, primary_key } => {
+            Statement::CreateTable {
+                name,
+                columns,
+                primary_key,
+            } => {
                 self.check_new_name(name)?;
                 let key = &columns[*primary_key];
                 if key.ty == DataType::Double {
-                    return Err(SqlError::Type(format!("primary key `{}` of `{name}` cannot be DOUBLE", key.name)).into());
+                    return Err(SqlError::Type(format!(
+                        "primary key `{}` of `{name}` cannot be DOUBLE",
+                        key.name
+                    ))
+                    .into());
                 }
                 let mut columns = columns.clone();
                 columns[*primary_key].not_null = true;
@@ -248,14 +279,23 @@ impl<P: PhysicalProfile> Engine<P> {
                 );
             }
             Statement::CreateView { name, query } => self.create_view(name, query, stmt)?,
-            Statement::CreateIndex { name, table, column } => self.create_index(name, table, column, stmt)?,
+            Statement::CreateIndex {
+                name,
+                table,
+                column,
+            } => self.create_index(name, table, column, stmt)?,
             Statement::Checkpoint => {
                 if !P::PERSISTENT {
                     return Err(self.not_in_tier("CHECKPOINT", |t| t.persistent));
                 }
                 self.checkpoint()?;
             }
-            Statement::Insert { target, columns, rows, replace } => {
+            Statement::Insert {
+                target,
+                columns,
+                rows,
+                replace,
+            } => {
                 let batch = self.values_to_columns(target, columns.as_deref(), rows)?;
                 self.insert_columns(target, &batch, *replace)?;
             }
@@ -265,7 +305,11 @@ impl<P: PhysicalProfile> Engine<P> {
             Statement::Query(q) => return self.select(q).map(Some),
             Statement::Show(kind) => return Ok(Some(self.show(*kind))),
             Statement::Describe(name) => return self.describe(name).map(Some),
-            Statement::Drop { kind, name, if_exists } => self.drop(*kind, name, *if_exists)?,
+            Statement::Drop {
+                kind,
+                name,
+                if_exists,
+            } => self.drop(*kind, name, *if_exists)?,
         }
         self.maybe_checkpoint();
         Ok(None)
@@ -290,12 +334,16 @@ impl<P: PhysicalProfile> Engine<P> {
 
     /// Column names and types of a source, table or view.
     pub fn columns_of(&self, name: &str) -> Option<Vec<(String, DataType)>> {
-        self.schema_of(name).map(|s| s.name_types())
+        self.schema_of(name)
+            .map(|s| s.name_types())
             .or_else(|| self.views.get(name).map(|v| v.columns.clone()))
     }
 
     fn schema_of(&self, name: &str) -> Option<&Schema> {
-        self.sources.get(name).map(|s| &s.schema).or_else(|| self.tables.get(name).map(|t| &t.schema))
+        self.sources
+            .get(name)
+            .map(|s| &s.schema)
+            .or_else(|| self.tables.get(name).map(|t| &t.schema))
     }
 
     fn kind_of(&self, name: &str) -> Option<ObjectKind> {
@@ -312,7 +360,11 @@ impl<P: PhysicalProfile> Engine<P> {
 
     fn check_new_name(&self, name: &str) -> Result<()> {
         match self.kind_of(name) {
-            Some(kind) => Err(SqlError::AlreadyExists { kind: kind.name(), name: name.to_string() }.into()),
+            Some(kind) => Err(SqlError::AlreadyExists {
+                kind: kind.name(),
+                name: name.to_string(),
+            }
+            .into()),
             None => Ok(()),
         }
     }
@@ -326,7 +378,11 @@ impl<P: PhysicalProfile> Engine<P> {
         Ok(())
     }
 
-    fn not_in_tier(&self, what: &'static str, has: impl Fn(&profile::TierCapabilities) -> bool) -> Error {
+    fn not_in_tier(
+        &self,
+        what: &'static str,
+        has: impl Fn(&profile::TierCapabilities) -> bool,
+    ) -> Error {
         match profile::lowest_tier_with(&has) {
             Some(tier) if tier.capabilities().available => SqlError::NotInThisTier {
                 what,
@@ -342,12 +398,21 @@ impl<P: PhysicalProfile> Engine<P> {
                 command: "that tier is not available in this release yet".into(),
             }
             .into(),
-            None => SqlError::NotAvailableYet { what, profile: P::KIND }.into(),
+            None => SqlError::NotAvailableYet {
+                what,
+                profile: P::KIND,
+            }
+            .into(),
         }
     }
 
     fn unknown(kind: ObjectKind, name: &str) -> Error {
-        SqlError::UnknownObject { kind: kind.name(), kind_plural: kind.plural(), name: name.to_string() }.into()
+        SqlError::UnknownObject {
+            kind: kind.name(),
+            kind_plural: kind.plural(),
+            name: name.to_string(),
+        }
+        .into()
     }
 
     fn describe_object(&self, name: &str) -> String {
@@ -358,7 +423,13 @@ impl<P: PhysicalProfile> Engine<P> {
     }
 
     fn state_full(object: String, full: Full) -> Error {
-        ExecError::StateFull { object, capacity: full.capacity, max: P::MAX_KEYS, profile: P::KIND }.into()
+        ExecError::StateFull {
+            object,
+            capacity: full.capacity,
+            max: P::MAX_KEYS,
+            profile: P::KIND,
+        }
+        .into()
     }
 
     fn create_view(&mut self, name: &str, query: &ast::Query, stmt: &Statement) -> Result<()> {
@@ -384,7 +455,10 @@ impl<P: PhysicalProfile> Engine<P> {
         }
         let input_columns = source.schema.name_types();
         let object = format!("source `{from}`");
-        let scope = Scope { object: &object, columns: &input_columns };
+        let scope = Scope {
+            object: &object,
+            columns: &input_columns,
+        };
         let planned = plan_select(query, &scope)?;
         let SelectPlan::Aggregate(agg) = planned.plan else {
             return Err(SqlError::Unsupported(format!(
@@ -453,7 +527,9 @@ impl<P: PhysicalProfile> Engine<P> {
             Some(names) => {
                 let mut pos = Vec::with_capacity(names.len());
                 for n in names {
-                    let i = schema.find(n).ok_or_else(|| schema.unknown_column(&object, n))?;
+                    let i = schema
+                        .find(n)
+                        .ok_or_else(|| schema.unknown_column(&object, n))?;
                     if pos.contains(&i) {
                         return Err(SqlError::Type(format!("column `{n}` is listed twice")).into());
                     }
@@ -462,10 +538,15 @@ impl<P: PhysicalProfile> Engine<P> {
                 pos
             }
         };
-        let mut values: Vec<Vec<Value>> = schema.columns.iter().map(|_| Vec::with_capacity(rows.len())).collect();
+        let mut values: Vec<Vec<Value>> = schema
+            .columns
+            .iter()
+            .map(|_| Vec::with_capacity(rows.len()))
+            .collect();
         // Schema column → position in each VALUES row.
-        let sources: Vec<Option<usize>> =
-            (0..schema.columns.len()).map(|i| positions.iter().position(|&p| p == i)).collect();
+        let sources: Vec<Option<usize>> = (0..schema.columns.len())
+            .map(|i| positions.iter().position(|&p| p == i))
+            .collect();
         let arity = |r: usize, len: usize| -> Result<()> {
             if len == positions.len() {
                 return Ok(());
@@ -531,8 +612,11 @@ impl<P: PhysicalProfile> Engine<P> {
         if rows == 0 {
             return Ok(());
         }
-        let mut views: Vec<(&String, &mut View<P>)> =
-            self.views.iter_mut().filter(|(_, v)| v.source == source).collect();
+        let mut views: Vec<(&String, &mut View<P>)> = self
+            .views
+            .iter_mut()
+            .filter(|(_, v)| v.source == source)
+            .collect();
         // Phase 1: evaluate everything; nothing is touched.
         let mut prepared = Vec::with_capacity(views.len());
         for (name, v) in &views {
@@ -553,7 +637,14 @@ impl<P: PhysicalProfile> Engine<P> {
                 return Err(Self::state_full(object, full));
             }
         }
-        if let Err(e) = log::<P>(&mut self.checkpointer, &Change::Insert { target: source, columns, replace: false }) {
+        if let Err(e) = log::<P>(
+            &mut self.checkpointer,
+            &Change::Insert {
+                target: source,
+                columns,
+                replace: false,
+            },
+        ) {
             for (j, (_, v)) in views.iter_mut().enumerate() {
                 v.state.rollback(before[j]);
             }
@@ -566,8 +657,17 @@ impl<P: PhysicalProfile> Engine<P> {
         Ok(())
     }
 
-    fn write_table(&mut self, name: &str, columns: &[Column], rows: usize, replace: bool) -> Result<()> {
-        let table = self.tables.get(name).ok_or_else(|| Self::unknown(ObjectKind::Table, name))?;
+    fn write_table(
+        &mut self,
+        name: &str,
+        columns: &[Column],
+        rows: usize,
+        replace: bool,
+    ) -> Result<()> {
+        let table = self
+            .tables
+            .get(name)
+            .ok_or_else(|| Self::unknown(ObjectKind::Table, name))?;
         let pk = table.primary_key;
         let key_ty = table.schema.columns[pk].ty;
         let mut keys: Vec<Key> = Vec::with_capacity(rows);
@@ -589,15 +689,29 @@ impl<P: PhysicalProfile> Engine<P> {
         }
         if let Some(cap) = table.rows.capacity() {
             if table.rows.len() + new_keys > cap {
-                return Err(Self::state_full(format!("table `{name}`"), Full { capacity: cap }));
+                return Err(Self::state_full(
+                    format!("table `{name}`"),
+                    Full { capacity: cap },
+                ));
             }
         }
-        log::<P>(&mut self.checkpointer, &Change::Insert { target: name, columns, replace })?;
+        log::<P>(
+            &mut self.checkpointer,
+            &Change::Insert {
+                target: name,
+                columns,
+                replace,
+            },
+        )?;
         let table = self.tables.get_mut(name).expect("checked above");
         let mut replaced = Vec::new();
         for (r, key) in keys.iter().enumerate() {
             let row: Box<[Value]> = columns.iter().map(|c| c.value(r)).collect();
-            if let Some(old) = table.rows.insert(key.clone(), row).expect("capacity checked before writing") {
+            if let Some(old) = table
+                .rows
+                .insert(key.clone(), row)
+                .expect("capacity checked before writing")
+            {
                 replaced.push((key.clone(), old));
             }
         }
@@ -617,9 +731,25 @@ impl<P: PhysicalProfile> Engine<P> {
         };
         let columns = table.schema.name_types();
         let object = format!("table `{name}`");
-        let filter = selection.map(|s| bind(s, &Scope { object: &object, columns: &columns })).transpose()?;
-        if let Some(ty) = filter.as_ref().and_then(|f| f.ty()).filter(|t| *t != DataType::Boolean) {
-            return Err(SqlError::Type(format!("WHERE needs a BOOLEAN condition, got {ty}")).into());
+        let filter = selection
+            .map(|s| {
+                bind(
+                    s,
+                    &Scope {
+                        object: &object,
+                        columns: &columns,
+                    },
+                )
+            })
+            .transpose()?;
+        if let Some(ty) = filter
+            .as_ref()
+            .and_then(|f| f.ty())
+            .filter(|t| *t != DataType::Boolean)
+        {
+            return Err(
+                SqlError::Type(format!("WHERE needs a BOOLEAN condition, got {ty}")).into(),
+            );
         }
         let mut doomed = Vec::new();
         for (key, row) in table.rows.iter() {
@@ -627,7 +757,13 @@ impl<P: PhysicalProfile> Engine<P> {
                 doomed.push(key.clone());
             }
         }
-        log::<P>(&mut self.checkpointer, &Change::Delete { table: name, keys: &doomed })?;
+        log::<P>(
+            &mut self.checkpointer,
+            &Change::Delete {
+                table: name,
+                keys: &doomed,
+            },
+        )?;
         self.remove_keys(name, &doomed)?;
         Ok(doomed.len())
     }
@@ -651,7 +787,11 @@ impl<P: PhysicalProfile> Engine<P> {
                     expected: kind.name(),
                     hint: format!(
                         "use {}",
-                        Statement::Drop { kind: actual, name: name.to_string(), if_exists: false }
+                        Statement::Drop {
+                            kind: actual,
+                            name: name.to_string(),
+                            if_exists: false
+                        }
                     ),
                 }
                 .into()),
@@ -659,8 +799,12 @@ impl<P: PhysicalProfile> Engine<P> {
             };
         }
         if kind == ObjectKind::Source {
-            let readers: Vec<&str> =
-                self.views.iter().filter(|(_, v)| v.source == name).map(|(n, _)| n.as_str()).collect();
+            let readers: Vec<&str> = self
+                .views
+                .iter()
+                .filter(|(_, v)| v.source == name)
+                .map(|(n, _)| n.as_str())
+                .collect();
             if !readers.is_empty() {
                 return Err(SqlError::InUse {
                     kind: "source",
@@ -673,7 +817,11 @@ impl<P: PhysicalProfile> Engine<P> {
                 .into());
             }
         }
-        let stmt = Statement::Drop { kind, name: name.to_string(), if_exists };
+        let stmt = Statement::Drop {
+            kind,
+            name: name.to_string(),
+            if_exists,
+        };
         log::<P>(&mut self.checkpointer, &Change::Ddl(&stmt.to_string()))?;
         self.catalog.retain(|(n, _)| n != name);
         match kind {
@@ -689,8 +837,12 @@ impl<P: PhysicalProfile> Engine<P> {
         }
         if kind == ObjectKind::Table {
             // A table's indexes go with it.
-            let doomed: Vec<String> =
-                self.indexes.iter().filter(|(_, d)| d.table == name).map(|(n, _)| n.clone()).collect();
+            let doomed: Vec<String> = self
+                .indexes
+                .iter()
+                .filter(|(_, d)| d.table == name)
+                .map(|(n, _)| n.clone())
+                .collect();
             for index in doomed {
                 self.indexes.remove(&index);
                 self.catalog.retain(|(n, _)| *n != index);
@@ -711,7 +863,10 @@ impl<P: PhysicalProfile> Engine<P> {
         };
         ResultSet {
             columns: vec![("name".into(), DataType::Text)],
-            rows: names.into_iter().map(|n| vec![Value::Text(n.as_str().into())]).collect(),
+            rows: names
+                .into_iter()
+                .map(|n| vec![Value::Text(n.as_str().into())])
+                .collect(),
         }
     }
 
@@ -734,7 +889,12 @@ impl<P: PhysicalProfile> Engine<P> {
                         Some(n) => format!("VARCHAR({n})"),
                         None => c.ty.sql_name().to_string(),
                     };
-                    vec![text(&c.name), text(&ty), Value::Bool(!c.not_null), Value::Bool(pk == Some(i))]
+                    vec![
+                        text(&c.name),
+                        text(&ty),
+                        Value::Bool(!c.not_null),
+                        Value::Bool(pk == Some(i)),
+                    ]
                 })
                 .collect()
         } else if let Some(view) = self.views.get(name) {
@@ -803,7 +963,10 @@ impl<P: PhysicalProfile> Engine<P> {
             }
         };
         let object = self.describe_object(&from);
-        let scope = Scope { object: &object, columns: &input_columns };
+        let scope = Scope {
+            object: &object,
+            columns: &input_columns,
+        };
         let planned = plan_select(query, &scope)?;
         self.run_select(planned, &input_columns, rows)
     }
@@ -811,17 +974,30 @@ impl<P: PhysicalProfile> Engine<P> {
     /// Primary keys of the rows an index says can satisfy `filter`, when an index covers one
     /// of its top-level `AND`ed comparisons of a column with a literal of the column's type.
     fn index_candidates(&self, table: &str, filter: Option<&Expr>) -> Result<Option<Vec<Key>>> {
-        let (Some(backend), Some(filter)) = (self.index_backend.as_ref(), filter) else { return Ok(None) };
+        let (Some(backend), Some(filter)) = (self.index_backend.as_ref(), filter) else {
+            return Ok(None);
+        };
         let mut conjuncts = vec![filter];
         let mut comparisons = Vec::new();
         while let Some(e) = conjuncts.pop() {
             match e {
-                Expr::Binary { op: BinOp::And, left, right, .. } => conjuncts.extend([&**left, &**right]),
-                Expr::Binary { op, left, right, .. } => match (&**left, &**right) {
-                    (Expr::Column { index, ty }, Expr::Literal(v)) if v.data_type() == Some(*ty) => {
+                Expr::Binary {
+                    op: BinOp::And,
+                    left,
+                    right,
+                    ..
+                } => conjuncts.extend([&**left, &**right]),
+                Expr::Binary {
+                    op, left, right, ..
+                } => match (&**left, &**right) {
+                    (Expr::Column { index, ty }, Expr::Literal(v))
+                        if v.data_type() == Some(*ty) =>
+                    {
                         comparisons.push((*index, *op, v))
                     }
-                    (Expr::Literal(v), Expr::Column { index, ty }) if v.data_type() == Some(*ty) => {
+                    (Expr::Literal(v), Expr::Column { index, ty })
+                        if v.data_type() == Some(*ty) =>
+                    {
                         let flipped = match op {
                             BinOp::Lt => BinOp::Gt,
                             BinOp::LtEq => BinOp::GtEq,
@@ -837,9 +1013,16 @@ impl<P: PhysicalProfile> Engine<P> {
             }
         }
         for (index, def) in self.indexes.iter().filter(|(_, d)| d.table == table) {
-            let on_column: Vec<_> = comparisons.iter().filter(|(c, _, _)| *c == def.column).collect();
+            let on_column: Vec<_> = comparisons
+                .iter()
+                .filter(|(c, _, _)| *c == def.column)
+                .collect();
             if let Some((_, _, v)) = on_column.iter().find(|(_, op, _)| *op == BinOp::Eq) {
-                return Ok(Some(backend.lookup(index, Bound::Included(v), Bound::Included(v))?));
+                return Ok(Some(backend.lookup(
+                    index,
+                    Bound::Included(v),
+                    Bound::Included(v),
+                )?));
             }
             let (mut lower, mut upper) = (Bound::Unbounded, Bound::Unbounded);
             for (_, op, v) in &on_column {
@@ -873,7 +1056,12 @@ impl<P: PhysicalProfile> Engine<P> {
                             continue;
                         }
                     }
-                    out.push(output.iter().map(|e| e.eval(&row[..])).collect::<Result<Vec<_>, _>>()?);
+                    out.push(
+                        output
+                            .iter()
+                            .map(|e| e.eval(&row[..]))
+                            .collect::<Result<Vec<_>, _>>()?,
+                    );
                 }
                 out
             }
@@ -898,8 +1086,20 @@ impl<P: PhysicalProfile> Engine<P> {
                     let (x, y) = (&a[i], &b[i]);
                     let ord = match (x.is_null(), y.is_null()) {
                         (true, true) => std::cmp::Ordering::Equal,
-                        (true, false) => if nulls_first { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater },
-                        (false, true) => if nulls_first { std::cmp::Ordering::Greater } else { std::cmp::Ordering::Less },
+                        (true, false) => {
+                            if nulls_first {
+                                std::cmp::Ordering::Less
+                            } else {
+                                std::cmp::Ordering::Greater
+                            }
+                        }
+                        (false, true) => {
+                            if nulls_first {
+                                std::cmp::Ordering::Greater
+                            } else {
+                                std::cmp::Ordering::Less
+                            }
+                        }
                         _ if desc => y.total_cmp(x),
                         _ => x.total_cmp(y),
                     };
@@ -920,14 +1120,20 @@ impl<P: PhysicalProfile> Engine<P> {
                 r
             })
             .collect();
-        Ok(ResultSet { columns: planned.columns, rows })
+        Ok(ResultSet {
+            columns: planned.columns,
+            rows,
+        })
     }
 }
 
 /// Records a change with the checkpointer of persistent tiers (a no-op folded away in the
 /// others, and skipped while recovering).
 #[inline]
-fn log<P: PhysicalProfile>(checkpointer: &mut Option<P::Checkpointer>, change: &Change<'_>) -> Result<()> {
+fn log<P: PhysicalProfile>(
+    checkpointer: &mut Option<P::Checkpointer>,
+    change: &Change<'_>,
+) -> Result<()> {
     match checkpointer {
         Some(c) if P::PERSISTENT => c.record(change),
         _ => Ok(()),
@@ -942,7 +1148,8 @@ impl<P: PhysicalProfile> Engine<P> {
         }
         let Some(mut c) = self.checkpointer.take() else {
             return Err(SqlError::Unsupported(
-                "CHECKPOINT on an ephemeral engine (or during recovery): it keeps nothing to disk".into(),
+                "CHECKPOINT on an ephemeral engine (or during recovery): it keeps nothing to disk"
+                    .into(),
             )
             .into());
         };
@@ -958,9 +1165,16 @@ impl<P: PhysicalProfile> Engine<P> {
     /// Takes the periodic checkpoint when it is due. A failure is reported but does not
     /// undo the statement that triggered it: that statement is already acknowledged.
     fn maybe_checkpoint(&mut self) {
-        if P::PERSISTENT && self.checkpointer.as_ref().is_some_and(|c| c.checkpoint_due()) {
+        if P::PERSISTENT
+            && self
+                .checkpointer
+                .as_ref()
+                .is_some_and(|c| c.checkpoint_due())
+        {
             if let Err(e) = self.checkpoint() {
-                tracing::warn!("periodic checkpoint failed (the log still holds every change): {e}");
+                tracing::warn!(
+                    "periodic checkpoint failed (the log still holds every change): {e}"
+                );
             }
         }
     }
@@ -979,21 +1193,43 @@ impl<P: PhysicalProfile> Engine<P> {
 
     /// Brings the indexes of `table` up to date after rows `removed` (key, old row) went
     /// away and rows with keys `written` were stored.
-    fn update_indexes(&mut self, table: &str, removed: &[(Key, Box<[Value]>)], written: &[Key]) -> Result<()> {
-        let Some(backend) = self.index_backend.as_mut() else { return Ok(()) };
-        let Some(t) = self.tables.get(table) else { return Ok(()) };
+    fn update_indexes(
+        &mut self,
+        table: &str,
+        removed: &[(Key, Box<[Value]>)],
+        written: &[Key],
+    ) -> Result<()> {
+        let Some(backend) = self.index_backend.as_mut() else {
+            return Ok(());
+        };
+        let Some(t) = self.tables.get(table) else {
+            return Ok(());
+        };
         for (index, def) in self.indexes.iter().filter(|(_, d)| d.table == table) {
-            let old: Vec<(Value, Key)> = removed.iter().map(|(k, row)| (row[def.column].clone(), k.clone())).collect();
+            let old: Vec<(Value, Key)> = removed
+                .iter()
+                .map(|(k, row)| (row[def.column].clone(), k.clone()))
+                .collect();
             let new: Vec<(Value, Key)> = written
                 .iter()
-                .filter_map(|k| t.rows.get(k).map(|row| (row[def.column].clone(), k.clone())))
+                .filter_map(|k| {
+                    t.rows
+                        .get(k)
+                        .map(|row| (row[def.column].clone(), k.clone()))
+                })
                 .collect();
             backend.apply(index, &old, &new)?;
         }
         Ok(())
     }
 
-    fn create_index(&mut self, name: &str, table: &str, column: &str, stmt: &Statement) -> Result<()> {
+    fn create_index(
+        &mut self,
+        name: &str,
+        table: &str,
+        column: &str,
+        stmt: &Statement,
+    ) -> Result<()> {
         if P::INDEXES == IndexSupport::None {
             return Err(self.not_in_tier("CREATE INDEX", |t| t.indexes != IndexSupport::None));
         }
@@ -1006,7 +1242,11 @@ impl<P: PhysicalProfile> Engine<P> {
             .into());
         }
         if self.indexes.contains_key(name) || self.kind_of(name).is_some() {
-            return Err(SqlError::AlreadyExists { kind: "object", name: name.to_string() }.into());
+            return Err(SqlError::AlreadyExists {
+                kind: "object",
+                name: name.to_string(),
+            }
+            .into());
         }
         let Some(t) = self.tables.get(table) else {
             return Err(match self.kind_of(table) {
@@ -1020,9 +1260,18 @@ impl<P: PhysicalProfile> Engine<P> {
                 None => Self::unknown(ObjectKind::Table, table),
             });
         };
-        let col = t.schema.find(column).ok_or_else(|| t.schema.unknown_column(&format!("table `{table}`"), column))?;
+        let col = t
+            .schema
+            .find(column)
+            .ok_or_else(|| t.schema.unknown_column(&format!("table `{table}`"), column))?;
         self.log_ddl(name, stmt)?;
-        self.indexes.insert(name.to_string(), IndexDef { table: table.to_string(), column: col });
+        self.indexes.insert(
+            name.to_string(),
+            IndexDef {
+                table: table.to_string(),
+                column: col,
+            },
+        );
         let backend = self.index_backend.as_mut().expect("checked above");
         // The stored index holds the exact entries as of some log position: the last
         // `mark_durable` after a crash, or everything written before a clean close (`None`).
@@ -1035,12 +1284,17 @@ impl<P: PhysicalProfile> Engine<P> {
         if !current {
             // Without a snapshot the index storage was never made durable: rebuilding is routine.
             if let Some(reason) = &self.index_rebuild_reason {
-                eprintln!("notice: {reason}: rebuilding index `{name}` on `{table}` from the table");
+                eprintln!(
+                    "notice: {reason}: rebuilding index `{name}` on `{table}` from the table"
+                );
             } else if self.recovering_from.is_some_and(|lsn| lsn > 0) {
                 eprintln!("notice: index `{name}` on `{table}` is not as of the snapshot: rebuilding it from the table");
             }
             let t = &self.tables[table];
-            backend.rebuild(name, &mut t.rows.iter().map(|(k, row)| (row[col].clone(), k.clone())))?;
+            backend.rebuild(
+                name,
+                &mut t.rows.iter().map(|(k, row)| (row[col].clone(), k.clone())),
+            )?;
         }
         Ok(())
     }
@@ -1056,14 +1310,24 @@ impl<P: PhysicalProfile> EngineState for Engine<P> {
             return Some(ObjectState::Source);
         }
         if let Some(t) = self.tables.get(name) {
-            let mut values: Vec<Vec<Value>> =
-                t.schema.columns.iter().map(|_| Vec::with_capacity(t.rows.len())).collect();
+            let mut values: Vec<Vec<Value>> = t
+                .schema
+                .columns
+                .iter()
+                .map(|_| Vec::with_capacity(t.rows.len()))
+                .collect();
             for (_, row) in t.rows.iter() {
                 for (col, v) in values.iter_mut().zip(row.iter()) {
                     col.push(v.clone());
                 }
             }
-            let columns = t.schema.columns.iter().zip(&values).map(|(c, v)| Column::from_values(c.ty, v)).collect();
+            let columns = t
+                .schema
+                .columns
+                .iter()
+                .zip(&values)
+                .map(|(c, v)| Column::from_values(c.ty, v))
+                .collect();
             return Some(ObjectState::Table { columns });
         }
         self.views.get(name).map(|v| v.state.export())
@@ -1076,7 +1340,11 @@ impl<P: PhysicalProfile> EngineState for Engine<P> {
                 let rows = columns.first().map_or(0, Column::len);
                 self.write_table(name, &columns, rows, true)
             }
-            ObjectState::View { keys, records, texts } => {
+            ObjectState::View {
+                keys,
+                records,
+                texts,
+            } => {
                 let Some(view) = self.views.get_mut(name) else {
                     return Err(Self::unknown(ObjectKind::View, name));
                 };
@@ -1097,7 +1365,11 @@ impl<P: PhysicalProfile> EngineState for Engine<P> {
             Change::Ddl(text) => {
                 self.execute_statement(&sql::parse_one(text)?)?;
             }
-            Change::Insert { target, columns, replace } => {
+            Change::Insert {
+                target,
+                columns,
+                replace,
+            } => {
                 self.insert_columns(target, columns, *replace)?;
             }
             Change::Delete { table, keys } => self.remove_keys(table, keys)?,

@@ -9,7 +9,10 @@ use sqlparser::ast;
 /// What a SELECT computes from its input rows.
 #[derive(Clone, Debug)]
 pub enum SelectPlan {
-    Project { filter: Option<Expr>, output: Vec<Expr> },
+    Project {
+        filter: Option<Expr>,
+        output: Vec<Expr>,
+    },
     Aggregate(AggPlan),
 }
 
@@ -37,7 +40,9 @@ pub fn simple_select(query: &ast::Query) -> Result<&ast::Select, SqlError> {
             Ok(s)
         }
         ast::SetExpr::Query(q) => simple_select(q),
-        _ => Err(SqlError::Unsupported("set operations and VALUES queries".into())),
+        _ => Err(SqlError::Unsupported(
+            "set operations and VALUES queries".into(),
+        )),
     }
 }
 
@@ -45,11 +50,17 @@ pub fn simple_select(query: &ast::Query) -> Result<&ast::Select, SqlError> {
 pub fn from_name(select: &ast::Select) -> Result<String, SqlError> {
     match select.from.as_slice() {
         [t] if t.joins.is_empty() => match &t.relation {
-            ast::TableFactor::Table { name, args: None, .. } => expr::object_name(name),
-            _ => Err(SqlError::Unsupported("FROM must name a table, source view or materialized view".into())),
+            ast::TableFactor::Table {
+                name, args: None, ..
+            } => expr::object_name(name),
+            _ => Err(SqlError::Unsupported(
+                "FROM must name a table, source view or materialized view".into(),
+            )),
         },
         [] => Err(SqlError::Unsupported("SELECT without FROM".into())),
-        _ => Err(SqlError::Unsupported("joins and several tables in FROM".into())),
+        _ => Err(SqlError::Unsupported(
+            "joins and several tables in FROM".into(),
+        )),
     }
 }
 
@@ -61,7 +72,9 @@ fn contains_aggregate(e: &ast::Expr) -> bool {
             is_aggregate(&f.name.to_string().to_lowercase())
                 || function_args(f).is_ok_and(|args| args.into_iter().any(contains_aggregate))
         }
-        A::Nested(x) | A::UnaryOp { expr: x, .. } | A::IsNull(x) | A::IsNotNull(x) => contains_aggregate(x),
+        A::Nested(x) | A::UnaryOp { expr: x, .. } | A::IsNull(x) | A::IsNotNull(x) => {
+            contains_aggregate(x)
+        }
         A::BinaryOp { left, right, .. } => contains_aggregate(left) || contains_aggregate(right),
         _ => false,
     }
@@ -94,16 +107,24 @@ fn bind_aggregate(
         if matches!(l.args.as_slice(), [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]));
     let spec = if star {
         if name != "count" {
-            return Err(SqlError::Type(format!("{name}(*) is not valid; only COUNT(*)")));
+            return Err(SqlError::Type(format!(
+                "{name}(*) is not valid; only COUNT(*)"
+            )));
         }
-        AggSpec { func: AggFunc::CountStar, arg: None, ty: DataType::BigInt }
+        AggSpec {
+            func: AggFunc::CountStar,
+            arg: None,
+            ty: DataType::BigInt,
+        }
     } else {
         let args = function_args(f)?;
         let [arg] = args.as_slice() else {
             return Err(SqlError::Type(format!("{name} takes exactly one argument")));
         };
         if contains_aggregate(arg) {
-            return Err(SqlError::Type(format!("aggregates cannot be nested: `{f}`")));
+            return Err(SqlError::Type(format!(
+                "aggregates cannot be nested: `{f}`"
+            )));
         }
         let arg = bind(arg, input)?;
         let arg_ty = arg.ty();
@@ -111,7 +132,9 @@ fn bind_aggregate(
             ("count", _) => (AggFunc::Count, DataType::BigInt),
             ("sum", Some(DataType::BigInt) | None) => (AggFunc::Sum, DataType::BigInt),
             ("sum", Some(DataType::Double)) => (AggFunc::Sum, DataType::Double),
-            ("avg", Some(DataType::BigInt | DataType::Double) | None) => (AggFunc::Avg, DataType::Double),
+            ("avg", Some(DataType::BigInt | DataType::Double) | None) => {
+                (AggFunc::Avg, DataType::Double)
+            }
             ("min", t) => (AggFunc::Min, t.unwrap_or(DataType::BigInt)),
             ("max", t) => (AggFunc::Max, t.unwrap_or(DataType::BigInt)),
             (_, t) => {
@@ -121,7 +144,11 @@ fn bind_aggregate(
                 )))
             }
         };
-        AggSpec { func, arg: Some(arg), ty }
+        AggSpec {
+            func,
+            arg: Some(arg),
+            ty,
+        }
     };
     let ty = spec.ty;
     let index = match aggs.iter().position(|a| *a == spec) {
@@ -131,7 +158,10 @@ fn bind_aggregate(
             aggs.len() - 1
         }
     };
-    Ok(Expr::Column { index: groups + index, ty })
+    Ok(Expr::Column {
+        index: groups + index,
+        ty,
+    })
 }
 
 /// Binds an expression evaluated after aggregation, over `[groups…, aggregates…]`.
@@ -141,7 +171,10 @@ fn bind_post_aggregate(
     groups: &[Expr],
     aggs: &mut Vec<AggSpec>,
 ) -> Result<Expr, SqlError> {
-    let post = Scope { object: input.object, columns: &[] };
+    let post = Scope {
+        object: input.object,
+        columns: &[],
+    };
     bind_with(e, &post, &mut |sub, _| {
         if let ast::Expr::Function(f) = sub {
             if is_aggregate(&f.name.to_string().to_lowercase()) {
@@ -153,15 +186,30 @@ fn bind_post_aggregate(
         }
         let bound = bind(sub, input)?;
         if let Some(i) = groups.iter().position(|g| *g == bound) {
-            return Ok(Some(Expr::Column { index: i, ty: bound.ty().unwrap_or(DataType::BigInt) }));
+            return Ok(Some(Expr::Column {
+                index: i,
+                ty: bound.ty().unwrap_or(DataType::BigInt),
+            }));
         }
         // tumble_end(ts, w) is derivable from a grouped tumble(ts, w).
-        if let Expr::Tumble { ts, width_ms, end: true } = &bound {
-            let start = Expr::Tumble { ts: ts.clone(), width_ms: *width_ms, end: false };
+        if let Expr::Tumble {
+            ts,
+            width_ms,
+            end: true,
+        } = &bound
+        {
+            let start = Expr::Tumble {
+                ts: ts.clone(),
+                width_ms: *width_ms,
+                end: false,
+            };
             if let Some(i) = groups.iter().position(|g| *g == start) {
                 return Ok(Some(Expr::Binary {
                     op: BinOp::Add,
-                    left: Box::new(Expr::Column { index: i, ty: DataType::Timestamp }),
+                    left: Box::new(Expr::Column {
+                        index: i,
+                        ty: DataType::Timestamp,
+                    }),
                     right: Box::new(Expr::Literal(Value::Int(*width_ms))),
                     ty: Some(DataType::Timestamp),
                 }));
@@ -170,7 +218,10 @@ fn bind_post_aggregate(
         if !has_column_refs(&bound) {
             return Ok(Some(bound));
         }
-        if matches!(sub, ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) | ast::Expr::Function(_)) {
+        if matches!(
+            sub,
+            ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) | ast::Expr::Function(_)
+        ) {
             return Err(SqlError::Type(format!(
                 "`{sub}` must appear in GROUP BY or be used inside an aggregate"
             )));
@@ -183,7 +234,9 @@ fn bind_post_aggregate(
 fn column_name(e: &ast::Expr) -> String {
     match e {
         ast::Expr::Identifier(id) => expr::ident_name(id),
-        ast::Expr::CompoundIdentifier(parts) => parts.last().map(expr::ident_name).unwrap_or_default(),
+        ast::Expr::CompoundIdentifier(parts) => {
+            parts.last().map(expr::ident_name).unwrap_or_default()
+        }
         other => other.to_string().to_lowercase(),
     }
 }
@@ -191,7 +244,9 @@ fn column_name(e: &ast::Expr) -> String {
 /// Plans a SELECT over an input with columns `input`.
 pub fn plan_select(query: &ast::Query, input: &Scope<'_>) -> Result<PlannedSelect, SqlError> {
     let select = simple_select(query)?;
-    if select.having.is_some() && matches!(&select.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty()) {
+    if select.having.is_some()
+        && matches!(&select.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty())
+    {
         // HAVING without GROUP BY is a global aggregate; allowed below.
     }
     // Expand the projection, with names.
@@ -199,7 +254,9 @@ pub fn plan_select(query: &ast::Query, input: &Scope<'_>) -> Result<PlannedSelec
     for item in &select.projection {
         match item {
             ast::SelectItem::UnnamedExpr(e) => items.push((column_name(e), e.clone())),
-            ast::SelectItem::ExprWithAlias { expr, alias } => items.push((expr::ident_name(alias), expr.clone())),
+            ast::SelectItem::ExprWithAlias { expr, alias } => {
+                items.push((expr::ident_name(alias), expr.clone()))
+            }
             ast::SelectItem::Wildcard(_) => {
                 for (name, _) in input.columns {
                     items.push((name.clone(), ast::Expr::Identifier(ast::Ident::new(name))));
@@ -218,11 +275,16 @@ pub fn plan_select(query: &ast::Query, input: &Scope<'_>) -> Result<PlannedSelec
     let filter = match &select.selection {
         Some(w) => {
             if contains_aggregate(w) {
-                return Err(SqlError::Type("aggregates are not allowed in WHERE; use HAVING".into()));
+                return Err(SqlError::Type(
+                    "aggregates are not allowed in WHERE; use HAVING".into(),
+                ));
             }
             let f = bind(w, input)?;
             if !matches!(f.ty(), None | Some(DataType::Boolean)) {
-                return Err(SqlError::Type(format!("WHERE needs a BOOLEAN condition, got {}", f.ty().unwrap())));
+                return Err(SqlError::Type(format!(
+                    "WHERE needs a BOOLEAN condition, got {}",
+                    f.ty().unwrap()
+                )));
             }
             Some(f)
         }
@@ -234,7 +296,10 @@ pub fn plan_select(query: &ast::Query, input: &Scope<'_>) -> Result<PlannedSelec
 
     let mut columns = Vec::with_capacity(items.len());
     let (plan, order) = if aggregated {
-        let groups = group_asts.iter().map(|g| bind(g, input)).collect::<Result<Vec<_>, _>>()?;
+        let groups = group_asts
+            .iter()
+            .map(|g| bind(g, input))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut aggs = Vec::new();
         let mut output = Vec::with_capacity(items.len());
         for (name, e) in &items {
@@ -249,7 +314,16 @@ pub fn plan_select(query: &ast::Query, input: &Scope<'_>) -> Result<PlannedSelec
         let order = plan_order(query, &columns, &mut output, |e| {
             bind_post_aggregate(e, input, &groups, &mut aggs)
         })?;
-        (SelectPlan::Aggregate(AggPlan { filter, groups, aggs, having, output }), order)
+        (
+            SelectPlan::Aggregate(AggPlan {
+                filter,
+                groups,
+                aggs,
+                having,
+                output,
+            }),
+            order,
+        )
     } else {
         let mut output = Vec::with_capacity(items.len());
         for (name, e) in &items {
@@ -261,7 +335,13 @@ pub fn plan_select(query: &ast::Query, input: &Scope<'_>) -> Result<PlannedSelec
         (SelectPlan::Project { filter, output }, order)
     };
     let (limit, offset) = plan_limit(query)?;
-    Ok(PlannedSelect { plan, columns, order, limit, offset })
+    Ok(PlannedSelect {
+        plan,
+        columns,
+        order,
+        limit,
+        offset,
+    })
 }
 
 /// GROUP BY may name an output alias or position; otherwise it is an input expression.
@@ -280,10 +360,14 @@ fn resolve_output_reference(
         }
         ast::Expr::Value(v) => match &v.value {
             ast::Value::Number(n, _) => {
-                let pos: usize = n.parse().map_err(|_| SqlError::Type(format!("invalid GROUP BY position {n}")))?;
+                let pos: usize = n
+                    .parse()
+                    .map_err(|_| SqlError::Type(format!("invalid GROUP BY position {n}")))?;
                 match items.get(pos.wrapping_sub(1)) {
                     Some((_, e)) => Ok(e.clone()),
-                    None => Err(SqlError::Type(format!("GROUP BY position {pos} is not in the select list"))),
+                    None => Err(SqlError::Type(format!(
+                        "GROUP BY position {pos} is not in the select list"
+                    ))),
                 }
             }
             _ => Ok(g.clone()),
@@ -300,7 +384,9 @@ fn plan_order(
     output: &mut Vec<Expr>,
     mut bind_hidden: impl FnMut(&ast::Expr) -> Result<Expr, SqlError>,
 ) -> Result<Vec<(usize, bool, bool)>, SqlError> {
-    let Some(order_by) = &query.order_by else { return Ok(vec![]) };
+    let Some(order_by) = &query.order_by else {
+        return Ok(vec![]);
+    };
     let exprs = match &order_by.kind {
         ast::OrderByKind::Expressions(e) => e,
         ast::OrderByKind::All(_) => return Err(SqlError::Unsupported("ORDER BY ALL".into())),
@@ -314,12 +400,18 @@ fn plan_order(
         // NULLs sort as the smallest value unless NULLS FIRST/LAST says otherwise.
         let nulls_first = o.options.nulls_first.unwrap_or(!desc);
         let by_name = match &o.expr {
-            ast::Expr::Identifier(id) => columns.iter().position(|(n, _)| *n == expr::ident_name(id)),
+            ast::Expr::Identifier(id) => {
+                columns.iter().position(|(n, _)| *n == expr::ident_name(id))
+            }
             ast::Expr::Value(v) => match &v.value {
                 ast::Value::Number(n, _) => {
-                    let pos: usize = n.parse().map_err(|_| SqlError::Type(format!("invalid ORDER BY position {n}")))?;
+                    let pos: usize = n
+                        .parse()
+                        .map_err(|_| SqlError::Type(format!("invalid ORDER BY position {n}")))?;
                     if pos == 0 || pos > columns.len() {
-                        return Err(SqlError::Type(format!("ORDER BY position {pos} is not in the select list")));
+                        return Err(SqlError::Type(format!(
+                            "ORDER BY position {pos} is not in the select list"
+                        )));
                     }
                     Some(pos - 1)
                 }
@@ -343,17 +435,27 @@ fn plan_limit(query: &ast::Query) -> Result<(Option<usize>, usize), SqlError> {
     let count = |e: &ast::Expr, what: &str| -> Result<usize, SqlError> {
         match expr::eval_constant(e) {
             Ok(Value::Int(n)) if n >= 0 => Ok(n as usize),
-            _ => Err(SqlError::Type(format!("{what} needs a non-negative integer, got `{e}`"))),
+            _ => Err(SqlError::Type(format!(
+                "{what} needs a non-negative integer, got `{e}`"
+            ))),
         }
     };
     match &query.limit_clause {
         None => Ok((None, 0)),
-        Some(ast::LimitClause::LimitOffset { limit, offset, limit_by }) => {
+        Some(ast::LimitClause::LimitOffset {
+            limit,
+            offset,
+            limit_by,
+        }) => {
             if !limit_by.is_empty() {
                 return Err(SqlError::Unsupported("LIMIT BY".into()));
             }
             let limit = limit.as_ref().map(|l| count(l, "LIMIT")).transpose()?;
-            let offset = offset.as_ref().map(|o| count(&o.value, "OFFSET")).transpose()?.unwrap_or(0);
+            let offset = offset
+                .as_ref()
+                .map(|o| count(&o.value, "OFFSET"))
+                .transpose()?
+                .unwrap_or(0);
             Ok((limit, offset))
         }
         Some(ast::LimitClause::OffsetCommaLimit { offset, limit }) => {

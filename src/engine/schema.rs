@@ -25,19 +25,31 @@ impl Schema {
     }
 
     pub fn name_types(&self) -> Vec<(String, DataType)> {
-        self.columns.iter().map(|c| (c.name.clone(), c.ty)).collect()
+        self.columns
+            .iter()
+            .map(|c| (c.name.clone(), c.ty))
+            .collect()
     }
 
     pub fn unknown_column(&self, object: &str, name: &str) -> SqlError {
         SqlError::UnknownColumn {
             column: crate::sql::expr::excerpt(name),
             object: object.to_string(),
-            available: self.columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+            available: self
+                .columns
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         }
     }
 
     fn invalid(&self, object: &str, column: usize, message: String) -> SqlError {
-        SqlError::InvalidValue { object: object.to_string(), column: self.columns[column].name.clone(), message }
+        SqlError::InvalidValue {
+            object: object.to_string(),
+            column: self.columns[column].name.clone(),
+            message,
+        }
     }
 
     /// Converts a value for column `i`: exact type, BIGINT into DOUBLE, text into TIMESTAMP.
@@ -52,12 +64,19 @@ impl Schema {
             (DataType::Boolean, v @ Value::Bool(_)) => v,
             (DataType::Timestamp, v @ Value::Timestamp(_)) => v,
             (DataType::Timestamp, Value::Text(s)) => Value::Timestamp(
-                crate::sql::expr::timestamp_literal(&s).map_err(|e| self.invalid(object, i, e.to_string()))?,
+                crate::sql::expr::timestamp_literal(&s)
+                    .map_err(|e| self.invalid(object, i, e.to_string()))?,
             ),
             (ty, v) => {
                 let got = v.data_type().map_or("NULL", DataType::sql_name);
-                let shown = if let Value::Text(t) = &v { format!("'{}'", crate::sql::expr::excerpt(t)) } else { v.to_string() };
-                return Err(self.invalid(object, i, format!("expected {ty}, got {got} {shown}")).into());
+                let shown = if let Value::Text(t) = &v {
+                    format!("'{}'", crate::sql::expr::excerpt(t))
+                } else {
+                    v.to_string()
+                };
+                return Err(self
+                    .invalid(object, i, format!("expected {ty}, got {got} {shown}"))
+                    .into());
             }
         })
     }
@@ -66,7 +85,11 @@ impl Schema {
     pub fn check_columns(&self, object: &str, columns: &[Column]) -> Result<()> {
         for (i, (spec, col)) in self.columns.iter().zip(columns).enumerate() {
             if spec.not_null && col.has_nulls() {
-                return Err(ExecError::NotNull { object: object.to_string(), column: spec.name.clone() }.into());
+                return Err(ExecError::NotNull {
+                    object: object.to_string(),
+                    column: spec.name.clone(),
+                }
+                .into());
             }
             if let ColumnData::Text(values) = &col.data {
                 for (r, v) in values.iter().enumerate() {
@@ -75,14 +98,25 @@ impl Schema {
                     }
                     if v.len() > MAX_TEXT_BYTES {
                         return Err(self
-                            .invalid(object, i, format!("text of {} bytes exceeds the limit of {MAX_TEXT_BYTES} bytes", v.len()))
+                            .invalid(
+                                object,
+                                i,
+                                format!(
+                                    "text of {} bytes exceeds the limit of {MAX_TEXT_BYTES} bytes",
+                                    v.len()
+                                ),
+                            )
                             .into());
                     }
                     if let Some(max) = spec.max_len {
                         let chars = v.chars().count();
                         if chars > max {
                             return Err(self
-                                .invalid(object, i, format!("text of {chars} characters exceeds VARCHAR({max})"))
+                                .invalid(
+                                    object,
+                                    i,
+                                    format!("text of {chars} characters exceeds VARCHAR({max})"),
+                                )
                                 .into());
                         }
                     }
@@ -119,7 +153,10 @@ impl Schema {
         let mut slots: Vec<Option<Column>> = vec![None; self.columns.len()];
         for (name, col) in batch.names().iter().zip(batch.columns()) {
             let lname = name.to_lowercase();
-            let i = self.find(&lname).or_else(|| self.find(name)).ok_or_else(|| self.unknown_column(object, name))?;
+            let i = self
+                .find(&lname)
+                .or_else(|| self.find(name))
+                .ok_or_else(|| self.unknown_column(object, name))?;
             if slots[i].is_some() {
                 return Err(SqlError::Type(format!("batch has column `{name}` twice")).into());
             }
@@ -142,7 +179,13 @@ impl Schema {
                     nulls: col.nulls.clone(),
                 },
                 _ => {
-                    return Err(self.invalid(object, i, format!("batch column has type {got}, expected {want}")).into())
+                    return Err(self
+                        .invalid(
+                            object,
+                            i,
+                            format!("batch column has type {got}, expected {want}"),
+                        )
+                        .into())
                 }
             };
             slots[i] = Some(col);

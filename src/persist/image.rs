@@ -14,8 +14,15 @@ use std::sync::Arc;
 #[derive(Archive, Serialize, Deserialize, Debug, PartialEq)]
 pub enum LogRecord {
     Ddl(String),
-    Insert { target: String, replace: bool, columns: Vec<ColumnImage> },
-    Delete { table: String, keys: Vec<KeyImage> },
+    Insert {
+        target: String,
+        replace: bool,
+        columns: Vec<ColumnImage>,
+    },
+    Delete {
+        table: String,
+        keys: Vec<KeyImage>,
+    },
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, PartialEq)]
@@ -65,8 +72,14 @@ pub struct ObjectImage {
 #[derive(Archive, Serialize, Deserialize, Debug, PartialEq)]
 pub enum StateImage {
     Source,
-    Table { columns: Vec<ColumnImage> },
-    View { keys: Vec<KeyImage>, records: Vec<i64>, texts: Vec<Vec<Option<String>>> },
+    Table {
+        columns: Vec<ColumnImage>,
+    },
+    View {
+        keys: Vec<KeyImage>,
+        records: Vec<i64>,
+        texts: Vec<Vec<Option<String>>>,
+    },
 }
 
 pub fn column_image(c: &Column) -> ColumnImage {
@@ -77,18 +90,32 @@ pub fn column_image(c: &Column) -> ColumnImage {
         ColumnData::Boolean(v) => DataImage::Boolean(v.clone()),
         ColumnData::Timestamp(v) => DataImage::Timestamp(v.clone()),
     };
-    ColumnImage { data, nulls: c.nulls.clone() }
+    ColumnImage {
+        data,
+        nulls: c.nulls.clone(),
+    }
 }
 
 pub fn column_from(a: &ArchivedColumnImage) -> Column {
     let data = match &a.data {
-        ArchivedDataImage::BigInt(v) => ColumnData::BigInt(v.iter().map(|x| x.to_native()).collect()),
-        ArchivedDataImage::Double(v) => ColumnData::Double(v.iter().map(|x| x.to_native()).collect()),
-        ArchivedDataImage::Text(v) => ColumnData::Text(v.iter().map(|s| Arc::from(s.as_str())).collect()),
+        ArchivedDataImage::BigInt(v) => {
+            ColumnData::BigInt(v.iter().map(|x| x.to_native()).collect())
+        }
+        ArchivedDataImage::Double(v) => {
+            ColumnData::Double(v.iter().map(|x| x.to_native()).collect())
+        }
+        ArchivedDataImage::Text(v) => {
+            ColumnData::Text(v.iter().map(|s| Arc::from(s.as_str())).collect())
+        }
         ArchivedDataImage::Boolean(v) => ColumnData::Boolean(v.to_vec()),
-        ArchivedDataImage::Timestamp(v) => ColumnData::Timestamp(v.iter().map(|x| x.to_native()).collect()),
+        ArchivedDataImage::Timestamp(v) => {
+            ColumnData::Timestamp(v.iter().map(|x| x.to_native()).collect())
+        }
     };
-    Column { data, nulls: a.nulls.as_ref().map(|n| n.to_vec()) }
+    Column {
+        data,
+        nulls: a.nulls.as_ref().map(|n| n.to_vec()),
+    }
 }
 
 fn part_image(k: &Key) -> KeyPartImage {
@@ -101,8 +128,14 @@ fn part_image(k: &Key) -> KeyPartImage {
 
 pub fn key_image(k: &Key) -> KeyImage {
     match k {
-        Key::Composite(parts) => KeyImage { composite: true, parts: parts.iter().map(part_image).collect() },
-        single => KeyImage { composite: false, parts: vec![part_image(single)] },
+        Key::Composite(parts) => KeyImage {
+            composite: true,
+            parts: parts.iter().map(part_image).collect(),
+        },
+        single => KeyImage {
+            composite: false,
+            parts: vec![part_image(single)],
+        },
     }
 }
 
@@ -126,14 +159,19 @@ pub fn key_from(k: &ArchivedKeyImage) -> Key {
 pub fn encode_change(change: &Change<'_>) -> Result<AlignedVec, rancor::Error> {
     let record = match change {
         Change::Ddl(text) => LogRecord::Ddl(text.to_string()),
-        Change::Insert { target, columns, replace } => LogRecord::Insert {
+        Change::Insert {
+            target,
+            columns,
+            replace,
+        } => LogRecord::Insert {
             target: target.to_string(),
             replace: *replace,
             columns: columns.iter().map(column_image).collect(),
         },
-        Change::Delete { table, keys } => {
-            LogRecord::Delete { table: table.to_string(), keys: keys.iter().map(key_image).collect() }
-        }
+        Change::Delete { table, keys } => LogRecord::Delete {
+            table: table.to_string(),
+            keys: keys.iter().map(key_image).collect(),
+        },
     };
     rkyv::to_bytes::<rancor::Error>(&record)
 }
@@ -142,11 +180,24 @@ pub fn encode_change(change: &Change<'_>) -> Result<AlignedVec, rancor::Error> {
 pub fn state_image(state: &ObjectState) -> StateImage {
     match state {
         ObjectState::Source => StateImage::Source,
-        ObjectState::Table { columns } => StateImage::Table { columns: columns.iter().map(column_image).collect() },
-        ObjectState::View { keys, records, texts } => StateImage::View {
+        ObjectState::Table { columns } => StateImage::Table {
+            columns: columns.iter().map(column_image).collect(),
+        },
+        ObjectState::View {
+            keys,
+            records,
+            texts,
+        } => StateImage::View {
             keys: keys.iter().map(key_image).collect(),
             records: records.clone(),
-            texts: texts.iter().map(|t| t.iter().map(|s| s.as_ref().map(|s| s.to_string())).collect()).collect(),
+            texts: texts
+                .iter()
+                .map(|t| {
+                    t.iter()
+                        .map(|s| s.as_ref().map(|s| s.to_string()))
+                        .collect()
+                })
+                .collect(),
         },
     }
 }
@@ -154,13 +205,23 @@ pub fn state_image(state: &ObjectState) -> StateImage {
 pub fn state_from(a: &ArchivedStateImage) -> ObjectState {
     match a {
         ArchivedStateImage::Source => ObjectState::Source,
-        ArchivedStateImage::Table { columns } => ObjectState::Table { columns: columns.iter().map(column_from).collect() },
-        ArchivedStateImage::View { keys, records, texts } => ObjectState::View {
+        ArchivedStateImage::Table { columns } => ObjectState::Table {
+            columns: columns.iter().map(column_from).collect(),
+        },
+        ArchivedStateImage::View {
+            keys,
+            records,
+            texts,
+        } => ObjectState::View {
             keys: keys.iter().map(key_from).collect(),
             records: records.iter().map(|x| x.to_native()).collect(),
             texts: texts
                 .iter()
-                .map(|t| t.iter().map(|s| s.as_ref().map(|s| Arc::from(s.as_str()))).collect())
+                .map(|t| {
+                    t.iter()
+                        .map(|s| s.as_ref().map(|s| Arc::from(s.as_str())))
+                        .collect()
+                })
                 .collect(),
         },
     }

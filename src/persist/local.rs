@@ -42,23 +42,43 @@ pub struct LocalCheckpointer {
 
 impl std::fmt::Debug for LocalCheckpointer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalCheckpointer").field("data_dir", &self.data_dir).field("wal", &self.wal).finish()
+        f.debug_struct("LocalCheckpointer")
+            .field("data_dir", &self.data_dir)
+            .field("wal", &self.wal)
+            .finish()
     }
 }
 
 fn unmet(requirement: String) -> Error {
-    ConfigError::ProfileRequirementError { profile: ProfileKind::Embedded, requirement }.into()
+    ConfigError::ProfileRequirementError {
+        profile: ProfileKind::Embedded,
+        requirement,
+    }
+    .into()
 }
 
 /// Creates the data directory if needed, checks it is writable, and takes its lock.
 fn lock_data_dir(dir: &Path) -> Result<File, Error> {
     std::fs::create_dir_all(dir).map_err(|e| {
-        unmet(format!("the data directory {} must exist or be creatable: {e}", dir.display()))
+        unmet(format!(
+            "the data directory {} must exist or be creatable: {e}",
+            dir.display()
+        ))
     })?;
     let path = dir.join("LOCK");
-    let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(|e| {
-        unmet(format!("the data directory {} must be writable: cannot open {}: {e}", dir.display(), path.display()))
-    })?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| {
+            unmet(format!(
+                "the data directory {} must be writable: cannot open {}: {e}",
+                dir.display(),
+                path.display()
+            ))
+        })?;
     // A child this process is spawning holds a copy of the lock between fork and exec: when
     // the holder is this very process, wait a moment for the exec to drop it.
     let mut attempts = 0;
@@ -74,20 +94,37 @@ fn lock_data_dir(dir: &Path) -> Result<File, Error> {
                     std::thread::sleep(std::time::Duration::from_millis(10));
                     continue;
                 }
-                return Err(PersistError::Locked { dir: dir.display().to_string(), pid }.into());
+                return Err(PersistError::Locked {
+                    dir: dir.display().to_string(),
+                    pid,
+                }
+                .into());
             }
-            Err(std::fs::TryLockError::Error(e)) => return Err(PersistError::io("lock", &path, e).into()),
+            Err(std::fs::TryLockError::Error(e)) => {
+                return Err(PersistError::io("lock", &path, e).into())
+            }
         }
     }
     // The holder's pid, for the error a second process gets.
-    file.set_len(0).and_then(|_| file.rewind()).and_then(|_| write!(file, "{}", std::process::id())).map_err(|e| {
-        unmet(format!("the data directory {} must be writable: cannot write {}: {e}", dir.display(), path.display()))
-    })?;
+    file.set_len(0)
+        .and_then(|_| file.rewind())
+        .and_then(|_| write!(file, "{}", std::process::id()))
+        .map_err(|e| {
+            unmet(format!(
+                "the data directory {} must be writable: cannot write {}: {e}",
+                dir.display(),
+                path.display()
+            ))
+        })?;
     Ok(file)
 }
 
 /// Reads a payload into an aligned buffer and checks it as an archived `T`.
-fn access<'a, T: rkyv::Portable + for<'b> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'b, rancor::Error>>>(
+fn access<
+    'a,
+    T: rkyv::Portable
+        + for<'b> rkyv::bytecheck::CheckBytes<rkyv::api::high::HighValidator<'b, rancor::Error>>,
+>(
     bytes: &'a [u8],
 ) -> Result<&'a T, String> {
     rkyv::access::<T, rancor::Error>(bytes).map_err(|e| e.to_string())
@@ -99,9 +136,13 @@ impl Checkpointer for LocalCheckpointer {
         let lock = lock_data_dir(&data_dir)?;
         let snapshots = SnapshotDir::new(&data_dir);
         for stale in snapshots.remove_stale_temps()? {
-            tracing::info!("removed {} left by an interrupted checkpoint", stale.display());
+            tracing::info!(
+                "removed {} left by an interrupted checkpoint",
+                stale.display()
+            );
         }
-        let outcome = snapshots.load_newest(|body| access::<ArchivedSnapshotImage>(body).map(|_| ()))?;
+        let outcome =
+            snapshots.load_newest(|body| access::<ArchivedSnapshotImage>(body).map(|_| ()))?;
         for notice in outcome.notices() {
             eprintln!("warning: {notice}");
         }
@@ -109,12 +150,18 @@ impl Checkpointer for LocalCheckpointer {
         engine.begin_recovery(snapshot_lsn)?;
         if let Some(loaded) = &outcome.loaded {
             let image = access::<ArchivedSnapshotImage>(&loaded.body).map_err(|reason| {
-                PersistError::CorruptSnapshot { file: loaded.path.display().to_string(), reason }
+                PersistError::CorruptSnapshot {
+                    file: loaded.path.display().to_string(),
+                    reason,
+                }
             })?;
             if image.lsn.to_native() != snapshot_lsn {
                 return Err(PersistError::CorruptSnapshot {
                     file: loaded.path.display().to_string(),
-                    reason: format!("it says it covers log record {}, its name says {snapshot_lsn}", image.lsn),
+                    reason: format!(
+                        "it says it covers log record {}, its name says {snapshot_lsn}",
+                        image.lsn
+                    ),
                 }
                 .into());
             }
@@ -129,10 +176,18 @@ impl Checkpointer for LocalCheckpointer {
                 file: loaded.path.display().to_string(),
                 reason: format!("cannot restore it: {e}"),
             })?;
-            tracing::info!("loaded snapshot {} (lsn {snapshot_lsn}) in {:?}", loaded.path.display(), loaded.elapsed);
+            tracing::info!(
+                "loaded snapshot {} (lsn {snapshot_lsn}) in {:?}",
+                loaded.path.display(),
+                loaded.elapsed
+            );
         }
-        let (mut wal, recovered) =
-            Wal::open(&wal_dir(&data_dir), settings.sync, SEGMENT_BYTES, settings.truncate_at_corruption)?;
+        let (mut wal, recovered) = Wal::open(
+            &wal_dir(&data_dir),
+            settings.sync,
+            SEGMENT_BYTES,
+            settings.truncate_at_corruption,
+        )?;
         if let Some(t) = &recovered.truncated_tail {
             eprintln!("warning: truncated a torn WAL tail: {t}");
         }
@@ -153,8 +208,13 @@ impl Checkpointer for LocalCheckpointer {
         wal.replay(snapshot_lsn, |lsn, payload| -> Result<(), Error> {
             buf.clear();
             buf.extend_from_slice(payload);
-            let bad = |reason: String| PersistError::BadRecord { dir: wal_dir(&data_dir).display().to_string(), lsn, reason };
-            let record = access::<ArchivedLogRecord>(&buf).map_err(|r| bad(format!("it does not decode: {r}")))?;
+            let bad = |reason: String| PersistError::BadRecord {
+                dir: wal_dir(&data_dir).display().to_string(),
+                lsn,
+                reason,
+            };
+            let record = access::<ArchivedLogRecord>(&buf)
+                .map_err(|r| bad(format!("it does not decode: {r}")))?;
             replay_record(engine, record).map_err(|e| bad(e.to_string()).into())
         })?;
         wal.advance_past(snapshot_lsn)?;
@@ -170,7 +230,8 @@ impl Checkpointer for LocalCheckpointer {
     }
 
     fn record(&mut self, change: &Change<'_>) -> Result<(), Error> {
-        let payload = image::encode_change(change).map_err(|e| crate::error::ExecError::Eval(format!("cannot encode change: {e}")))?;
+        let payload = image::encode_change(change)
+            .map_err(|e| crate::error::ExecError::Eval(format!("cannot encode change: {e}")))?;
         self.wal.append(&payload)?;
         Ok(())
     }
@@ -183,7 +244,10 @@ impl Checkpointer for LocalCheckpointer {
             .catalog()
             .into_iter()
             .map(|(name, ddl)| {
-                let state = engine.export(&name).map(|s| image::state_image(&s)).unwrap_or(image::StateImage::Source);
+                let state = engine
+                    .export(&name)
+                    .map(|s| image::state_image(&s))
+                    .unwrap_or(image::StateImage::Source);
                 ObjectImage { name, ddl, state }
             })
             .collect();
@@ -195,11 +259,17 @@ impl Checkpointer for LocalCheckpointer {
             self.wal.remove_segments_before(oldest + 1)?;
         }
         self.last_checkpoint = Instant::now();
-        Ok(CheckpointReport { lsn, bytes: body.len() as u64, millis: start.elapsed().as_millis() as u64 })
+        Ok(CheckpointReport {
+            lsn,
+            bytes: body.len() as u64,
+            millis: start.elapsed().as_millis() as u64,
+        })
     }
 
     fn checkpoint_due(&self) -> bool {
-        self.settings.checkpoint_interval.is_some_and(|i| self.last_checkpoint.elapsed() >= i)
+        self.settings
+            .checkpoint_interval
+            .is_some_and(|i| self.last_checkpoint.elapsed() >= i)
     }
 }
 
@@ -207,13 +277,24 @@ impl Checkpointer for LocalCheckpointer {
 fn replay_record(engine: &mut dyn EngineState, record: &ArchivedLogRecord) -> Result<(), Error> {
     match record {
         ArchivedLogRecord::Ddl(text) => engine.replay(&Change::Ddl(text.as_str())),
-        ArchivedLogRecord::Insert { target, replace, columns } => {
+        ArchivedLogRecord::Insert {
+            target,
+            replace,
+            columns,
+        } => {
             let columns: Vec<Column> = columns.iter().map(image::column_from).collect();
-            engine.replay(&Change::Insert { target: target.as_str(), columns: &columns, replace: *replace })
+            engine.replay(&Change::Insert {
+                target: target.as_str(),
+                columns: &columns,
+                replace: *replace,
+            })
         }
         ArchivedLogRecord::Delete { table, keys } => {
             let keys: Vec<_> = keys.iter().map(image::key_from).collect();
-            engine.replay(&Change::Delete { table: table.as_str(), keys: &keys })
+            engine.replay(&Change::Delete {
+                table: table.as_str(),
+                keys: &keys,
+            })
         }
     }
 }

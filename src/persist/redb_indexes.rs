@@ -14,7 +14,11 @@ pub struct RedbIndexes {
 impl IndexBackend for RedbIndexes {
     fn open(settings: &PersistSettings) -> Result<(Self, Option<String>), crate::Error> {
         let (store, report) = IndexStore::open(&settings.data_dir)?;
-        let rebuild = if report.rebuilt_all { report.reason } else { None };
+        let rebuild = if report.rebuilt_all {
+            report.reason
+        } else {
+            None
+        };
         Ok((RedbIndexes { store }, rebuild))
     }
 
@@ -22,7 +26,11 @@ impl IndexBackend for RedbIndexes {
         self.store.exists(index)
     }
 
-    fn rebuild(&mut self, index: &str, entries: &mut dyn Iterator<Item = (Value, Key)>) -> Result<(), crate::Error> {
+    fn rebuild(
+        &mut self,
+        index: &str,
+        entries: &mut dyn Iterator<Item = (Value, Key)>,
+    ) -> Result<(), crate::Error> {
         Ok(self.store.rebuild(index, entries)?)
     }
 
@@ -31,11 +39,21 @@ impl IndexBackend for RedbIndexes {
         Ok(())
     }
 
-    fn apply(&mut self, index: &str, removed: &[(Value, Key)], added: &[(Value, Key)]) -> Result<(), crate::Error> {
+    fn apply(
+        &mut self,
+        index: &str,
+        removed: &[(Value, Key)],
+        added: &[(Value, Key)],
+    ) -> Result<(), crate::Error> {
         Ok(self.store.apply(index, removed, added)?)
     }
 
-    fn lookup(&self, index: &str, lower: Bound<&Value>, upper: Bound<&Value>) -> Result<Vec<Key>, crate::Error> {
+    fn lookup(
+        &self,
+        index: &str,
+        lower: Bound<&Value>,
+        upper: Bound<&Value>,
+    ) -> Result<Vec<Key>, crate::Error> {
         Ok(self.store.lookup_range(index, lower, upper)?)
     }
 

@@ -2,9 +2,9 @@
 //! directory (WAL + snapshots) and recovered after a crash.
 
 use super::{profile_consts_from_tier, PhysicalProfile, ProfileKind, Sealed};
+use crate::network::SingleNode;
 use crate::persist::local::LocalCheckpointer;
 use crate::persist::redb_indexes::RedbIndexes;
-use crate::network::SingleNode;
 use crate::state::ElasticTable;
 
 /// The embedded tier. Zero-sized; exists only with the `embedded` feature.

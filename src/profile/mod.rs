@@ -94,7 +94,10 @@ impl ProfileKind {
 
     /// The command that builds this tier.
     pub fn build_command(self) -> String {
-        format!("cargo build --release --no-default-features --features {}", self.name())
+        format!(
+            "cargo build --release --no-default-features --features {}",
+            self.name()
+        )
     }
 }
 
@@ -231,9 +234,18 @@ const _: () = {
     let mut i = 0;
     while i < TIERS.len() {
         let t = &TIERS[i];
-        assert!(t.kind as usize == i, "TIERS rows must be in ProfileKind order");
-        assert!(t.default_capacity.is_power_of_two(), "capacities are powers of two");
-        assert!(t.default_capacity <= t.max_keys, "default capacity within the maximum");
+        assert!(
+            t.kind as usize == i,
+            "TIERS rows must be in ProfileKind order"
+        );
+        assert!(
+            t.default_capacity.is_power_of_two(),
+            "capacities are powers of two"
+        );
+        assert!(
+            t.default_capacity <= t.max_keys,
+            "default capacity within the maximum"
+        );
         assert!(t.max_keys == usize::MAX || t.max_keys.is_power_of_two());
         assert!(t.state_can_grow == (t.max_keys == usize::MAX));
         assert!(!t.persistent == matches!(t.recovery, Recovery::None));
@@ -242,17 +254,41 @@ const _: () = {
         if i > 0 {
             let lower = &TIERS[i - 1];
             assert!(t.max_keys >= lower.max_keys, "superset chain: capacity");
-            assert!(t.state_can_grow || !lower.state_can_grow, "superset chain: growth");
-            assert!(t.persistent || !lower.persistent, "superset chain: persistence");
-            assert!(t.recovery as u8 >= lower.recovery as u8, "superset chain: recovery");
-            assert!(t.indexes as u8 >= lower.indexes as u8, "superset chain: indexes");
-            assert!(t.networked || !lower.networked, "superset chain: networking");
-            assert!(t.multi_node || !lower.multi_node, "superset chain: membership");
-            assert!(!t.available || lower.available, "tiers become available bottom-up");
+            assert!(
+                t.state_can_grow || !lower.state_can_grow,
+                "superset chain: growth"
+            );
+            assert!(
+                t.persistent || !lower.persistent,
+                "superset chain: persistence"
+            );
+            assert!(
+                t.recovery as u8 >= lower.recovery as u8,
+                "superset chain: recovery"
+            );
+            assert!(
+                t.indexes as u8 >= lower.indexes as u8,
+                "superset chain: indexes"
+            );
+            assert!(
+                t.networked || !lower.networked,
+                "superset chain: networking"
+            );
+            assert!(
+                t.multi_node || !lower.multi_node,
+                "superset chain: membership"
+            );
+            assert!(
+                !t.available || lower.available,
+                "tiers become available bottom-up"
+            );
         }
         i += 1;
     }
-    assert!(BARE_METAL_MAX_KEYS <= u32::MAX as usize, "slots are addressed with u32");
+    assert!(
+        BARE_METAL_MAX_KEYS <= u32::MAX as usize,
+        "slots are addressed with u32"
+    );
 };
 
 /// Implements the consts of a profile type from its row of [`TIERS`].
@@ -266,7 +302,8 @@ macro_rules! profile_consts_from_tier {
         const STATE_CAN_GROW: bool = $crate::profile::TIERS[$kind as usize].state_can_grow;
         const MAX_KEYS: usize = $crate::profile::TIERS[$kind as usize].max_keys;
         const DEFAULT_CAPACITY: usize = $crate::profile::TIERS[$kind as usize].default_capacity;
-        const INDEXES: $crate::profile::IndexSupport = $crate::profile::TIERS[$kind as usize].indexes;
+        const INDEXES: $crate::profile::IndexSupport =
+            $crate::profile::TIERS[$kind as usize].indexes;
         const NETWORKED: bool = $crate::profile::TIERS[$kind as usize].networked;
     };
 }
@@ -298,11 +335,19 @@ pub fn capability_matrix_markdown() -> String {
         ("state backend", |t| t.state.into()),
         ("state grows", |t| yes_no(t.state_can_grow).into()),
         ("max keys per table/view", |t| {
-            if t.max_keys == usize::MAX { "memory-bound".into() } else { t.max_keys.to_string() }
+            if t.max_keys == usize::MAX {
+                "memory-bound".into()
+            } else {
+                t.max_keys.to_string()
+            }
         }),
         ("persistence", |t| t.checkpoints.into()),
-        ("crash recovery", |t| format!("{:?}", t.recovery).to_lowercase()),
-        ("secondary indexes", |t| format!("{:?}", t.indexes).to_lowercase()),
+        ("crash recovery", |t| {
+            format!("{:?}", t.recovery).to_lowercase()
+        }),
+        ("secondary indexes", |t| {
+            format!("{:?}", t.indexes).to_lowercase()
+        }),
         ("network server", |t| yes_no(t.networked).into()),
         ("multi-node", |t| yes_no(t.multi_node).into()),
         ("async runtime", |t| yes_no(t.async_runtime).into()),

@@ -48,14 +48,29 @@ impl BinOp {
 /// A scalar expression over the columns of one row, with its type resolved.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Expr {
-    Column { index: usize, ty: DataType },
+    Column {
+        index: usize,
+        ty: DataType,
+    },
     Literal(Value),
     Not(Box<Expr>),
     Neg(Box<Expr>),
-    IsNull { arg: Box<Expr>, negated: bool },
-    Binary { op: BinOp, left: Box<Expr>, right: Box<Expr>, ty: Option<DataType> },
+    IsNull {
+        arg: Box<Expr>,
+        negated: bool,
+    },
+    Binary {
+        op: BinOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+        ty: Option<DataType>,
+    },
     /// `tumble(ts, INTERVAL …)` (window start) or `tumble_end` (start + width).
-    Tumble { ts: Box<Expr>, width_ms: i64, end: bool },
+    Tumble {
+        ts: Box<Expr>,
+        width_ms: i64,
+        end: bool,
+    },
 }
 
 /// Read access to the values of one row.
@@ -101,13 +116,16 @@ impl Expr {
             },
             Expr::Neg(e) => match e.eval(row)? {
                 Value::Int(v) => Value::Int(
-                    v.checked_neg().ok_or_else(|| ExecError::Eval("integer overflow in negation".into()))?,
+                    v.checked_neg()
+                        .ok_or_else(|| ExecError::Eval("integer overflow in negation".into()))?,
                 ),
                 Value::Double(v) => Value::Double(-v),
                 _ => Value::Null,
             },
             Expr::IsNull { arg, negated } => Value::Bool(arg.eval(row)?.is_null() != *negated),
-            Expr::Binary { op, left, right, .. } => {
+            Expr::Binary {
+                op, left, right, ..
+            } => {
                 let l = left.eval(row)?;
                 // AND/OR short-circuit with SQL's three-valued logic.
                 match (op, &l) {
@@ -121,8 +139,14 @@ impl Expr {
                 Value::Timestamp(t) => {
                     // Checked: a window of an extreme timestamp may not be representable.
                     let start = t.checked_sub(t.rem_euclid(*width_ms));
-                    let bound = if *end { start.and_then(|s| s.checked_add(*width_ms)) } else { start };
-                    Value::Timestamp(bound.ok_or_else(|| ExecError::Eval("timestamp out of range in tumble window".into()))?)
+                    let bound = if *end {
+                        start.and_then(|s| s.checked_add(*width_ms))
+                    } else {
+                        start
+                    };
+                    Value::Timestamp(bound.ok_or_else(|| {
+                        ExecError::Eval("timestamp out of range in tumble window".into())
+                    })?)
                 }
                 _ => Value::Null,
             },
@@ -168,21 +192,31 @@ fn binary(op: BinOp, l: Value, r: Value) -> Result<Value, ExecError> {
                 BinOp::Mul => a.checked_mul(b).ok_or_else(|| overflow("multiplication"))?,
                 BinOp::Div if b == 0 => return Err(ExecError::Eval("division by zero".into())),
                 BinOp::Div => a.checked_div(b).ok_or_else(|| overflow("division"))?,
-                BinOp::Mod if b == 0 => return Err(ExecError::Eval("division by zero in %".into())),
+                BinOp::Mod if b == 0 => {
+                    return Err(ExecError::Eval("division by zero in %".into()))
+                }
                 _ => a.checked_rem(b).ok_or_else(|| overflow("%"))?,
             }),
             (Timestamp(a), Int(b)) if matches!(op, BinOp::Add | BinOp::Sub) => Timestamp(
-                if op == BinOp::Add { a.checked_add(b) } else { a.checked_sub(b) }
-                    .ok_or_else(|| overflow("timestamp arithmetic"))?,
+                if op == BinOp::Add {
+                    a.checked_add(b)
+                } else {
+                    a.checked_sub(b)
+                }
+                .ok_or_else(|| overflow("timestamp arithmetic"))?,
             ),
-            (Timestamp(a), Timestamp(b)) => Int(a.checked_sub(b).ok_or_else(|| overflow("subtraction"))?),
+            (Timestamp(a), Timestamp(b)) => {
+                Int(a.checked_sub(b).ok_or_else(|| overflow("subtraction"))?)
+            }
             (a, b) => {
                 let (a, b) = (as_f64(&a), as_f64(&b));
                 Double(match op {
                     BinOp::Add => a + b,
                     BinOp::Sub => a - b,
                     BinOp::Mul => a * b,
-                    BinOp::Div if b == 0.0 => return Err(ExecError::Eval("division by zero".into())),
+                    BinOp::Div if b == 0.0 => {
+                        return Err(ExecError::Eval("division by zero".into()))
+                    }
                     BinOp::Div => a / b,
                     _ => a % b,
                 })
@@ -215,7 +249,12 @@ impl Scope<'_> {
         SqlError::UnknownColumn {
             column: excerpt(name),
             object: self.object.to_string(),
-            available: self.columns.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "),
+            available: self
+                .columns
+                .iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         }
     }
 }
@@ -236,7 +275,9 @@ pub fn object_name(name: &ast::ObjectName) -> Result<String, SqlError> {
             .as_ident()
             .map(ident_name)
             .ok_or_else(|| SqlError::Unsupported(format!("object name `{name}`"))),
-        _ => Err(SqlError::Unsupported(format!("qualified name `{name}`: use a plain name"))),
+        _ => Err(SqlError::Unsupported(format!(
+            "qualified name `{name}`: use a plain name"
+        ))),
     }
 }
 
@@ -277,16 +318,26 @@ pub fn bind_with(
         A::TypedString(ts) => {
             let text = match &ts.value.value {
                 ast::Value::SingleQuotedString(s) => s.as_str(),
-                other => return Err(SqlError::Type(format!("expected a quoted literal, got {other}"))),
+                other => {
+                    return Err(SqlError::Type(format!(
+                        "expected a quoted literal, got {other}"
+                    )))
+                }
             };
             match data_type(&ts.data_type)?.0 {
                 DataType::Timestamp => Expr::Literal(Value::Timestamp(timestamp_literal(text)?)),
-                other => return Err(SqlError::Unsupported(format!("typed literal of type {other}"))),
+                other => {
+                    return Err(SqlError::Unsupported(format!(
+                        "typed literal of type {other}"
+                    )))
+                }
             }
         }
         // -9223372036854775808: the magnitude alone does not fit BIGINT, the negation does.
-        A::UnaryOp { op: ast::UnaryOperator::Minus, expr: inner }
-            if matches!(inner.as_ref(), A::Value(v)
+        A::UnaryOp {
+            op: ast::UnaryOperator::Minus,
+            expr: inner,
+        } if matches!(inner.as_ref(), A::Value(v)
                 if matches!(&v.value, ast::Value::Number(n, _) if n == "9223372036854775808")) =>
         {
             Expr::Literal(Value::Int(i64::MIN))
@@ -300,10 +351,15 @@ pub fn bind_with(
                 }
                 ast::UnaryOperator::Minus => {
                     if !matches!(arg.ty(), None | Some(DataType::BigInt | DataType::Double)) {
-                        return Err(SqlError::Type(format!("cannot negate a {}", type_name(arg.ty()))));
+                        return Err(SqlError::Type(format!(
+                            "cannot negate a {}",
+                            type_name(arg.ty())
+                        )));
                     }
                     match arg {
-                        Expr::Literal(Value::Int(v)) if v != i64::MIN => Expr::Literal(Value::Int(-v)),
+                        Expr::Literal(Value::Int(v)) if v != i64::MIN => {
+                            Expr::Literal(Value::Int(-v))
+                        }
                         Expr::Literal(Value::Double(v)) => Expr::Literal(Value::Double(-v)),
                         arg => Expr::Neg(Box::new(arg)),
                     }
@@ -312,8 +368,14 @@ pub fn bind_with(
                 other => return Err(SqlError::Unsupported(format!("operator {other}"))),
             }
         }
-        A::IsNull(e) => Expr::IsNull { arg: Box::new(rec(e)?), negated: false },
-        A::IsNotNull(e) => Expr::IsNull { arg: Box::new(rec(e)?), negated: true },
+        A::IsNull(e) => Expr::IsNull {
+            arg: Box::new(rec(e)?),
+            negated: false,
+        },
+        A::IsNotNull(e) => Expr::IsNull {
+            arg: Box::new(rec(e)?),
+            negated: true,
+        },
         A::BinaryOp { left, op, right } => {
             let op = match op {
                 ast::BinaryOperator::Plus => BinOp::Add,
@@ -357,18 +419,30 @@ pub fn bind_with(
                             type_name(ts.ty())
                         )));
                     }
-                    Expr::Tumble { ts: Box::new(ts), width_ms: interval_ms(width)?, end: name == "tumble_end" }
+                    Expr::Tumble {
+                        ts: Box::new(ts),
+                        width_ms: interval_ms(width)?,
+                        end: name == "tumble_end",
+                    }
                 }
                 _ => return Err(SqlError::Unsupported(format!("function `{name}`"))),
             }
         }
-        other => return Err(SqlError::Unsupported(format!("expression `{}`", excerpt(&other.to_string())))),
+        other => {
+            return Err(SqlError::Unsupported(format!(
+                "expression `{}`",
+                excerpt(&other.to_string())
+            )))
+        }
     })
 }
 
 fn column(scope: &Scope<'_>, name: &str) -> Result<Expr, SqlError> {
     let index = scope.find(name).ok_or_else(|| scope.unknown_column(name))?;
-    Ok(Expr::Column { index, ty: scope.columns[index].1 })
+    Ok(Expr::Column {
+        index,
+        ty: scope.columns[index].1,
+    })
 }
 
 /// The plain arguments of a function call.
@@ -380,7 +454,9 @@ pub fn function_args(f: &ast::Function) -> Result<Vec<&ast::Expr>, SqlError> {
             .iter()
             .map(|a| match a {
                 ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Ok(e),
-                other => Err(SqlError::Unsupported(format!("function argument `{other}`"))),
+                other => Err(SqlError::Unsupported(format!(
+                    "function argument `{other}`"
+                ))),
             })
             .collect(),
         ast::FunctionArguments::Subquery(_) => Err(SqlError::Unsupported("subqueries".into())),
@@ -394,7 +470,9 @@ fn type_name(ty: Option<DataType>) -> &'static str {
 fn expect_bool(e: &Expr, what: &str) -> Result<(), SqlError> {
     match e.ty() {
         None | Some(DataType::Boolean) => Ok(()),
-        Some(t) => Err(SqlError::Type(format!("{what} needs BOOLEAN operands, got {t}"))),
+        Some(t) => Err(SqlError::Type(format!(
+            "{what} needs BOOLEAN operands, got {t}"
+        ))),
     }
 }
 
@@ -404,7 +482,12 @@ fn binary_expr(op: BinOp, l: Expr, r: Expr) -> Result<Expr, SqlError> {
     let (l, r) = (coerce_literal(l, rt)?, coerce_literal(r, lt)?);
     let (lt, rt) = (l.ty(), r.ty());
     let mismatch = || {
-        SqlError::Type(format!("cannot apply {} to {} and {}", op.symbol(), type_name(lt), type_name(rt)))
+        SqlError::Type(format!(
+            "cannot apply {} to {} and {}",
+            op.symbol(),
+            type_name(lt),
+            type_name(rt)
+        ))
     };
     let ty = match op {
         BinOp::And | BinOp::Or => {
@@ -436,7 +519,12 @@ fn binary_expr(op: BinOp, l: Expr, r: Expr) -> Result<Expr, SqlError> {
             _ => return Err(mismatch()),
         },
     };
-    Ok(Expr::Binary { op, left: Box::new(l), right: Box::new(r), ty })
+    Ok(Expr::Binary {
+        op,
+        left: Box::new(l),
+        right: Box::new(r),
+        ty,
+    })
 }
 
 /// A text literal next to a TIMESTAMP operand is read as a timestamp.
@@ -484,9 +572,13 @@ pub fn literal(v: &ast::Value) -> Result<Value, SqlError> {
             if let Ok(i) = n.parse::<i64>() {
                 Value::Int(i)
             } else {
-                let d: f64 = n.parse().map_err(|_| SqlError::Type(format!("invalid number {n}")))?;
+                let d: f64 = n
+                    .parse()
+                    .map_err(|_| SqlError::Type(format!("invalid number {n}")))?;
                 if !n.contains(['.', 'e', 'E']) {
-                    return Err(SqlError::Type(format!("integer {n} is out of BIGINT range")));
+                    return Err(SqlError::Type(format!(
+                        "integer {n} is out of BIGINT range"
+                    )));
                 }
                 if !d.is_finite() {
                     return Err(SqlError::Type(format!("number {n} is out of DOUBLE range")));
@@ -508,7 +600,9 @@ pub fn interval_ms(e: &ast::Expr) -> Result<i64, SqlError> {
             "expected an interval like INTERVAL '5' MINUTE (SECOND, MINUTE, HOUR or DAY), got `{e}`"
         ))
     };
-    let ast::Expr::Interval(iv) = e else { return Err(bad()) };
+    let ast::Expr::Interval(iv) = e else {
+        return Err(bad());
+    };
     let text = match iv.value.as_ref() {
         ast::Expr::Value(v) => match &v.value {
             ast::Value::SingleQuotedString(s) | ast::Value::Number(s, _) => s.clone(),
@@ -531,7 +625,9 @@ pub fn interval_ms(e: &ast::Expr) -> Result<i64, SqlError> {
     };
     match n.checked_mul(unit_ms) {
         Some(ms) if n > 0 => Ok(ms),
-        _ => Err(SqlError::Type(format!("interval must be positive and fit in BIGINT milliseconds, got `{e}`"))),
+        _ => Err(SqlError::Type(format!(
+            "interval must be positive and fit in BIGINT milliseconds, got `{e}`"
+        ))),
     }
 }
 
@@ -539,7 +635,10 @@ pub fn interval_ms(e: &ast::Expr) -> Result<i64, SqlError> {
 pub fn data_type(t: &ast::DataType) -> Result<(DataType, Option<usize>), SqlError> {
     let text = t.to_string().to_uppercase();
     let (base, args) = match text.split_once('(') {
-        Some((b, a)) => (b.trim().to_string(), Some(a.trim_end_matches(')').trim().to_string())),
+        Some((b, a)) => (
+            b.trim().to_string(),
+            Some(a.trim_end_matches(')').trim().to_string()),
+        ),
         None => (text.clone(), None),
     };
     let ty = match base.as_str() {
@@ -566,7 +665,10 @@ pub fn data_type(t: &ast::DataType) -> Result<(DataType, Option<usize>), SqlErro
 
 /// Evaluates a constant expression (no column references), e.g. an `INSERT` value.
 pub fn eval_constant(e: &ast::Expr) -> Result<Value, crate::Error> {
-    let scope = Scope { object: "a VALUES list", columns: &[] };
+    let scope = Scope {
+        object: "a VALUES list",
+        columns: &[],
+    };
     let bound = bind(e, &scope).map_err(|err| match err {
         SqlError::UnknownColumn { column, .. } => SqlError::Type(format!(
             "`{column}` in a VALUES list: values must be constants, not column references"

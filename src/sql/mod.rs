@@ -82,16 +82,42 @@ impl ObjectKind {
 /// One parsed statement.
 #[derive(Clone, Debug)]
 pub enum Statement {
-    CreateSource { name: String, columns: Vec<ColumnSpec> },
-    CreateTable { name: String, columns: Vec<ColumnSpec>, primary_key: usize },
-    CreateView { name: String, query: Box<ast::Query> },
-    CreateIndex { name: String, table: String, column: String },
-    Insert { target: String, columns: Option<Vec<String>>, rows: InsertRows, replace: bool },
-    Delete { table: String, selection: Option<Box<ast::Expr>> },
+    CreateSource {
+        name: String,
+        columns: Vec<ColumnSpec>,
+    },
+    CreateTable {
+        name: String,
+        columns: Vec<ColumnSpec>,
+        primary_key: usize,
+    },
+    CreateView {
+        name: String,
+        query: Box<ast::Query>,
+    },
+    CreateIndex {
+        name: String,
+        table: String,
+        column: String,
+    },
+    Insert {
+        target: String,
+        columns: Option<Vec<String>>,
+        rows: InsertRows,
+        replace: bool,
+    },
+    Delete {
+        table: String,
+        selection: Option<Box<ast::Expr>>,
+    },
     Query(Box<ast::Query>),
     Show(ObjectKind),
     Describe(String),
-    Drop { kind: ObjectKind, name: String, if_exists: bool },
+    Drop {
+        kind: ObjectKind,
+        name: String,
+        if_exists: bool,
+    },
     Checkpoint,
 }
 
@@ -154,7 +180,12 @@ impl Piece<'_> {
 
 /// Splits a script into statements' texts.
 pub fn pieces(sql: &str) -> Pieces<'_> {
-    Pieces { sql, pos: 0, line: 1, column: 1 }
+    Pieces {
+        sql,
+        pos: 0,
+        line: 1,
+        column: 1,
+    }
 }
 
 impl<'a> Iterator for Pieces<'a> {
@@ -167,7 +198,11 @@ impl<'a> Iterator for Pieces<'a> {
         let rest = &self.sql[self.pos..];
         // A piece keeps its `;`, so that errors at its end point at a location.
         let len = (statement_len(rest) + 1).min(rest.len());
-        let piece = Piece { text: &rest[..len], line: self.line, column: self.column };
+        let piece = Piece {
+            text: &rest[..len],
+            line: self.line,
+            column: self.column,
+        };
         match piece.text.rfind('\n') {
             Some(i) => {
                 self.line += piece.text.bytes().filter(|&b| b == b'\n').count();
@@ -183,9 +218,15 @@ impl<'a> Iterator for Pieces<'a> {
 /// Splits and parses a script lazily, one statement at a time.
 pub fn statements(sql: &str) -> Result<Statements<'_>, SqlError> {
     if sql.len() > MAX_SQL_BYTES {
-        return Err(SqlError::TooLarge { size: sql.len(), limit: MAX_SQL_BYTES });
+        return Err(SqlError::TooLarge {
+            size: sql.len(),
+            limit: MAX_SQL_BYTES,
+        });
     }
-    Ok(Statements { pieces: pieces(sql), failed: false })
+    Ok(Statements {
+        pieces: pieces(sql),
+        failed: false,
+    })
 }
 
 /// The length of the first statement of `sql`: up to its top-level `;` (excluded) or the
@@ -234,7 +275,12 @@ fn parse_piece(piece: &Piece<'_>) -> Option<Result<Statement, SqlError>> {
     // Leading blanks make the tokenizer's positions those of the whole script.
     let padded;
     let text = if piece.line > 1 || piece.column > 1 {
-        padded = format!("{}{}{}", "\n".repeat(piece.line - 1), " ".repeat(piece.column - 1), piece.text);
+        padded = format!(
+            "{}{}{}",
+            "\n".repeat(piece.line - 1),
+            " ".repeat(piece.column - 1),
+            piece.text
+        );
         padded.as_str()
     } else {
         piece.text
@@ -243,7 +289,10 @@ fn parse_piece(piece: &Piece<'_>) -> Option<Result<Statement, SqlError>> {
         Ok(t) => t,
         Err(e) => return Some(Err(SqlError::Parse(one_line(&e.to_string())))),
     };
-    if tokens.iter().all(|t| matches!(t.token, Token::Whitespace(_) | Token::SemiColon)) {
+    if tokens
+        .iter()
+        .all(|t| matches!(t.token, Token::Whitespace(_) | Token::SemiColon))
+    {
         return None;
     }
     if let Some(insert) = literal_insert(&tokens) {
@@ -252,12 +301,17 @@ fn parse_piece(piece: &Piece<'_>) -> Option<Result<Statement, SqlError>> {
     if let Err(e) = check_operator_chains(&tokens) {
         return Some(Err(e));
     }
-    let mut parser = Parser::new(&DIALECT).with_recursion_limit(RECURSION_LIMIT).with_tokens_with_locations(tokens);
-    let result = parse_statement(&mut parser).and_then(|stmt| match parser.peek_token_ref().token {
-        Token::EOF => Ok(stmt),
-        Token::SemiColon if parser.peek_nth_token_ref(1).token == Token::EOF => Ok(stmt),
-        _ => parser.expected("end of statement", parser.peek_token()).map_err(StmtError::from),
-    });
+    let mut parser = Parser::new(&DIALECT)
+        .with_recursion_limit(RECURSION_LIMIT)
+        .with_tokens_with_locations(tokens);
+    let result =
+        parse_statement(&mut parser).and_then(|stmt| match parser.peek_token_ref().token {
+            Token::EOF => Ok(stmt),
+            Token::SemiColon if parser.peek_nth_token_ref(1).token == Token::EOF => Ok(stmt),
+            _ => parser
+                .expected("end of statement", parser.peek_token())
+                .map_err(StmtError::from),
+        });
     Some(result.map_err(|e| match e {
         StmtError::Parser(e) => parse_error(e),
         StmtError::Sql(e) => e,
@@ -283,9 +337,17 @@ fn check_operator_chains(tokens: &[TokenWithSpan]) -> Result<(), SqlError> {
             Token::Word(w)
                 if !matches!(
                     w.keyword,
-                    Keyword::AND | Keyword::OR | Keyword::NOT | Keyword::IS | Keyword::IN
-                        | Keyword::BETWEEN | Keyword::LIKE | Keyword::ILIKE | Keyword::XOR
-                        | Keyword::DIV | Keyword::COLLATE
+                    Keyword::AND
+                        | Keyword::OR
+                        | Keyword::NOT
+                        | Keyword::IS
+                        | Keyword::IN
+                        | Keyword::BETWEEN
+                        | Keyword::LIKE
+                        | Keyword::ILIKE
+                        | Keyword::XOR
+                        | Keyword::DIV
+                        | Keyword::COLLATE
                 ) => {}
             Token::Whitespace(_)
             | Token::RParen
@@ -312,10 +374,14 @@ fn check_operator_chains(tokens: &[TokenWithSpan]) -> Result<(), SqlError> {
 /// Parses exactly one statement.
 pub fn parse_one(sql: &str) -> Result<Statement, SqlError> {
     let mut it = statements(sql)?;
-    let first = it.next().ok_or_else(|| SqlError::Parse("empty statement".into()))??;
+    let first = it
+        .next()
+        .ok_or_else(|| SqlError::Parse("empty statement".into()))??;
     match it.next() {
         None => Ok(first),
-        Some(_) => Err(SqlError::Parse("expected one statement, found several".into())),
+        Some(_) => Err(SqlError::Parse(
+            "expected one statement, found several".into(),
+        )),
     }
 }
 
@@ -360,14 +426,19 @@ fn parse_error(e: ParserError) -> SqlError {
         ParserError::RecursionLimitExceeded => SqlError::Parse(format!(
             "expression nested deeper than {RECURSION_LIMIT} levels; simplify it"
         )),
-        other => SqlError::Parse(one_line(other.to_string().trim_start_matches("sql parser error: "))),
+        other => SqlError::Parse(one_line(
+            other.to_string().trim_start_matches("sql parser error: "),
+        )),
     }
 }
 
 /// A parser message on one line and of bounded length: sqlparser quotes the offending token
 /// whole, which may be a huge literal. Keeps the start and the position at the end.
 fn one_line(message: &str) -> String {
-    let chars: Vec<char> = message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let chars: Vec<char> = message
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     if chars.len() <= 240 {
         return chars.into_iter().collect();
     }
@@ -379,7 +450,10 @@ fn one_line(message: &str) -> String {
 /// Whether the next tokens are these words (case-insensitive), without consuming them.
 fn peek_words(parser: &Parser<'_>, words: &[&str]) -> bool {
     let tokens = parser.peek_tokens_ref::<3>();
-    words.iter().zip(tokens).all(|(w, t)| matches!(&t.token, Token::Word(word) if word.value.eq_ignore_ascii_case(w)))
+    words
+        .iter()
+        .zip(tokens)
+        .all(|(w, t)| matches!(&t.token, Token::Word(word) if word.value.eq_ignore_ascii_case(w)))
 }
 
 fn skip(parser: &mut Parser<'_>, n: usize) {
@@ -394,10 +468,16 @@ fn parse_statement(parser: &mut Parser<'_>) -> Result<Statement, StmtError> {
         let name = parse_name(parser)?;
         let (columns, constraints) = parser.parse_columns()?;
         if !constraints.is_empty() {
-            return Err(SqlError::Parse("a source has no constraints: it is an append-only stream".into()).into());
+            return Err(SqlError::Parse(
+                "a source has no constraints: it is an append-only stream".into(),
+            )
+            .into());
         }
         if columns.is_empty() {
-            return Err(SqlError::Parse(format!("source `{name}` needs columns: CREATE SOURCE {name} (col TYPE, ...)")).into());
+            return Err(SqlError::Parse(format!(
+                "source `{name}` needs columns: CREATE SOURCE {name} (col TYPE, ...)"
+            ))
+            .into());
         }
         let columns = column_specs(&columns, None)?;
         return Ok(Statement::CreateSource { name, columns });
@@ -428,7 +508,11 @@ fn parse_statement(parser: &mut Parser<'_>) -> Result<Statement, StmtError> {
     if peek_words(parser, &["drop", "source"]) {
         skip(parser, 2);
         let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
-        return Ok(Statement::Drop { kind: ObjectKind::Source, name: parse_name(parser)?, if_exists });
+        return Ok(Statement::Drop {
+            kind: ObjectKind::Source,
+            name: parse_name(parser)?,
+            if_exists,
+        });
     }
     let stmt = parser.parse_statement()?;
     Ok(convert(stmt)?)
@@ -449,7 +533,9 @@ fn column_specs(
     for def in defs {
         let name = expr::ident_name(&def.name);
         if specs.iter().any(|s: &ColumnSpec| s.name == name) {
-            return Err(SqlError::Parse(format!("column `{name}` is declared twice")));
+            return Err(SqlError::Parse(format!(
+                "column `{name}` is declared twice"
+            )));
         }
         let (ty, max_len) = expr::data_type(&def.data_type)?;
         let mut not_null = false;
@@ -470,7 +556,12 @@ fn column_specs(
                 }
             }
         }
-        specs.push(ColumnSpec { name, ty, not_null, max_len });
+        specs.push(ColumnSpec {
+            name,
+            ty,
+            not_null,
+            max_len,
+        });
     }
     Ok(specs)
 }
@@ -490,7 +581,11 @@ fn convert(stmt: ast::Statement) -> Result<Statement, SqlError> {
                         for col in &pk.columns {
                             match &col.column.expr {
                                 ast::Expr::Identifier(id) => keys.push(expr::ident_name(id)),
-                                other => return unsupported(&format!("primary key expression `{other}`")),
+                                other => {
+                                    return unsupported(&format!(
+                                        "primary key expression `{other}`"
+                                    ))
+                                }
                             }
                         }
                     }
@@ -512,7 +607,11 @@ fn convert(stmt: ast::Statement) -> Result<Statement, SqlError> {
             if ct.query.is_some() {
                 return unsupported("CREATE TABLE ... AS SELECT");
             }
-            Ok(Statement::CreateTable { name, columns, primary_key })
+            Ok(Statement::CreateTable {
+                name,
+                columns,
+                primary_key,
+            })
         }
         S::CreateView(cv) => {
             if !cv.materialized {
@@ -521,7 +620,10 @@ fn convert(stmt: ast::Statement) -> Result<Statement, SqlError> {
             if !cv.columns.is_empty() {
                 return unsupported("a column list on a view: name columns with AS aliases");
             }
-            Ok(Statement::CreateView { name: expr::object_name(&cv.name)?, query: cv.query })
+            Ok(Statement::CreateView {
+                name: expr::object_name(&cv.name)?,
+                query: cv.query,
+            })
         }
         S::CreateIndex(ci) => {
             let name = match &ci.name {
@@ -535,7 +637,11 @@ fn convert(stmt: ast::Statement) -> Result<Statement, SqlError> {
                 },
                 _ => return unsupported("an index on several columns"),
             };
-            Ok(Statement::CreateIndex { name, table: expr::object_name(&ci.table_name)?, column })
+            Ok(Statement::CreateIndex {
+                name,
+                table: expr::object_name(&ci.table_name)?,
+                column,
+            })
         }
         S::Insert(ins) => {
             let target = match &ins.table {
@@ -553,13 +659,25 @@ fn convert(stmt: ast::Statement) -> Result<Statement, SqlError> {
             let columns = if ins.columns.is_empty() {
                 None
             } else {
-                Some(ins.columns.iter().map(expr::object_name).collect::<Result<Vec<_>, _>>()?)
+                Some(
+                    ins.columns
+                        .iter()
+                        .map(expr::object_name)
+                        .collect::<Result<Vec<_>, _>>()?,
+                )
             };
             let rows = match ins.source.map(|q| *q.body) {
-                Some(ast::SetExpr::Values(values)) => values.rows.into_iter().map(|r| r.content).collect(),
+                Some(ast::SetExpr::Values(values)) => {
+                    values.rows.into_iter().map(|r| r.content).collect()
+                }
                 _ => return unsupported("INSERT without VALUES: use INSERT INTO t VALUES (...)"),
             };
-            Ok(Statement::Insert { target, columns, rows: InsertRows::Exprs(rows), replace })
+            Ok(Statement::Insert {
+                target,
+                columns,
+                rows: InsertRows::Exprs(rows),
+                replace,
+            })
         }
         S::Delete(del) => {
             let tables = match &del.from {
@@ -575,10 +693,18 @@ fn convert(stmt: ast::Statement) -> Result<Statement, SqlError> {
             if del.using.is_some() || del.returning.is_some() || del.limit.is_some() {
                 return unsupported("DELETE with USING, RETURNING or LIMIT");
             }
-            Ok(Statement::Delete { table, selection: del.selection.map(Box::new) })
+            Ok(Statement::Delete {
+                table,
+                selection: del.selection.map(Box::new),
+            })
         }
         S::Query(q) => Ok(Statement::Query(q)),
-        S::Drop { object_type, if_exists, names, .. } => {
+        S::Drop {
+            object_type,
+            if_exists,
+            names,
+            ..
+        } => {
             let kind = match object_type {
                 ast::ObjectType::Table => ObjectKind::Table,
                 ast::ObjectType::MaterializedView | ast::ObjectType::View => ObjectKind::View,
@@ -589,12 +715,22 @@ fn convert(stmt: ast::Statement) -> Result<Statement, SqlError> {
                 [n] => expr::object_name(n)?,
                 _ => return unsupported("dropping several objects in one statement"),
             };
-            Ok(Statement::Drop { kind, name, if_exists })
+            Ok(Statement::Drop {
+                kind,
+                name,
+                if_exists,
+            })
         }
-        S::ExplainTable { table_name, .. } => Ok(Statement::Describe(expr::object_name(&table_name)?)),
+        S::ExplainTable { table_name, .. } => {
+            Ok(Statement::Describe(expr::object_name(&table_name)?))
+        }
         other => {
             let text = other.to_string();
-            let head: String = text.split_whitespace().take(3).collect::<Vec<_>>().join(" ");
+            let head: String = text
+                .split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ");
             unsupported(&format!("statement `{head} ...`"))
         }
     }
@@ -629,11 +765,18 @@ fn sql_literal(v: &Value) -> String {
 /// plain literals straight from the tokens, without building a syntax tree. `None` for
 /// anything else, which then goes through the full parser (and gets its error messages).
 fn literal_insert(tokens: &[TokenWithSpan]) -> Option<Result<Statement, SqlError>> {
-    let mut it = tokens.iter().map(|t| &t.token).filter(|t| !matches!(t, Token::Whitespace(_))).peekable();
-    let keyword = |t: Option<&Token>, k: Keyword| matches!(t, Some(Token::Word(w)) if w.keyword == k);
+    let mut it = tokens
+        .iter()
+        .map(|t| &t.token)
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .peekable();
+    let keyword =
+        |t: Option<&Token>, k: Keyword| matches!(t, Some(Token::Word(w)) if w.keyword == k);
     let name = |t: Option<&Token>| match t {
         Some(Token::Word(w)) if w.quote_style == Some('"') => Some(w.value.clone()),
-        Some(Token::Word(w)) if w.quote_style.is_none() && w.keyword == Keyword::NoKeyword => Some(w.value.to_lowercase()),
+        Some(Token::Word(w)) if w.quote_style.is_none() && w.keyword == Keyword::NoKeyword => {
+            Some(w.value.to_lowercase())
+        }
         _ => None,
     };
     if !keyword(it.next(), Keyword::INSERT) {
@@ -682,9 +825,15 @@ fn literal_insert(tokens: &[TokenWithSpan]) -> Option<Result<Statement, SqlError
                     _ => return None,
                 },
                 Token::SingleQuotedString(text) => ast::Value::SingleQuotedString(text.clone()),
-                Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::NULL => ast::Value::Null,
-                Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::TRUE => ast::Value::Boolean(true),
-                Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::FALSE => ast::Value::Boolean(false),
+                Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::NULL => {
+                    ast::Value::Null
+                }
+                Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::TRUE => {
+                    ast::Value::Boolean(true)
+                }
+                Token::Word(w) if w.quote_style.is_none() && w.keyword == Keyword::FALSE => {
+                    ast::Value::Boolean(false)
+                }
                 _ => return None,
             };
             row.push(value);
@@ -697,7 +846,11 @@ fn literal_insert(tokens: &[TokenWithSpan]) -> Option<Result<Statement, SqlError
         rows.push(row);
         match it.next() {
             Some(Token::Comma) => continue,
-            Some(Token::SemiColon) | Some(Token::EOF) | None if it.all(|t| matches!(t, Token::SemiColon | Token::EOF)) => break,
+            Some(Token::SemiColon) | Some(Token::EOF) | None
+                if it.all(|t| matches!(t, Token::SemiColon | Token::EOF)) =>
+            {
+                break
+            }
             _ => return None,
         }
     }
@@ -705,14 +858,26 @@ fn literal_insert(tokens: &[TokenWithSpan]) -> Option<Result<Statement, SqlError
         .into_iter()
         .map(|row| row.iter().map(expr::literal).collect::<Result<Vec<_>, _>>())
         .collect::<Result<Vec<_>, _>>();
-    Some(rows.map(|rows| Statement::Insert { target, columns, rows: InsertRows::Literals(rows), replace }))
+    Some(rows.map(|rows| Statement::Insert {
+        target,
+        columns,
+        rows: InsertRows::Literals(rows),
+        replace,
+    }))
 }
 
 /// An identifier as SQL text: bare when it reads back as itself, double-quoted otherwise.
 pub fn quote_ident(name: &str) -> String {
-    let bare = name.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_')
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && sqlparser::keywords::ALL_KEYWORDS.binary_search(&name.to_uppercase().as_str()).is_err();
+    let bare = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && sqlparser::keywords::ALL_KEYWORDS
+            .binary_search(&name.to_uppercase().as_str())
+            .is_err();
     if bare {
         name.to_string()
     } else {
@@ -724,12 +889,21 @@ pub fn quote_ident(name: &str) -> String {
 /// persistent tiers log DDL.
 impl std::fmt::Display for Statement {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let list = |cols: &[ColumnSpec]| cols.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+        let list = |cols: &[ColumnSpec]| {
+            cols.iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
         match self {
             Statement::CreateSource { name, columns } => {
                 write!(f, "CREATE SOURCE {} ({})", quote_ident(name), list(columns))
             }
-            Statement::CreateTable { name, columns, primary_key } => write!(
+            Statement::CreateTable {
+                name,
+                columns,
+                primary_key,
+            } => write!(
                 f,
                 "CREATE TABLE {} ({}, PRIMARY KEY ({}))",
                 quote_ident(name),
@@ -737,27 +911,49 @@ impl std::fmt::Display for Statement {
                 quote_ident(&columns[*primary_key].name)
             ),
             Statement::CreateView { name, query } => {
-                write!(f, "CREATE MATERIALIZED VIEW {} AS {query}", quote_ident(name))
+                write!(
+                    f,
+                    "CREATE MATERIALIZED VIEW {} AS {query}",
+                    quote_ident(name)
+                )
             }
-            Statement::CreateIndex { name, table, column } => write!(
+            Statement::CreateIndex {
+                name,
+                table,
+                column,
+            } => write!(
                 f,
                 "CREATE INDEX {} ON {} ({})",
                 quote_ident(name),
                 quote_ident(table),
                 quote_ident(column)
             ),
-            Statement::Insert { target, columns, rows, replace } => {
-                write!(f, "INSERT {}INTO {}", if *replace { "OR REPLACE " } else { "" }, quote_ident(target))?;
+            Statement::Insert {
+                target,
+                columns,
+                rows,
+                replace,
+            } => {
+                write!(
+                    f,
+                    "INSERT {}INTO {}",
+                    if *replace { "OR REPLACE " } else { "" },
+                    quote_ident(target)
+                )?;
                 if let Some(cols) = columns {
                     let cols: Vec<String> = cols.iter().map(|c| quote_ident(c)).collect();
                     write!(f, " ({})", cols.join(", "))?;
                 }
                 let row = |r: Vec<String>| format!("({})", r.join(", "));
                 let rows: Vec<String> = match rows {
-                    InsertRows::Exprs(rows) => {
-                        rows.iter().map(|r| row(r.iter().map(ToString::to_string).collect())).collect()
-                    }
-                    InsertRows::Literals(rows) => rows.iter().map(|r| row(r.iter().map(sql_literal).collect())).collect(),
+                    InsertRows::Exprs(rows) => rows
+                        .iter()
+                        .map(|r| row(r.iter().map(ToString::to_string).collect()))
+                        .collect(),
+                    InsertRows::Literals(rows) => rows
+                        .iter()
+                        .map(|r| row(r.iter().map(sql_literal).collect()))
+                        .collect(),
                 };
                 write!(f, " VALUES {}", rows.join(", "))
             }
@@ -771,14 +967,23 @@ impl std::fmt::Display for Statement {
             Statement::Query(q) => write!(f, "{q}"),
             Statement::Show(kind) => write!(f, "SHOW {}", kind.plural()),
             Statement::Describe(name) => write!(f, "DESCRIBE {}", quote_ident(name)),
-            Statement::Drop { kind, name, if_exists } => {
+            Statement::Drop {
+                kind,
+                name,
+                if_exists,
+            } => {
                 let what = match kind {
                     ObjectKind::Source => "SOURCE",
                     ObjectKind::Table => "TABLE",
                     ObjectKind::View => "MATERIALIZED VIEW",
                     ObjectKind::Index => "INDEX",
                 };
-                write!(f, "DROP {what} {}{}", if *if_exists { "IF EXISTS " } else { "" }, quote_ident(name))
+                write!(
+                    f,
+                    "DROP {what} {}{}",
+                    if *if_exists { "IF EXISTS " } else { "" },
+                    quote_ident(name)
+                )
             }
             Statement::Checkpoint => f.write_str("CHECKPOINT"),
         }
@@ -799,7 +1004,12 @@ mod tests {
         assert!(found[2].text.ends_with("SELECT 1 FROM v"));
         // The third piece starts right after the `;` on the fourth line, column 4.
         assert_eq!((found[2].line, found[2].column), (4, 4));
-        let err = pieces("SELECT 1 FROM t;\n   SELEC 2").nth(1).unwrap().parse().unwrap().unwrap_err();
+        let err = pieces("SELECT 1 FROM t;\n   SELEC 2")
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap()
+            .unwrap_err();
         assert!(err.to_string().contains("Line: 2, Column: 4"), "{err}");
     }
 
@@ -812,12 +1022,30 @@ mod tests {
             "INSERT INTO t VALUES (9223372036854775807)",
         ];
         for text in texts {
-            let tokens = Tokenizer::new(&DIALECT, text).tokenize_with_location().unwrap();
-            let fast = literal_insert(&tokens).expect("takes the fast path").unwrap();
+            let tokens = Tokenizer::new(&DIALECT, text)
+                .tokenize_with_location()
+                .unwrap();
+            let fast = literal_insert(&tokens)
+                .expect("takes the fast path")
+                .unwrap();
             let mut parser = Parser::new(&DIALECT).with_tokens_with_locations(tokens);
-            let Ok(full) = parse_statement(&mut parser) else { panic!("full parse of {text}") };
-            let (Statement::Insert { rows: InsertRows::Literals(fast_rows), target: t1, columns: c1, replace: r1 },
-                 Statement::Insert { rows: InsertRows::Exprs(full_rows), target: t2, columns: c2, replace: r2 }) = (fast, full)
+            let Ok(full) = parse_statement(&mut parser) else {
+                panic!("full parse of {text}")
+            };
+            let (
+                Statement::Insert {
+                    rows: InsertRows::Literals(fast_rows),
+                    target: t1,
+                    columns: c1,
+                    replace: r1,
+                },
+                Statement::Insert {
+                    rows: InsertRows::Exprs(full_rows),
+                    target: t2,
+                    columns: c2,
+                    replace: r2,
+                },
+            ) = (fast, full)
             else {
                 panic!("both are inserts: {text}")
             };
@@ -828,8 +1056,14 @@ mod tests {
                 .collect();
             assert_eq!(fast_rows, full_values, "{text}");
         }
-        for slow in ["INSERT INTO t VALUES (1 + 2)", "INSERT INTO t VALUES (TIMESTAMP '2026-01-01 00:00:00')", "INSERT INTO t SELECT 1"] {
-            let tokens = Tokenizer::new(&DIALECT, slow).tokenize_with_location().unwrap();
+        for slow in [
+            "INSERT INTO t VALUES (1 + 2)",
+            "INSERT INTO t VALUES (TIMESTAMP '2026-01-01 00:00:00')",
+            "INSERT INTO t SELECT 1",
+        ] {
+            let tokens = Tokenizer::new(&DIALECT, slow)
+                .tokenize_with_location()
+                .unwrap();
             assert!(literal_insert(&tokens).is_none(), "{slow}");
         }
     }
