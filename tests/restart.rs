@@ -44,74 +44,20 @@ fn sql_dir() -> PathBuf {
         .join("sql")
 }
 
-/// Copied from `tests/sql_consistency.rs`: splits a script at top-level semicolons, skipping
-/// quotes and comments; pieces with only whitespace and comments are dropped; each piece is
-/// preceded by blank space standing for the text before it (so error positions match).
+/// The statements of a script, each padded with the blank space before it so that error
+/// positions are those of the script file (the SQL suite's expected files pin them).
 fn split_statements(script: &str) -> Vec<String> {
-    let piece = |start: usize, end: usize| {
-        let before = &script[..start];
-        let lines = before.matches('\n').count();
-        let column = before.rsplit('\n').next().unwrap_or("").chars().count();
-        format!(
-            "{}{}{}",
-            "\n".repeat(lines),
-            " ".repeat(column),
-            &script[start..end]
-        )
-    };
-    let bytes = script.as_bytes();
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    let mut has_code = false;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'\'' | b'"' => {
-                let quote = bytes[i];
-                has_code = true;
-                i += 1;
-                while i < bytes.len() {
-                    if bytes[i] == quote {
-                        if bytes.get(i + 1) == Some(&quote) {
-                            i += 2;
-                            continue;
-                        }
-                        break;
-                    }
-                    i += 1;
-                }
-                i += 1;
-            }
-            b'-' if bytes.get(i + 1) == Some(&b'-') => {
-                while i < bytes.len() && bytes[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if bytes.get(i + 1) == Some(&b'*') => {
-                i += 2;
-                while i < bytes.len() && !(bytes[i] == b'*' && bytes.get(i + 1) == Some(&b'/')) {
-                    i += 1;
-                }
-                i += 2;
-            }
-            b';' => {
-                if has_code {
-                    pieces.push(piece(start, i + 1));
-                }
-                start = i + 1;
-                has_code = false;
-                i += 1;
-            }
-            c => {
-                has_code |= !c.is_ascii_whitespace();
-                i += 1;
-            }
-        }
-    }
-    if has_code {
-        pieces.push(piece(start.min(script.len()), script.len()));
-    }
-    pieces
+    strata::sql::pieces(script)
+        .filter(|p| p.parse().is_some())
+        .map(|p| {
+            format!(
+                "{}{}{}",
+                "\n".repeat(p.line - 1),
+                " ".repeat(p.column - 1),
+                p.text
+            )
+        })
+        .collect()
 }
 
 fn error_line(message: &str) -> String {

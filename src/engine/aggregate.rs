@@ -410,97 +410,55 @@ impl<P: PhysicalProfile> AggState<P> {
             let col = arg.as_deref();
             let nulls = col.and_then(|c| c.nulls.as_deref());
             let records = &mut self.records;
+            // Each arm below monomorphises `fold_rows` for its own update.
+            macro_rules! fold {
+                ($update:expr) => {
+                    fold_rows(records, stride, l.offset, slots, selection, nulls, $update)
+                };
+            }
             match (l.kind, col) {
-                (AccKind::Count, _) => fold_rows(
-                    records,
-                    stride,
-                    l.offset,
-                    slots,
-                    selection,
-                    nulls,
-                    |w, _| w[0] += 1,
-                ),
+                (AccKind::Count, _) => fold!(|w, _| w[0] += 1),
                 (_, None) => {}
                 (AccKind::SumInt, Some(c)) => {
                     let v = int_values(c);
-                    fold_rows(
-                        records,
-                        stride,
-                        l.offset,
-                        slots,
-                        selection,
-                        nulls,
-                        |w, row| {
-                            let sum = ((w[1] as i128) << 64 | w[0] as u64 as i128) + v[row] as i128;
-                            w[0] = sum as i64;
-                            w[1] = (sum >> 64) as i64;
-                            w[2] = 1;
-                        },
-                    )
+                    fold!(|w, row| {
+                        let sum = ((w[1] as i128) << 64 | w[0] as u64 as i128) + v[row] as i128;
+                        w[0] = sum as i64;
+                        w[1] = (sum >> 64) as i64;
+                        w[2] = 1;
+                    })
                 }
                 (AccKind::SumDouble, Some(c)) => {
                     let v = double_values(c);
-                    fold_rows(
-                        records,
-                        stride,
-                        l.offset,
-                        slots,
-                        selection,
-                        nulls,
-                        |w, row| {
-                            w[0] = (f64::from_bits(w[0] as u64) + v[row]).to_bits() as i64;
-                            w[1] = 1;
-                        },
-                    )
+                    fold!(|w, row| {
+                        w[0] = (f64::from_bits(w[0] as u64) + v[row]).to_bits() as i64;
+                        w[1] = 1;
+                    })
                 }
                 (AccKind::Avg, Some(c)) => {
                     let v = double_values(c);
-                    fold_rows(
-                        records,
-                        stride,
-                        l.offset,
-                        slots,
-                        selection,
-                        nulls,
-                        |w, row| {
-                            w[0] = (f64::from_bits(w[0] as u64) + v[row]).to_bits() as i64;
-                            w[1] += 1;
-                        },
-                    )
+                    fold!(|w, row| {
+                        w[0] = (f64::from_bits(w[0] as u64) + v[row]).to_bits() as i64;
+                        w[1] += 1;
+                    })
                 }
                 (AccKind::ExtremeInt { max: true }, Some(c)) => {
                     let v = int_values(c);
-                    fold_rows(
-                        records,
-                        stride,
-                        l.offset,
-                        slots,
-                        selection,
-                        nulls,
-                        |w, row| {
-                            if w[1] == 0 || v[row] > w[0] {
-                                w[0] = v[row];
-                            }
-                            w[1] = 1;
-                        },
-                    )
+                    fold!(|w, row| {
+                        if w[1] == 0 || v[row] > w[0] {
+                            w[0] = v[row];
+                        }
+                        w[1] = 1;
+                    })
                 }
                 (AccKind::ExtremeInt { max: false }, Some(c)) => {
                     let v = int_values(c);
-                    fold_rows(
-                        records,
-                        stride,
-                        l.offset,
-                        slots,
-                        selection,
-                        nulls,
-                        |w, row| {
-                            if w[1] == 0 || v[row] < w[0] {
-                                w[0] = v[row];
-                            }
-                            w[1] = 1;
-                        },
-                    )
+                    fold!(|w, row| {
+                        if w[1] == 0 || v[row] < w[0] {
+                            w[0] = v[row];
+                        }
+                        w[1] = 1;
+                    })
                 }
                 (AccKind::ExtremeDouble { max }, Some(c)) => {
                     let v = double_values(c);
@@ -509,20 +467,12 @@ impl<P: PhysicalProfile> AggState<P> {
                     } else {
                         std::cmp::Ordering::Less
                     };
-                    fold_rows(
-                        records,
-                        stride,
-                        l.offset,
-                        slots,
-                        selection,
-                        nulls,
-                        |w, row| {
-                            if w[1] == 0 || v[row].total_cmp(&f64::from_bits(w[0] as u64)) == want {
-                                w[0] = v[row].to_bits() as i64;
-                            }
-                            w[1] = 1;
-                        },
-                    )
+                    fold!(|w, row| {
+                        if w[1] == 0 || v[row].total_cmp(&f64::from_bits(w[0] as u64)) == want {
+                            w[0] = v[row].to_bits() as i64;
+                        }
+                        w[1] = 1;
+                    })
                 }
                 (
                     AccKind::ExtremeText { max, index },
