@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use strata::batch::{Batch, Column};
 use strata::bench::workload;
+use strata::bench::{compare_aggregates, reference_aggregates, Aggregates};
 use strata::checkpoint::{EngineState, ObjectState, PersistSettings, SyncMode};
 use strata::{ActiveProfile, Engine, Key, PhysicalProfile, Value};
 
@@ -316,43 +317,6 @@ fn drop_cache(_path: &Path) -> Fallible<bool> {
 // ---------------------------------------------------------------------------------------
 // Aggregates and checks
 
-/// Per-key COUNT, SUM, MIN, MAX.
-type Aggregates = FxHashMap<i64, [i64; 4]>;
-
-fn reference(keys: &[i64], values: &[i64]) -> Aggregates {
-    let mut map = Aggregates::default();
-    for (&k, &v) in keys.iter().zip(values) {
-        let e = map.entry(k).or_insert([0, 0, i64::MAX, i64::MIN]);
-        e[0] += 1;
-        e[1] += v;
-        e[2] = e[2].min(v);
-        e[3] = e[3].max(v);
-    }
-    map
-}
-
-fn compare(side: &str, got: &Aggregates, want: &Aggregates) -> Fallible<()> {
-    if got.len() != want.len() {
-        return Err(format!(
-            "{side}: {} groups, expected {}",
-            got.len(),
-            want.len()
-        ));
-    }
-    for (k, w) in want {
-        match got.get(k) {
-            Some(g) if g == w => {}
-            Some(g) => {
-                return Err(format!(
-                    "{side}: key {k} has (n, total, lo, hi) = {g:?}, expected {w:?}"
-                ))
-            }
-            None => return Err(format!("{side}: key {k} is missing")),
-        }
-    }
-    Ok(())
-}
-
 fn ints(row: &[Value]) -> Fallible<Vec<i64>> {
     row.iter()
         .map(|v| match v {
@@ -461,7 +425,7 @@ fn wal_bytes_per_batch(
         sizes.push(now.saturating_sub(last) as usize);
         last = now;
     }
-    compare(
+    compare_aggregates(
         "strata view after ingest (untimed pass)",
         &engine_aggregates(&mut engine)?,
         want,
@@ -575,8 +539,8 @@ fn interleaved_run(
         ));
     }
     if let Some(want) = check {
-        compare("strata view", &engine_aggregates(&mut engine)?, want)?;
-        compare("SQLite stats table", &sqlite_aggregates(&conn)?, want)?;
+        compare_aggregates("strata view", &engine_aggregates(&mut engine)?, want)?;
+        compare_aggregates("SQLite stats table", &sqlite_aggregates(&conn)?, want)?;
     }
     Ok(Sides {
         strata: t[0],
@@ -619,7 +583,7 @@ fn ingest_figures(
     rows: usize,
 ) -> Fallible<IngestFigures> {
     let (ks, vs) = workload(s.keys, rows);
-    let want = reference(&ks, &vs);
+    let want = reference_aggregates(&ks, &vs);
     let batches: Vec<Batch> = ks
         .chunks(batch_rows)
         .zip(vs.chunks(batch_rows))

@@ -13,12 +13,12 @@
 //! `STRATA_BENCH_QUICK=1` picks smaller sizes. Arguments (cargo passes `--bench`) are ignored.
 
 use rusqlite::Connection;
-use rustc_hash::FxHashMap;
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 use strata::batch::{Batch, Column};
 use strata::bench::{bench_engine, ingest_vs_fxhashmap, workload};
+use strata::bench::{compare_aggregates, reference_aggregates, Aggregates};
 use strata::{ActiveProfile, Engine, PhysicalProfile, Value};
 
 type P = ActiveProfile;
@@ -62,45 +62,6 @@ impl Sizes {
             }
         }
     }
-}
-
-/// Per-key COUNT, SUM, MIN, MAX.
-type Aggregates = FxHashMap<i64, [i64; 4]>;
-
-/// The expected view contents, computed directly from the workload.
-fn reference(keys: &[i64], values: &[i64]) -> Aggregates {
-    let mut map = Aggregates::default();
-    for (&k, &v) in keys.iter().zip(values) {
-        let e = map.entry(k).or_insert([0, 0, i64::MAX, i64::MIN]);
-        e[0] += 1;
-        e[1] += v;
-        e[2] = e[2].min(v);
-        e[3] = e[3].max(v);
-    }
-    map
-}
-
-/// Compares a side's final aggregates with the reference: every key, every column.
-fn compare(side: &str, got: &Aggregates, want: &Aggregates) -> Result<(), String> {
-    if got.len() != want.len() {
-        return Err(format!(
-            "{side}: {} groups, expected {}",
-            got.len(),
-            want.len()
-        ));
-    }
-    for (k, w) in want {
-        match got.get(k) {
-            Some(g) if g == w => {}
-            Some(g) => {
-                return Err(format!(
-                    "{side}: key {k} has (n, total, lo, hi) = {g:?}, expected {w:?}"
-                ))
-            }
-            None => return Err(format!("{side}: key {k} is missing")),
-        }
-    }
-    Ok(())
 }
 
 /// Reads the engine's `stats` view.
@@ -185,8 +146,8 @@ fn typed_batch(keys: usize, s: &Sizes) -> Result<String, String> {
             .insert_batch("events", &b)
             .map_err(|e| e.to_string())?;
     }
-    let want = reference(&ks, &vs);
-    compare("strata", &engine_aggregates(&mut engine)?, &want)?;
+    let want = reference_aggregates(&ks, &vs);
+    compare_aggregates("strata", &engine_aggregates(&mut engine)?, &want)?;
     Ok(format!(
         "{:>10} {:>10} {:>18} {:>18} {:>7.2}  ok ({} groups)",
         r.keys,
@@ -297,7 +258,7 @@ fn sqlite_conn() -> Result<Connection, String> {
 /// (c): one key count. Returns the table lines; `Err` if some side failed or disagreed.
 fn sql_insert(keys: usize, s: &Sizes, out: &mut Vec<String>) -> bool {
     let (ks, vs) = workload(keys, s.sql_rows);
-    let want = reference(&ks, &vs);
+    let want = reference_aggregates(&ks, &vs);
     let st = statements(&ks, &vs);
     let rows = ks.len();
 
@@ -372,7 +333,7 @@ fn sql_insert(keys: usize, s: &Sizes, out: &mut Vec<String>) -> bool {
             .result
             .as_ref()
             .map_err(Clone::clone)
-            .and_then(|got| compare(side.name, got, &want));
+            .and_then(|got| compare_aggregates(side.name, got, &want));
         let (rs, ratio, verdict) = match &check {
             Ok(()) => {
                 let r = rate(rows, side.best);
