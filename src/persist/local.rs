@@ -38,6 +38,8 @@ pub struct LocalCheckpointer {
     snapshots: SnapshotDir,
     settings: PersistSettings,
     last_checkpoint: Instant,
+    /// Reused for encoding every logged change.
+    encode_buf: AlignedVec,
 }
 
 impl std::fmt::Debug for LocalCheckpointer {
@@ -226,13 +228,20 @@ impl Checkpointer for LocalCheckpointer {
             snapshots,
             settings: settings.clone(),
             last_checkpoint: Instant::now(),
+            encode_buf: AlignedVec::new(),
         })
     }
 
     fn record(&mut self, change: &Change<'_>) -> Result<(), Error> {
-        let payload = image::encode_change(change)
+        let buf = std::mem::take(&mut self.encode_buf);
+        let payload = image::encode_change(change, buf)
             .map_err(|e| crate::error::ExecError::Eval(format!("cannot encode change: {e}")))?;
-        self.wal.append(&payload)?;
+        let appended = self.wal.append(&payload);
+        // Keep the buffer for the next record, unless one huge record grew it.
+        if payload.capacity() <= 64 << 20 {
+            self.encode_buf = payload;
+        }
+        appended?;
         Ok(())
     }
 
