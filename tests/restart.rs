@@ -18,8 +18,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
-use strata::profile::{ActiveProfile, PhysicalProfile};
+
 use strata::Engine;
+
+#[path = "common/sql_suite.rs"]
+mod sql_suite;
+use sql_suite::{expected_path, run_into, sql_dir};
 
 /// The tests of this file run one at a time. Once, reopening a directory right after
 /// closing it failed with "in use by another strata process (pid <this process>)" while
@@ -38,12 +42,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// directory instead of the expected file.
 const PERSISTENCE_DEPENDENT: &[&str] = &["tier"];
 
-fn sql_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("sql")
-}
-
 /// The statements of a script, each padded with the blank space before it so that error
 /// positions are those of the script file (the SQL suite's expected files pin them).
 fn split_statements(script: &str) -> Vec<String> {
@@ -60,29 +58,6 @@ fn split_statements(script: &str) -> Vec<String> {
         .collect()
 }
 
-fn error_line(message: &str) -> String {
-    assert!(
-        !message.contains('\n'),
-        "error messages are one line, got: {message:?}"
-    );
-    format!("error: {message}\n")
-}
-
-/// Copied from `tests/sql_consistency.rs`: the expected file for `name` under this profile.
-fn expected_path(dir: &Path, name: &str) -> PathBuf {
-    let specific = dir.join(format!("{name}.expected.{}", ActiveProfile::NAME));
-    let prefix = format!("{name}.expected.");
-    let has_specific = std::fs::read_dir(dir)
-        .expect("tests/sql exists")
-        .filter_map(|e| e.ok())
-        .any(|e| e.file_name().to_string_lossy().starts_with(&prefix));
-    if specific.exists() || has_specific {
-        specific
-    } else {
-        dir.join(format!("{name}.expected"))
-    }
-}
-
 fn open(dir: &Path) -> Engine {
     Engine::builder()
         .data_dir(dir)
@@ -94,27 +69,7 @@ fn open(dir: &Path) -> Engine {
 /// blocks (one per result set or error).
 fn run_pieces(engine: &mut Engine, pieces: &[String], blocks: &mut Vec<String>) {
     for piece in pieces {
-        let statements = match strata::sql::statements(piece) {
-            Ok(s) => s,
-            Err(e) => {
-                blocks.push(error_line(&e.to_string()));
-                continue;
-            }
-        };
-        for stmt in statements {
-            match stmt
-                .map_err(strata::Error::from)
-                .and_then(|s| engine.execute_statement(&s))
-            {
-                Ok(Some(rs)) => {
-                    let mut csv = Vec::new();
-                    strata::format::write_csv(&mut csv, &rs).expect("writing to a Vec cannot fail");
-                    blocks.push(String::from_utf8(csv).expect("CSV output is UTF-8"));
-                }
-                Ok(None) => {}
-                Err(e) => blocks.push(error_line(&e.to_string())),
-            }
-        }
+        run_into(engine, piece, blocks);
     }
 }
 

@@ -21,15 +21,13 @@
 //! before committing it: the expected files are the specification, not a recording.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use strata::profile::{ActiveProfile, PhysicalProfile};
 use strata::Engine;
 
-fn sql_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("sql")
-}
+#[path = "common/sql_suite.rs"]
+mod sql_suite;
+use sql_suite::{expected_path, run_into, sql_dir};
 
 /// Runs a script on a fresh engine and renders its output.
 fn run_script(script: &str) -> String {
@@ -38,50 +36,8 @@ fn run_script(script: &str) -> String {
         .build()
         .expect("default engine builds");
     let mut blocks: Vec<String> = Vec::new();
-    // Every statement runs, even after an error, so that expected files pin each error.
-    for piece in strata::sql::pieces(script) {
-        let Some(stmt) = piece.parse() else { continue };
-        let result = stmt
-            .map_err(strata::Error::from)
-            .and_then(|s| engine.execute_statement(&s));
-        match result {
-            Ok(Some(rs)) => {
-                let mut csv = Vec::new();
-                strata::format::write_csv(&mut csv, &rs).expect("writing to a Vec cannot fail");
-                blocks.push(String::from_utf8(csv).expect("CSV output is UTF-8"));
-            }
-            Ok(None) => {}
-            Err(e) => blocks.push(error_line(&e.to_string())),
-        }
-    }
+    run_into(&mut engine, script, &mut blocks);
     blocks.join("\n")
-}
-
-fn error_line(message: &str) -> String {
-    assert!(
-        !message.contains('\n'),
-        "error messages are one line, got: {message:?}"
-    );
-    format!("error: {message}\n")
-}
-
-/// The expected file for `name` under the compiled profile.
-fn expected_path(dir: &Path, name: &str) -> PathBuf {
-    let specific = dir.join(format!("{name}.expected.{}", ActiveProfile::NAME));
-    if specific.exists() || has_profile_specific(dir, name) {
-        specific
-    } else {
-        dir.join(format!("{name}.expected"))
-    }
-}
-
-/// Whether `name` has an expected file for some profile (then every profile needs its own).
-fn has_profile_specific(dir: &Path, name: &str) -> bool {
-    let prefix = format!("{name}.expected.");
-    std::fs::read_dir(dir)
-        .expect("tests/sql exists")
-        .filter_map(|e| e.ok())
-        .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
 }
 
 /// A line diff (longest common subsequence), `-` expected, `+` actual, with 2 lines of context.
