@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use strata::persist::wal::{
-    segment_file_name, FaultInjector, Recovered, Wal, FORMAT_VERSION, FRAME_HEADER_LEN, HEADER_LEN,
-    MAX_RECORD_BYTES,
+    segment_file_name, FaultInjector, OnCorruption, Recovered, Wal, FORMAT_VERSION,
+    FRAME_HEADER_LEN, HEADER_LEN, MAX_RECORD_BYTES,
 };
 use strata::persist::SyncPolicy;
 use strata::PersistError;
@@ -31,11 +31,21 @@ fn frame_len(lsn: u64) -> u64 {
 }
 
 fn open(dir: &Path, segment_bytes: u64) -> (Wal, Recovered) {
-    Wal::open(dir, SyncPolicy::Never, segment_bytes, false).unwrap()
+    Wal::open(dir, SyncPolicy::Never, segment_bytes, OnCorruption::Refuse).unwrap()
 }
 
 fn open_err(dir: &Path, repair: bool) -> PersistError {
-    Wal::open(dir, SyncPolicy::Never, BIG, repair).unwrap_err()
+    Wal::open(
+        dir,
+        SyncPolicy::Never,
+        BIG,
+        if repair {
+            OnCorruption::Repair { covered_lsn: 0 }
+        } else {
+            OnCorruption::Refuse
+        },
+    )
+    .unwrap_err()
 }
 
 /// Appends records `from..=to` (payload(lsn)), checking their LSNs.
@@ -59,7 +69,7 @@ fn collect(wal: &Wal, after: u64) -> Vec<(u64, Vec<u8>)> {
 
 /// Checks that the log holds exactly the records `first..=last` with their payloads.
 fn assert_records(wal: &Wal, first: u64, last: u64) {
-    let got = collect(wal, 0);
+    let got = collect(wal, first - 1);
     let want: Vec<_> = (first..=last).map(|l| (l, payload(l))).collect();
     assert_eq!(got.len(), want.len(), "record count");
     assert!(got == want, "records differ");
@@ -174,7 +184,8 @@ fn lsns_continue_after_reopen() {
     let dir = tmp.path();
     let mut next = 1;
     for round in 0..5 {
-        let (mut wal, rec) = Wal::open(dir, SyncPolicy::Always, 1500, false).unwrap();
+        let (mut wal, rec) =
+            Wal::open(dir, SyncPolicy::Always, 1500, OnCorruption::Refuse).unwrap();
         assert_eq!(rec.last_lsn, next - 1, "round {round}");
         append_range(&mut wal, next, next + 19);
         next += 20;
@@ -325,7 +336,13 @@ fn flipped_byte_in_a_middle_record_is_corruption() {
         // Nothing was changed by the failed open.
         assert_eq!(fs::metadata(&file).unwrap().len(), seg_len);
 
-        let (mut wal, rec) = Wal::open(&dir, SyncPolicy::Always, BIG, true).unwrap();
+        let (mut wal, rec) = Wal::open(
+            &dir,
+            SyncPolicy::Always,
+            BIG,
+            OnCorruption::Repair { covered_lsn: 0 },
+        )
+        .unwrap();
         let r = rec.repaired.expect("repair reported");
         assert_eq!(
             (r.file.clone(), r.offset, r.bytes_dropped),
@@ -381,7 +398,13 @@ fn corruption_in_an_earlier_segment_drops_later_segments_on_repair() {
         .map(|f| fs::metadata(f).unwrap().len())
         .sum();
     let len1 = fs::metadata(&files[1]).unwrap().len();
-    let (mut wal, rec) = Wal::open(dir, SyncPolicy::Never, 1500, true).unwrap();
+    let (mut wal, rec) = Wal::open(
+        dir,
+        SyncPolicy::Never,
+        1500,
+        OnCorruption::Repair { covered_lsn: 0 },
+    )
+    .unwrap();
     let r = rec.repaired.unwrap();
     assert_eq!((r.offset, r.bytes_dropped), (at, len1 - at + later));
     assert_eq!(segments(dir), files[..2].to_vec());
@@ -413,7 +436,13 @@ fn missing_middle_segment_is_corruption() {
         }
         e => panic!("expected CorruptWal, got {e}"),
     }
-    let (mut wal, rec) = Wal::open(dir, SyncPolicy::Never, 1500, true).unwrap();
+    let (mut wal, rec) = Wal::open(
+        dir,
+        SyncPolicy::Never,
+        1500,
+        OnCorruption::Repair { covered_lsn: 0 },
+    )
+    .unwrap();
     assert_eq!(rec.repaired.unwrap().offset, 0);
     assert_eq!(segments(dir), files[..1].to_vec());
     let first_of_missing: u64 = files[1]
@@ -514,8 +543,14 @@ fn bad_magic_is_refused() {
 
 fn open_faulty(dir: &Path, policy: SyncPolicy, segment_bytes: u64) -> (Wal, FaultInjector) {
     let faults = FaultInjector::new();
-    let (wal, _) =
-        Wal::open_with(dir, policy, segment_bytes, false, Arc::new(faults.clone())).unwrap();
+    let (wal, _) = Wal::open_with(
+        dir,
+        policy,
+        segment_bytes,
+        OnCorruption::Refuse,
+        Arc::new(faults.clone()),
+    )
+    .unwrap();
     (wal, faults)
 }
 
@@ -828,7 +863,7 @@ fn throughput_always_vs_raw_append_fsync() {
     };
     let wal = |n: usize, policy: SyncPolicy, round: usize| {
         let dir = tmp.path().join(format!("wal{round}{policy:?}"));
-        let (mut wal, _) = Wal::open(&dir, policy, 1 << 30, false).unwrap();
+        let (mut wal, _) = Wal::open(&dir, policy, 1 << 30, OnCorruption::Refuse).unwrap();
         let start = Instant::now();
         for _ in 0..n {
             wal.append(&payload).unwrap();
@@ -873,4 +908,90 @@ fn throughput_always_vs_raw_append_fsync() {
         "median throughput ratio wal/raw: {:.3} with fsync (Always), {:.3} without (Never)",
         ratios[2], cpu_ratios[2]
     );
+}
+
+/// Repairs `dir`, whose records up to `covered_lsn` a snapshot holds, and returns the WAL.
+fn repair_covered(dir: &Path, segment_bytes: u64, covered_lsn: u64) -> (Wal, Recovered) {
+    Wal::open(
+        dir,
+        SyncPolicy::Never,
+        segment_bytes,
+        OnCorruption::Repair { covered_lsn },
+    )
+    .unwrap()
+}
+
+#[test]
+fn repair_keeps_records_after_covered_damage_in_the_same_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    {
+        let (mut wal, _) = open(dir, BIG);
+        append_range(&mut wal, 1, 40);
+    }
+    let seg = segments(dir)[0].clone();
+    flip_byte(&seg, offset_of(1, 10) + FRAME_HEADER_LEN);
+    assert!(matches!(
+        open_err(dir, false),
+        PersistError::CorruptWal { .. }
+    ));
+    let (mut wal, rec) = repair_covered(dir, BIG, 25);
+    let r = rec.repaired.expect("the repair is reported");
+    assert_eq!(r.offset, offset_of(1, 10));
+    assert_eq!(r.bytes_dropped, offset_of(1, 26) - HEADER_LEN);
+    assert!(r.reason.contains("LSN 25"), "{}", r.reason);
+    assert_eq!(rec.first_lsn, 26, "the log now starts after the snapshot");
+    assert_records(&wal, 26, 40);
+    append_range(&mut wal, 41, 45);
+    drop(wal);
+    let (wal, rec) = open(dir, BIG);
+    assert!(rec.repaired.is_none() && rec.truncated_tail.is_none());
+    assert_records(&wal, 26, 45);
+}
+
+#[test]
+fn repair_drops_whole_segments_before_the_one_holding_the_first_uncovered_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    {
+        let (mut wal, _) = open(dir, 1500);
+        append_range(&mut wal, 1, 60);
+    }
+    let files = segments(dir);
+    assert!(files.len() >= 4);
+    let first_of = |i: usize| -> u64 {
+        files[i]
+            .file_stem()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    // Damage in the first segment; the snapshot covers into the third.
+    flip_byte(&files[0], offset_of(1, 2) + FRAME_HEADER_LEN);
+    let covered = first_of(2) + 1;
+    let (wal, rec) = repair_covered(dir, 1500, covered);
+    assert!(rec.repaired.is_some());
+    assert_eq!(segments(dir), files[2..].to_vec());
+    assert_eq!(rec.first_lsn, first_of(2));
+    assert_records(&wal, first_of(2), 60);
+}
+
+#[test]
+fn repair_cuts_at_the_damage_when_it_hits_an_uncovered_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    {
+        let (mut wal, _) = open(dir, BIG);
+        append_range(&mut wal, 1, 40);
+    }
+    let seg = segments(dir)[0].clone();
+    // Records 20 (covered) and 21 (the first uncovered one) are both damaged: 21 is lost,
+    // so nothing after it can be kept without a hole.
+    flip_byte(&seg, offset_of(1, 20) + FRAME_HEADER_LEN);
+    flip_byte(&seg, offset_of(1, 21) + FRAME_HEADER_LEN);
+    let (wal, rec) = repair_covered(dir, BIG, 20);
+    assert_eq!(rec.repaired.unwrap().offset, offset_of(1, 20));
+    assert_records(&wal, 1, 19);
 }

@@ -14,7 +14,7 @@
 
 use super::image::{self, ArchivedLogRecord, ArchivedSnapshotImage, ObjectImage, SnapshotImage};
 use super::snapshot::SnapshotDir;
-use super::wal::{wal_dir, Wal};
+use super::wal::{wal_dir, OnCorruption, Wal};
 use crate::batch::Column;
 use crate::checkpoint::{Change, CheckpointReport, Checkpointer, EngineState, PersistSettings};
 use crate::error::{ConfigError, Error, PersistError};
@@ -188,13 +188,19 @@ impl Checkpointer for LocalCheckpointer {
             &wal_dir(&data_dir),
             settings.sync,
             SEGMENT_BYTES,
-            settings.truncate_at_corruption,
+            if settings.truncate_at_corruption {
+                OnCorruption::Repair {
+                    covered_lsn: snapshot_lsn,
+                }
+            } else {
+                OnCorruption::Refuse
+            },
         )?;
         if let Some(t) = &recovered.truncated_tail {
             eprintln!("warning: truncated a torn WAL tail: {t}");
         }
         if let Some(t) = &recovered.repaired {
-            eprintln!("warning: cut the WAL at a corrupt record as requested: {t}");
+            eprintln!("warning: repaired the WAL at a corrupt record as requested: {t}");
         }
         if recovered.last_lsn < snapshot_lsn {
             // Checkpoints never delete the segment holding the snapshot's last record, so a

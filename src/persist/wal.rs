@@ -211,11 +211,13 @@ impl SegmentOpener for FsOpener {
 /// and pass another to [`Wal::open_with`].
 ///
 /// ```no_run
-/// # use strata::persist::{SyncPolicy, wal::{Wal, FaultInjector}};
+/// # use strata::persist::{SyncPolicy, wal::{Wal, FaultInjector, OnCorruption}};
 /// # use std::sync::Arc;
 /// let faults = FaultInjector::new();
 /// let opener = Arc::new(faults.clone());
-/// let (mut wal, _) = Wal::open_with("wal".as_ref(), SyncPolicy::Always, 64 << 20, false, opener)?;
+/// let (mut wal, _) = Wal::open_with(
+///     "wal".as_ref(), SyncPolicy::Always, 64 << 20, OnCorruption::Refuse, opener,
+/// )?;
 /// faults.fail_sync(1); // the next fsync fails
 /// assert!(wal.append(b"x").is_err()); // rolled back: not in the log
 /// # Ok::<(), strata::PersistError>(())
@@ -356,6 +358,18 @@ impl fmt::Display for Truncation {
     }
 }
 
+/// What [`Wal::open`] does with corruption in the middle of the log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnCorruption {
+    /// Fail with [`PersistError::CorruptWal`] naming the file and offset.
+    Refuse,
+    /// Keep what can be trusted and drop the rest, reporting it in [`Recovered::repaired`].
+    /// Records up to `covered_lsn` are in a snapshot (0: none): damage among them does not
+    /// cost the records after them, which are kept if they are intact. Otherwise the log is
+    /// cut at the damage.
+    Repair { covered_lsn: u64 },
+}
+
 /// What [`Wal::open`] found. The records themselves are read with [`Wal::replay`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recovered {
@@ -442,9 +456,9 @@ impl Wal {
         dir: &Path,
         sync: SyncPolicy,
         segment_bytes: u64,
-        repair: bool,
+        on_corruption: OnCorruption,
     ) -> Result<(Wal, Recovered), PersistError> {
-        Wal::open_with(dir, sync, segment_bytes, repair, Arc::new(FsOpener))
+        Wal::open_with(dir, sync, segment_bytes, on_corruption, Arc::new(FsOpener))
     }
 
     /// [`Wal::open`], with segment files opened for appending by `opener` (for fault
@@ -454,7 +468,7 @@ impl Wal {
         dir: &Path,
         sync: SyncPolicy,
         segment_bytes: u64,
-        repair: bool,
+        on_corruption: OnCorruption,
         opener: Arc<dyn SegmentOpener>,
     ) -> Result<(Wal, Recovered), PersistError> {
         if !dir.is_dir() {
@@ -463,7 +477,7 @@ impl Wal {
                 sync_dir(parent).map_err(|e| PersistError::io("fsync", parent, e))?;
             }
         }
-        let (segments, next_lsn, truncated_tail, repaired) = recover(dir, repair)?;
+        let (segments, next_lsn, truncated_tail, repaired) = recover(dir, on_corruption)?;
         let file = match segments.last() {
             Some(seg) => Some(
                 opener
@@ -1115,14 +1129,16 @@ fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, PersistError> {
     Ok(found)
 }
 
-/// A bad spot in the log: the segment index, the offset, and why.
+/// A bad spot in the log: the segment index, the offset, the LSN the record there should
+/// have had, and why.
 struct Damage {
     index: usize,
     offset: u64,
+    lsn: u64,
     reason: String,
 }
 
-fn recover(dir: &Path, repair: bool) -> Result<RecoveryResult, PersistError> {
+fn recover(dir: &Path, on_corruption: OnCorruption) -> Result<RecoveryResult, PersistError> {
     let files = list_segments(dir)?;
     let mut kept: Vec<Segment> = Vec::new();
     // The LSN the next record must have; None until the first segment fixes it.
@@ -1167,6 +1183,7 @@ fn recover(dir: &Path, repair: bool) -> Result<RecoveryResult, PersistError> {
             damage = Some(Damage {
                 index,
                 offset: 0,
+                lsn: expected.unwrap_or(*name_lsn),
                 reason: format!("partial segment header ({got} of {HEADER_LEN} bytes)"),
             });
             break;
@@ -1203,6 +1220,7 @@ fn recover(dir: &Path, repair: bool) -> Result<RecoveryResult, PersistError> {
             damage = Some(Damage {
                 index,
                 offset: 0,
+                lsn: expected.unwrap_or(*name_lsn),
                 reason,
             });
             break;
@@ -1253,6 +1271,7 @@ fn recover(dir: &Path, repair: bool) -> Result<RecoveryResult, PersistError> {
                     damage = Some(Damage {
                         index,
                         offset,
+                        lsn,
                         reason,
                     });
                 }
@@ -1265,12 +1284,31 @@ fn recover(dir: &Path, repair: bool) -> Result<RecoveryResult, PersistError> {
     if let Some(Damage {
         index,
         offset,
+        lsn,
         reason,
     }) = damage
     {
         let path = &files[index].1;
-        if !repair {
-            return Err(corrupt(path, offset, reason));
+        let covered_lsn = match on_corruption {
+            OnCorruption::Refuse => return Err(corrupt(path, offset, reason)),
+            OnCorruption::Repair { covered_lsn } => covered_lsn,
+        };
+        if lsn <= covered_lsn {
+            if let Some(dropped) = skip_covered_damage(dir, &files, index, offset, covered_lsn)? {
+                // The log now starts after the damage; check what is left the same way.
+                let (kept, next, tail, _) = recover(dir, on_corruption)?;
+                let repaired = Truncation {
+                    file: path.clone(),
+                    offset,
+                    bytes_dropped: dropped,
+                    reason: format!(
+                        "{reason}; a snapshot covers every record up to LSN {covered_lsn}, so \
+                         the log before LSN {} was dropped and the records from it on kept",
+                        covered_lsn + 1
+                    ),
+                };
+                return Ok((kept, next, tail, Some(repaired)));
+            }
         }
         // Cut the log at the damage: truncate (or delete) this file, delete the later ones.
         let mut dropped = 0;
@@ -1299,6 +1337,86 @@ fn recover(dir: &Path, repair: bool) -> Result<RecoveryResult, PersistError> {
         });
     }
     Ok((kept, expected.unwrap_or(1), truncated_tail, repaired))
+}
+
+/// Damage at `offset` of `files[index]` hit a record that a snapshot covers (every LSN up
+/// to `covered_lsn`). If the records from `covered_lsn + 1` on are there after the damage,
+/// drops the log before them instead of cutting it at the damage: segments that hold only
+/// covered records are deleted, and a damaged segment holding both is replaced by a new
+/// segment with its records from `covered_lsn + 1` on. Returns the bytes dropped, or `None`
+/// (nothing changed) if record `covered_lsn + 1` is not found intact after the damage.
+///
+/// Crash-safe: the new segment is complete before any old file is deleted, and old files are
+/// deleted oldest first, so an interruption leaves a log that recovery repairs the same way.
+fn skip_covered_damage(
+    dir: &Path,
+    files: &[(u64, PathBuf)],
+    index: usize,
+    offset: u64,
+    covered_lsn: u64,
+) -> Result<Option<u64>, PersistError> {
+    let wanted = covered_lsn + 1;
+    let size = |p: &Path| {
+        fs::metadata(p)
+            .map(|m| m.len())
+            .map_err(|e| PersistError::io("stat", p, e))
+    };
+    let remove = |p: &Path| fs::remove_file(p).map_err(|e| PersistError::io("remove", p, e));
+    // A later segment that starts at or before the wanted record: every record before it
+    // goes, including the damage.
+    if let Some(keep_from) = (index + 1..files.len())
+        .filter(|&j| files[j].0 <= wanted)
+        .last()
+    {
+        let mut dropped = 0;
+        for (_, p) in &files[..keep_from] {
+            dropped += size(p)?;
+            remove(p)?;
+        }
+        sync_dir(dir).map_err(|e| PersistError::io("fsync", dir, e))?;
+        return Ok(Some(dropped));
+    }
+    // Otherwise the wanted record must be in the damaged segment itself, after the damage.
+    let path = &files[index].1;
+    let file_len = size(path)?;
+    // A damaged header (offset 0) may still be followed by intact frames.
+    let search_from = if offset == 0 { HEADER_LEN } else { offset + 1 };
+    let Some(at) = valid_frame_after(path, search_from, file_len, wanted)? else {
+        return Ok(None);
+    };
+    let mut file = File::open(path).map_err(|e| PersistError::io("open", path, e))?;
+    let mut head = [0u8; FRAME_HEADER_LEN as usize];
+    file.seek(SeekFrom::Start(at))
+        .and_then(|_| file.read_exact(&mut head))
+        .map_err(|e| PersistError::io("read", path, e))?;
+    if parse_frame_header(&head).2 != wanted {
+        // The first intact record after the damage is a later one: the wanted one is lost.
+        return Ok(None);
+    }
+    let name = segment_file_name(wanted);
+    let tmp = dir.join(format!("{name}.tmp"));
+    let copied = (|| {
+        let mut out = File::create(&tmp)?;
+        out.write_all(&encode_header(wanted))?;
+        file.seek(SeekFrom::Start(at))?;
+        io::copy(&mut file, &mut out)?;
+        out.sync_all()?;
+        fs::rename(&tmp, dir.join(&name))
+    })();
+    if let Err(e) = copied {
+        let _ = fs::remove_file(&tmp);
+        return Err(PersistError::io("rewrite", path, e));
+    }
+    sync_dir(dir).map_err(|e| PersistError::io("fsync", dir, e))?;
+    let mut dropped = at - HEADER_LEN;
+    for (_, p) in &files[..index] {
+        dropped += size(p)?;
+    }
+    for (_, p) in &files[..=index] {
+        remove(p)?;
+    }
+    sync_dir(dir).map_err(|e| PersistError::io("fsync", dir, e))?;
+    Ok(Some(dropped))
 }
 
 enum ScanEnd {
