@@ -6,7 +6,7 @@
 pub const PROFILES: [&str; 4] = ["bare-metal", "embedded", "durable", "constellation"];
 
 /// Profiles whose issue has not landed yet: building them stops with an honest message.
-pub const NOT_AVAILABLE_YET: [&str; 2] = ["durable", "constellation"];
+pub const NOT_AVAILABLE_YET: [&str; 1] = ["constellation"];
 
 /// The part of `CARGO_FEATURE_<NAME>` that Cargo derives from a feature name.
 pub fn feature_env_name(profile: &str) -> String {
@@ -32,7 +32,7 @@ pub fn select_profile<'a>(enabled: &[&'a str]) -> Result<&'a str, String> {
     if NOT_AVAILABLE_YET.contains(&profile) {
         return Err(format!(
             "the `{profile}` profile is not available yet in this release of strata: it is \
-             planned but not built. Build `embedded` (the default) or `bare-metal` instead, e.g.: \
+             planned but not built. Build `durable`, `embedded` (the default) or `bare-metal` instead, e.g.: \
              cargo build --no-default-features --features embedded"
         ));
     }

@@ -99,6 +99,57 @@ pub struct PersistSettings {
     pub truncate_at_corruption: bool,
     /// Keep secondary indexes (tiers where they are optional).
     pub indexes: bool,
+    /// Where snapshots go in tiers that keep them in an object store.
+    pub object_store: ObjectStoreSettings,
+}
+
+/// The object store of the durable tier, as [`crate::config`] reads `[object_store]`.
+#[derive(Clone, PartialEq)]
+pub struct ObjectStoreSettings {
+    /// `file:///path`, `memory://NAME` or `s3://BUCKET/PREFIX`.
+    pub url: Option<String>,
+    /// S3: an S3-compatible server's endpoint, e.g. `http://127.0.0.1:9000`.
+    pub endpoint: Option<String>,
+    /// S3: region, access key and secret; unset ones come from the `AWS_*` variables.
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    /// S3: allow plain `http://` endpoints (a server on loopback).
+    pub allow_http: bool,
+    /// The longest one request may take, retries included.
+    pub timeout: Duration,
+}
+
+impl Default for ObjectStoreSettings {
+    fn default() -> Self {
+        ObjectStoreSettings {
+            url: None,
+            endpoint: None,
+            region: None,
+            access_key_id: None,
+            secret_access_key: None,
+            allow_http: false,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl std::fmt::Debug for ObjectStoreSettings {
+    /// Never prints the secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStoreSettings")
+            .field("url", &self.url)
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("access_key_id", &self.access_key_id)
+            .field(
+                "secret_access_key",
+                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("allow_http", &self.allow_http)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
 }
 
 /// When logged changes reach the disk.
@@ -121,6 +172,7 @@ impl Default for PersistSettings {
             keep: 2,
             truncate_at_corruption: false,
             indexes: true,
+            object_store: ObjectStoreSettings::default(),
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct Config {
     #[serde(default)]
     pub checkpoint: CheckpointSection,
     #[serde(default)]
+    pub object_store: ObjectStoreSection,
+    #[serde(default)]
     pub indexes: IndexesSection,
     #[serde(default)]
     pub server: ServerSection,
@@ -55,7 +57,21 @@ pub struct StateSection {
 pub struct CheckpointSection {
     pub interval: Option<String>,
     pub keep: Option<u32>,
-    pub object_store_url: Option<String>,
+}
+
+/// Where the durable tier keeps its checkpoints.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectStoreSection {
+    /// `file:///path`, `memory://NAME` or `s3://BUCKET/PREFIX`.
+    pub url: Option<String>,
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub allow_http: Option<bool>,
+    /// The longest one request may take, e.g. `"30s"`.
+    pub timeout: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -80,7 +96,13 @@ const KEYS: &[(&str, &str, ValueKind)] = &[
     ("state", "capacity", ValueKind::Integer),
     ("checkpoint", "interval", ValueKind::Text),
     ("checkpoint", "keep", ValueKind::Integer),
-    ("checkpoint", "object_store_url", ValueKind::Text),
+    ("object_store", "url", ValueKind::Text),
+    ("object_store", "endpoint", ValueKind::Text),
+    ("object_store", "region", ValueKind::Text),
+    ("object_store", "access_key_id", ValueKind::Text),
+    ("object_store", "secret_access_key", ValueKind::Text),
+    ("object_store", "allow_http", ValueKind::Bool),
+    ("object_store", "timeout", ValueKind::Text),
     ("indexes", "enabled", ValueKind::Bool),
     ("server", "listen", ValueKind::Text),
     ("server", "token", ValueKind::Text),
@@ -200,10 +222,19 @@ impl Config {
             absent("[checkpoint] interval", self.checkpoint.interval.is_some())?;
             absent("[checkpoint] keep", self.checkpoint.keep.is_some())?;
         }
-        if P::RECOVERY != crate::profile::Recovery::Full {
+        if P::RECOVERY == crate::profile::Recovery::Full {
+            if self.object_store.url.is_none() {
+                return Err(unmet(
+                    "an object store URL for checkpoints: set [object_store] url (or \
+                     STRATA_OBJECT_STORE_URL), e.g. file:///var/lib/strata-checkpoints or \
+                     s3://bucket/prefix"
+                        .into(),
+                ));
+            }
+        } else {
             absent(
-                "[checkpoint] object_store_url",
-                self.checkpoint.object_store_url.is_some(),
+                "[object_store]",
+                self.object_store != ObjectStoreSection::default(),
             )?;
         }
         if P::INDEXES == IndexSupport::None {
@@ -211,6 +242,13 @@ impl Config {
                 "[indexes] enabled = true",
                 self.indexes.enabled == Some(true),
             )?;
+        }
+        if P::INDEXES == IndexSupport::Always && self.indexes.enabled == Some(false) {
+            return Err(unmet(
+                "[indexes] enabled = false: secondary indexes are always on in this tier; \
+                 remove the key"
+                    .into(),
+            ));
         }
         if !P::NETWORKED {
             absent("[server] listen", self.server.listen.is_some())?;
@@ -264,6 +302,24 @@ impl Config {
                 return Err(invalid("[checkpoint] keep", "must be at least 1".into()));
             }
             settings.keep = keep as usize;
+        }
+        let store = &self.object_store;
+        let target = &mut settings.object_store;
+        target.url = store.url.clone();
+        target.endpoint = store.endpoint.clone();
+        target.region = store.region.clone();
+        target.access_key_id = store.access_key_id.clone();
+        target.secret_access_key = store.secret_access_key.clone();
+        target.allow_http = store.allow_http.unwrap_or(false);
+        if let Some(text) = &store.timeout {
+            let d = parse_duration(text).map_err(|m| invalid("[object_store] timeout", m))?;
+            if d.is_zero() {
+                return Err(invalid(
+                    "[object_store] timeout",
+                    "must be more than 0".into(),
+                ));
+            }
+            target.timeout = d;
         }
         Ok(settings)
     }

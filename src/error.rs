@@ -168,6 +168,12 @@ pub enum PersistError {
     },
     #[error("the WAL is unusable after an earlier I/O error ({0}); restart strata to recover from the files on disk")]
     Poisoned(String),
+    #[error("object store: cannot {op} {location}: {cause}")]
+    ObjectStore {
+        op: String,
+        location: String,
+        cause: String,
+    },
 }
 
 impl PersistError {

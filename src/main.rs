@@ -1,5 +1,9 @@
 //! The `strata` command line: runs SQL, ingests files, prints the profile, benchmarks.
 
+#[cfg(feature = "durable")]
+#[path = "cli/durable.rs"]
+mod durable_commands;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::{IsTerminal, Read, Write};
@@ -72,6 +76,9 @@ enum Command {
         #[arg(long)]
         truncate_at_corruption: bool,
     },
+    #[cfg(feature = "durable")]
+    #[command(flatten)]
+    Store(durable_commands::StoreCommand),
     /// Measure typed batch ingest into a grouped view against a hand-written FxHashMap loop.
     Bench {
         /// Distinct keys per run (repeatable).
@@ -182,6 +189,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Profile => {
             let config = load_config(&cli);
             print_profile();
+            #[cfg(feature = "durable")]
+            if let Ok(c) = &config {
+                println!(
+                    "{}",
+                    durable_commands::last_checkpoint(c, cli.data.as_deref())
+                );
+            }
             let verdict = config.and_then(|c| c.validate::<ActiveProfile>().map_err(Failure::from));
             match verdict {
                 Ok(()) => {
@@ -220,7 +234,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 }
             };
             let mut engine = build_engine(&cli, &config, false)?;
-            run_sql(&mut engine, &sql, (*format).into())
+            run_sql(&mut engine, &sql, (*format).into())?;
+            Ok(engine.close()?)
         }
         Command::Ingest {
             name,
@@ -239,7 +254,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 run_sql(&mut engine, &sql, (*format).into())?;
             }
             ingest(&mut engine, name, file, *batch_size)?;
-            run_sql(&mut engine, &query.join(";\n"), (*format).into())
+            run_sql(&mut engine, &query.join(";\n"), (*format).into())?;
+            Ok(engine.close()?)
+        }
+        #[cfg(feature = "durable")]
+        Command::Store(command) => {
+            let config = load_config(&cli)?;
+            durable_commands::run(command, &config, cli.data.as_deref())
         }
         Command::Bench {
             keys,

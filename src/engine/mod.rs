@@ -113,16 +113,22 @@ impl<P: PhysicalProfile> EngineBuilder<P> {
                 }
                 .into());
             };
-            // The index storage is opened by `begin_recovery`, once the checkpointer holds
-            // the data directory's lock.
-            engine.index_settings =
-                (P::INDEXES != IndexSupport::None && settings.indexes).then(|| settings.clone());
-            // Recovery replays through the engine while it has no checkpointer, so nothing
-            // replayed is logged again.
-            let checkpointer = P::Checkpointer::open(settings, &mut engine)?;
+            let checkpointer = engine.recover::<P::Checkpointer>(settings)?;
             engine.checkpointer = Some(checkpointer);
         }
         Ok(engine)
+    }
+
+    /// Builds an engine holding what another checkpointer's storage holds (e.g. an embedded
+    /// data directory read by a durable build, to migrate it), and returns that
+    /// checkpointer beside it. The engine logs nothing: it has no checkpointer of its own.
+    pub fn recover_with<C: Checkpointer>(
+        self,
+        settings: &PersistSettings,
+    ) -> Result<(Engine<P>, C)> {
+        let mut engine = self.ephemeral().build()?;
+        let checkpointer = engine.recover::<C>(settings)?;
+        Ok((engine, checkpointer))
     }
 }
 
@@ -1160,6 +1166,28 @@ impl<P: PhysicalProfile> Engine<P> {
             b.mark_durable(report.lsn)?;
         }
         Ok(report)
+    }
+
+    /// Opens `C` on `settings`, which brings this (empty) engine to the state it holds. The
+    /// index storage is opened by `begin_recovery`, once the checkpointer holds the data
+    /// directory's lock. Recovery replays through the engine while it has no checkpointer,
+    /// so nothing replayed is logged again.
+    fn recover<C: Checkpointer>(&mut self, settings: &PersistSettings) -> Result<C> {
+        self.index_settings =
+            (P::INDEXES != IndexSupport::None && settings.indexes).then(|| settings.clone());
+        C::open(settings, self)
+    }
+
+    /// Shuts the engine down cleanly. Tiers whose recovery must not depend on the local disk
+    /// (`Recovery::Full`: the checkpoint lives in an object store) take a final checkpoint,
+    /// so that everything acknowledged is in the store; the others only release their files
+    /// (the log already holds every acknowledged change). Dropping an engine without
+    /// calling this loses nothing either, but recovery then replays the local log.
+    pub fn close(mut self) -> Result<()> {
+        if P::RECOVERY == crate::profile::Recovery::Full && self.checkpointer.is_some() {
+            self.checkpoint()?;
+        }
+        Ok(())
     }
 
     /// Takes the periodic checkpoint when it is due. A failure is reported but does not

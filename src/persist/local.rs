@@ -1,51 +1,64 @@
-//! The checkpointer of the embedded tier: a WAL and snapshots in a local data directory,
-//! guarded by an exclusive lock.
+//! The checkpointer of the persistent tiers: a WAL in a local data directory, guarded by an
+//! exclusive lock, plus snapshots in a [`SnapshotStore`] — the same directory (embedded,
+//! [`LocalCheckpointer`]) or an object store (durable).
 //!
 //! ```text
 //! <data_dir>/LOCK                       held (flock) by the process that has the directory open
 //! <data_dir>/wal/<first lsn>.wal        log segments, see [`super::wal`]
-//! <data_dir>/snapshots/<lsn>.snap       snapshots, see [`super::snapshot`]
+//! <data_dir>/snapshots/<lsn>.snap       local snapshots, see [`super::snapshot`]
 //! ```
 //!
 //! Every change is encoded ([`super::image`]) and appended to the WAL before the engine
 //! applies it; a checkpoint writes the whole catalog and state as one snapshot, then drops
 //! the WAL segments that no kept snapshot needs. Recovery loads the newest valid snapshot
-//! (falling back to older ones) and replays the WAL after it.
+//! (falling back to older ones) and replays the WAL after it. A failed periodic checkpoint
+//! is retried with exponential backoff; the log keeps every change meanwhile.
 
 use super::image::{self, ArchivedLogRecord, ArchivedSnapshotImage, ObjectImage, SnapshotImage};
 use super::snapshot::SnapshotDir;
+use super::snapshot_store::SnapshotStore;
 use super::wal::{wal_dir, OnCorruption, Wal};
 use crate::batch::Column;
 use crate::checkpoint::{Change, CheckpointReport, Checkpointer, EngineState, PersistSettings};
 use crate::error::{ConfigError, Error, PersistError};
-use crate::profile::ProfileKind;
+use crate::profile::{ActiveProfile, PhysicalProfile};
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// WAL segments roll over at this size.
 const SEGMENT_BYTES: u64 = 64 << 20;
 
-/// WAL + snapshots in a local directory.
-pub struct LocalCheckpointer {
+/// The longest wait between retries of a failing periodic checkpoint.
+const MAX_RETRY_DELAY: Duration = Duration::from_secs(300);
+
+/// The embedded tier's checkpointer: WAL and snapshots in the local data directory.
+pub type LocalCheckpointer = WalCheckpointer<SnapshotDir>;
+
+/// A local WAL plus snapshots in `S`.
+pub struct WalCheckpointer<S: SnapshotStore> {
     data_dir: PathBuf,
     /// Holds the directory lock for as long as the engine lives.
     _lock: File,
     wal: Wal,
-    snapshots: SnapshotDir,
+    snapshots: S,
     settings: PersistSettings,
     last_checkpoint: Instant,
+    /// Periodic checkpoints that failed in a row, and when to try again.
+    failures: u32,
+    retry_at: Option<Instant>,
     /// Reused for encoding every logged change.
     encode_buf: AlignedVec,
 }
 
-impl std::fmt::Debug for LocalCheckpointer {
+impl<S: SnapshotStore> std::fmt::Debug for WalCheckpointer<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalCheckpointer")
+        f.debug_struct("WalCheckpointer")
             .field("data_dir", &self.data_dir)
+            .field("snapshots", &self.snapshots.location())
             .field("wal", &self.wal)
             .finish()
     }
@@ -53,7 +66,7 @@ impl std::fmt::Debug for LocalCheckpointer {
 
 fn unmet(requirement: String) -> Error {
     ConfigError::ProfileRequirementError {
-        profile: ProfileKind::Embedded,
+        profile: ActiveProfile::KIND,
         requirement,
     }
     .into()
@@ -132,19 +145,13 @@ fn access<
     rkyv::access::<T, rancor::Error>(bytes).map_err(|e| e.to_string())
 }
 
-impl Checkpointer for LocalCheckpointer {
+impl<S: SnapshotStore> Checkpointer for WalCheckpointer<S> {
     fn open(settings: &PersistSettings, engine: &mut dyn EngineState) -> Result<Self, Error> {
         let data_dir = settings.data_dir.clone();
         let lock = lock_data_dir(&data_dir)?;
-        let snapshots = SnapshotDir::new(&data_dir);
-        for stale in snapshots.remove_stale_temps()? {
-            tracing::info!(
-                "removed {} left by an interrupted checkpoint",
-                stale.display()
-            );
-        }
+        let mut snapshots = S::open(settings)?;
         let outcome =
-            snapshots.load_newest(|body| access::<ArchivedSnapshotImage>(body).map(|_| ()))?;
+            snapshots.load_newest(&mut |body| access::<ArchivedSnapshotImage>(body).map(|_| ()))?;
         for notice in outcome.notices() {
             eprintln!("warning: {notice}");
         }
@@ -206,10 +213,12 @@ impl Checkpointer for LocalCheckpointer {
             // Checkpoints never delete the segment holding the snapshot's last record, so a
             // log ending before it was lost or cut (or never synced, under `sync = "never"`).
             eprintln!(
-                "warning: the WAL in {} ends at record {} but the snapshot covers up to {snapshot_lsn}: \
-                 writes after the snapshot, if there were any, are lost",
+                "warning: the WAL in {} ends at record {} but the newest snapshot (in {}) covers \
+                 up to {snapshot_lsn}: the local log was lost, cut or is new; the state is as of \
+                 that snapshot, and writes after it, if there were any, are lost",
                 wal_dir(&data_dir).display(),
-                recovered.last_lsn
+                recovered.last_lsn,
+                snapshots.location()
             );
         }
         let mut buf = AlignedVec::<16>::new();
@@ -227,13 +236,15 @@ impl Checkpointer for LocalCheckpointer {
         })?;
         wal.advance_past(snapshot_lsn)?;
         engine.end_recovery();
-        Ok(LocalCheckpointer {
+        Ok(WalCheckpointer {
             data_dir,
             _lock: lock,
             wal,
             snapshots,
             settings: settings.clone(),
             last_checkpoint: Instant::now(),
+            failures: 0,
+            retry_at: None,
             encode_buf: AlignedVec::new(),
         })
     }
@@ -252,40 +263,78 @@ impl Checkpointer for LocalCheckpointer {
     }
 
     fn checkpoint(&mut self, engine: &dyn EngineState) -> Result<CheckpointReport, Error> {
+        let result = self.write_checkpoint(engine);
+        match &result {
+            Ok(_) => {
+                self.last_checkpoint = Instant::now();
+                self.failures = 0;
+                self.retry_at = None;
+            }
+            Err(_) => {
+                self.failures = self.failures.saturating_add(1);
+                let mut delay = Duration::from_secs(1 << self.failures.min(9).saturating_sub(1))
+                    .min(MAX_RETRY_DELAY);
+                if let Some(interval) = self.settings.checkpoint_interval {
+                    delay = delay.min(interval);
+                }
+                self.retry_at = Some(Instant::now() + delay);
+            }
+        }
+        result
+    }
+
+    fn checkpoint_due(&self) -> bool {
+        match self.retry_at {
+            Some(at) => Instant::now() >= at,
+            None => self
+                .settings
+                .checkpoint_interval
+                .is_some_and(|i| self.last_checkpoint.elapsed() >= i),
+        }
+    }
+}
+
+impl<S: SnapshotStore> WalCheckpointer<S> {
+    /// The last record in the log (or the LSN the newest snapshot covers, if later): the
+    /// position a checkpoint taken now covers.
+    pub fn last_lsn(&self) -> u64 {
+        self.wal.last_lsn()
+    }
+
+    /// Syncs the log, stores a snapshot of `engine`, and drops the log no kept snapshot needs.
+    fn write_checkpoint(&mut self, engine: &dyn EngineState) -> Result<CheckpointReport, Error> {
         let start = Instant::now();
         self.wal.sync()?;
         let lsn = self.wal.last_lsn();
-        let objects = engine
-            .catalog()
-            .into_iter()
-            .map(|(name, ddl)| {
-                let state = engine
-                    .export(&name)
-                    .map(|s| image::state_image(&s))
-                    .unwrap_or(image::StateImage::Source);
-                ObjectImage { name, ddl, state }
-            })
-            .collect();
-        let body = rkyv::to_bytes::<rancor::Error>(&SnapshotImage { lsn, objects })
-            .map_err(|e| crate::error::ExecError::Eval(format!("cannot encode snapshot: {e}")))?;
+        let body = snapshot_body(engine, lsn)?;
         self.snapshots.write(lsn, &body)?;
-        let retained = self.snapshots.retain(self.settings.keep)?;
-        if let Some(oldest) = retained.oldest_kept_lsn {
+        if let Some(oldest) = self.snapshots.retain(self.settings.keep)? {
             self.wal.remove_segments_before(oldest + 1)?;
         }
-        self.last_checkpoint = Instant::now();
         Ok(CheckpointReport {
             lsn,
             bytes: body.len() as u64,
             millis: start.elapsed().as_millis() as u64,
         })
     }
+}
 
-    fn checkpoint_due(&self) -> bool {
-        self.settings
-            .checkpoint_interval
-            .is_some_and(|i| self.last_checkpoint.elapsed() >= i)
-    }
+/// The snapshot of `engine`'s whole catalog and state, covering log records up to `lsn`.
+pub fn snapshot_body(engine: &dyn EngineState, lsn: u64) -> Result<AlignedVec, Error> {
+    let objects = engine
+        .catalog()
+        .into_iter()
+        .map(|(name, ddl)| {
+            let state = engine
+                .export(&name)
+                .map(|s| image::state_image(&s))
+                .unwrap_or(image::StateImage::Source);
+            ObjectImage { name, ddl, state }
+        })
+        .collect();
+    let body = rkyv::to_bytes::<rancor::Error>(&SnapshotImage { lsn, objects })
+        .map_err(|e| crate::error::ExecError::Eval(format!("cannot encode snapshot: {e}")))?;
+    Ok(body)
 }
 
 /// Applies one decoded WAL record to the engine.

@@ -525,6 +525,35 @@ pub fn verify_file(path: &Path) -> Result<SnapshotHeader, PersistError> {
     verify_checked(path, None).map_err(|f| f.into_error(path))
 }
 
+/// Why [`check_bytes`] refused a snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckError {
+    /// Written by a newer strata, in this format version.
+    Newer(u32),
+    /// Damaged, with the reason.
+    Damaged(String),
+}
+
+/// Checks a whole snapshot held in memory (e.g. an object read from a store) like
+/// [`read_file`] checks a file, and that it covers `lsn`. Returns its header and body.
+pub fn check_bytes(bytes: &[u8], lsn: u64) -> Result<(SnapshotHeader, &[u8]), CheckError> {
+    let to_check = |f: Failure| match f {
+        Failure::Newer(v) => CheckError::Newer(v),
+        f => CheckError::Damaged(f.reason()),
+    };
+    let header = decode_header(&bytes[..bytes.len().min(HEADER_LEN)], bytes.len() as u64)
+        .map_err(to_check)?;
+    if header.lsn != lsn {
+        return Err(CheckError::Damaged(format!(
+            "the header says LSN {} but its name says {lsn}",
+            header.lsn
+        )));
+    }
+    let body = &bytes[HEADER_LEN..];
+    check_body_crc(&header, crc32c::crc32c(body)).map_err(to_check)?;
+    Ok((header, body))
+}
+
 /// Why a file could not be used.
 enum Failure {
     Io(&'static str, io::Error),
