@@ -59,17 +59,14 @@ fn active_profile_consts_are_its_row_of_the_matrix() {
 }
 
 #[test]
-fn this_release_builds_bare_metal_and_embedded_only() {
+fn this_release_builds_every_tier_but_constellation() {
     let available: Vec<&str> = TIERS
         .iter()
         .filter(|t| t.available)
         .map(|t| t.name)
         .collect();
-    assert_eq!(available, ["bare-metal", "embedded"]);
-    assert!(matches!(
-        P::KIND,
-        ProfileKind::BareMetal | ProfileKind::Embedded
-    ));
+    assert_eq!(available, ["bare-metal", "embedded", "durable"]);
+    assert!(P::KIND != ProfileKind::Constellation);
 }
 
 #[test]
@@ -112,7 +109,7 @@ fn tiers_form_a_superset_chain() {
         assert!(t.default_capacity <= t.max_keys, "{}", t.name);
         assert_eq!(t.state_can_grow, t.max_keys == usize::MAX, "{}", t.name);
         assert_eq!(t.persistent, t.recovery != Recovery::None, "{}", t.name);
-        assert_eq!(t.networked, t.async_runtime, "{}", t.name);
+        assert!(!t.networked || t.async_runtime, "{}: the server runs on it", t.name);
     }
     let bare = &TIERS[ProfileKind::BareMetal as usize];
     assert!(!bare.state_can_grow && !bare.persistent && !bare.networked);
@@ -174,7 +171,7 @@ fn capability_matrix_has_a_column_per_tier_and_a_row_per_capability() {
     for line in &lines {
         assert_eq!(line.matches('|').count(), 6, "{line}");
     }
-    assert!(lines.contains(&"| available in this release | yes | yes | no | no |"));
+    assert!(lines.contains(&"| available in this release | yes | yes | yes | no |"));
 }
 
 #[test]
@@ -224,7 +221,7 @@ fn the_other_buildable_reference_config_names_the_rebuild_command() {
 #[test]
 fn a_tier_that_is_not_available_yet_names_its_rebuild_command() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_config(&dir, "[engine]\nprofile = \"durable\"\n");
+    let path = write_config(&dir, "[engine]\nprofile = \"constellation\"\n");
     let err = Config::load(Some(&path), no_env())
         .unwrap()
         .validate::<P>()
@@ -233,7 +230,7 @@ fn a_tier_that_is_not_available_yet_names_its_rebuild_command() {
         matches!(
             err,
             ConfigError::FeatureNotCompiled {
-                requested: ProfileKind::Durable,
+                requested: ProfileKind::Constellation,
                 ..
             }
         ),
@@ -241,7 +238,7 @@ fn a_tier_that_is_not_available_yet_names_its_rebuild_command() {
     );
     assert!(err
         .to_string()
-        .contains("cargo build --release --no-default-features --features durable"));
+        .contains("cargo build --release --no-default-features --features constellation"));
 }
 
 #[test]
@@ -318,7 +315,11 @@ fn keys_of_capabilities_the_tier_lacks_are_refused() {
         (!P::PERSISTENT, "[checkpoint]\nkeep = 3\n"),
         (
             P::RECOVERY != Recovery::Full,
-            "[checkpoint]\nobject_store_url = \"memory://\"\n",
+            "[object_store]\nurl = \"memory://\"\n",
+        ),
+        (
+            P::INDEXES == IndexSupport::Always,
+            "[object_store]\nurl = \"memory://\"\n[indexes]\nenabled = false\n",
         ),
         (
             P::INDEXES == IndexSupport::None,
