@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use strata::checkpoint::{ObjectStoreSettings, PersistSettings, SyncMode};
-use strata::persist::object_snapshots::{open_store, register_store};
-use strata::{ConfigError, Engine, Error};
+use strata::persist::object_snapshots::{open_store, register_store, PART_BYTES};
+use strata::{Batch, Column, ConfigError, Engine, Error};
 
 // ---------------------------------------------------------------------------------------
 // Stores under test
@@ -310,6 +310,43 @@ fn an_interrupted_upload_is_not_a_checkpoint() {
         let mut e = open(&settings);
         assert_eq!(contents(&mut e), expected(10), "{kind}");
         assert_eq!(checkpoints(&url).len(), 1, "{kind}");
+    }
+}
+
+#[test]
+fn large_states_upload_in_parts_and_come_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys: i64 = 150_000;
+    for (kind, url) in stores("large", tmp.path()) {
+        let data = tmp.path().join(format!("{kind}-data"));
+        let settings = persist(&data, &url);
+        let mut e = open(&settings);
+        e.execute(SCHEMA).unwrap();
+        let batch = Batch::new()
+            .with_column("k", Column::bigint((0..keys).collect()))
+            .with_column("x", Column::bigint((0..keys).map(|i| i * 3).collect()));
+        e.insert_batch("events", &batch).unwrap();
+        let report = e.checkpoint().unwrap();
+        assert!(
+            report.bytes as usize > PART_BYTES,
+            "{kind}: the state ({} bytes) must exceed one part",
+            report.bytes
+        );
+        let before = e
+            .query("SELECT COUNT(*), SUM(s), MAX(n) FROM by_k")
+            .unwrap();
+        drop(e);
+        std::fs::remove_dir_all(&data).unwrap();
+        let mut e = open(&settings);
+        let after = e
+            .query("SELECT COUNT(*), SUM(s), MAX(n) FROM by_k")
+            .unwrap();
+        assert_eq!(
+            format!("{:?}", after.rows),
+            format!("{:?}", before.rows),
+            "{kind}"
+        );
+        assert_eq!(after.rows[0][0].to_string(), keys.to_string(), "{kind}");
     }
 }
 

@@ -267,11 +267,9 @@ impl ObjectSnapshots {
             .join(format!(".strata-probe-{}-{nanos}", std::process::id()));
         let body = Bytes::from_static(b"strata probe");
         self.run("put", &path, self.store.put(&path, body.clone().into()))?;
-        let got = self.run("get", &path, async {
-            self.store.get(&path).await?.bytes().await
-        })?;
-        self.run("delete", &path, self.store.delete(&path))?;
-        if got != body {
+        let got = self.fetch(&path)?;
+        self.remove(&path)?;
+        if got.as_ref() != Some(&body) {
             return Err(self.error("get", &path, "read back different bytes than were put"));
         }
         Ok(())
@@ -301,10 +299,52 @@ impl ObjectSnapshots {
         path: &ObjectPath,
         fut: impl Future<Output = object_store::Result<T>>,
     ) -> Result<T, PersistError> {
-        self.runtime
-            .block_on(async { tokio::time::timeout(self.timeout, fut).await })
-            .map_err(|_| self.error(op, path, format!("timed out after {:?}", self.timeout)))?
+        self.runtime.block_on(self.bounded(op, path, fut))
+    }
+
+    /// One store operation, bounded by the timeout, with errors naming it.
+    async fn bounded<T>(
+        &self,
+        op: &str,
+        path: &ObjectPath,
+        fut: impl Future<Output = object_store::Result<T>>,
+    ) -> Result<T, PersistError> {
+        self.within(op, path, fut)
+            .await?
             .map_err(|e| self.error(op, path, e))
+    }
+
+    /// `fut` bounded by the timeout: `Err` only for the timeout, the store's result inside.
+    async fn within<T>(
+        &self,
+        op: &str,
+        path: &ObjectPath,
+        fut: impl Future<Output = T>,
+    ) -> Result<T, PersistError> {
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| self.error(op, path, format!("timed out after {:?}", self.timeout)))
+    }
+
+    /// Reads a whole object; `None` when it does not exist.
+    fn fetch(&self, path: &ObjectPath) -> Result<Option<Bytes>, PersistError> {
+        let read = async { self.store.get(path).await?.bytes().await };
+        match self.runtime.block_on(self.within("get", path, read))? {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error("get", path, e)),
+        }
+    }
+
+    /// Deletes an object; one that does not exist is fine.
+    fn remove(&self, path: &ObjectPath) -> Result<(), PersistError> {
+        match self
+            .runtime
+            .block_on(self.within("delete", path, self.store.delete(path)))?
+        {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error("delete", path, e)),
+        }
     }
 
     fn checkpoint_dir(&self, lsn: u64) -> ObjectPath {
@@ -355,18 +395,8 @@ impl ObjectSnapshots {
     /// The manifest of `lsn`: `Ok(Err(reason))` when it is missing or does not parse.
     fn manifest(&self, lsn: u64) -> Result<Result<Manifest, String>, PersistError> {
         let path = self.checkpoint_dir(lsn).clone().join(MANIFEST);
-        let bytes = match self.runtime.block_on(async {
-            tokio::time::timeout(self.timeout, async {
-                self.store.get(&path).await?.bytes().await
-            })
-            .await
-        }) {
-            Err(_) => return Err(self.error("get", &path, "timed out")),
-            Ok(Err(object_store::Error::NotFound { .. })) => {
-                return Ok(Err("the manifest is missing".into()))
-            }
-            Ok(Err(e)) => return Err(self.error("get", &path, e)),
-            Ok(Ok(b)) => b,
+        let Some(bytes) = self.fetch(&path)? else {
+            return Ok(Err("the manifest is missing".into()));
         };
         Ok(match serde_json::from_slice::<Manifest>(&bytes) {
             Err(e) => Err(format!("the manifest does not parse: {e}")),
@@ -403,19 +433,8 @@ impl ObjectSnapshots {
             .checkpoint_dir(lsn)
             .clone()
             .join(manifest.object.as_str());
-        let got = self.runtime.block_on(async {
-            tokio::time::timeout(self.timeout, async {
-                self.store.get(&path).await?.bytes().await
-            })
-            .await
-        });
-        let bytes = match got {
-            Err(_) => return Err(self.error("get", &path, "timed out")),
-            Ok(Err(object_store::Error::NotFound { .. })) => {
-                return Ok(Err(format!("its object {} is missing", manifest.object)))
-            }
-            Ok(Err(e)) => return Err(self.error("get", &path, e)),
-            Ok(Ok(b)) => b,
+        let Some(bytes) = self.fetch(&path)? else {
+            return Ok(Err(format!("its object {} is missing", manifest.object)));
         };
         if bytes.len() as u64 != manifest.size {
             return Ok(Err(format!(
@@ -457,26 +476,29 @@ impl ObjectSnapshots {
                 .run("put", path, self.store.put(path, PutPayload::from(all)))
                 .map(|_| ());
         }
-        let upload = self.run(
-            "start multipart upload of",
-            path,
-            self.store.put_multipart(path),
-        )?;
-        let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
-        writer.write(header);
-        for piece in body.chunks(PART_BYTES) {
-            if let Err(e) = self.run(
-                "upload a part of",
-                path,
-                writer.wait_for_capacity(PARTS_IN_FLIGHT),
-            ) {
-                let _ = self.runtime.block_on(writer.abort());
-                return Err(e);
+        // The multipart writer spawns its part uploads: it runs inside the runtime.
+        self.runtime.block_on(async {
+            let upload = self
+                .bounded(
+                    "start multipart upload of",
+                    path,
+                    self.store.put_multipart(path),
+                )
+                .await?;
+            let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
+            writer.write(header);
+            for piece in body.chunks(PART_BYTES) {
+                let room = writer.wait_for_capacity(PARTS_IN_FLIGHT);
+                if let Err(e) = self.bounded("upload a part of", path, room).await {
+                    let _ = writer.abort().await;
+                    return Err(e);
+                }
+                writer.write(piece);
             }
-            writer.write(piece);
-        }
-        self.run("complete multipart upload of", path, writer.finish())
-            .map(|_| ())
+            self.bounded("complete multipart upload of", path, writer.finish())
+                .await
+                .map(|_| ())
+        })
     }
 
     /// Copies the newest complete checkpoint to `target` (state object first, manifest
@@ -530,13 +552,7 @@ impl ObjectSnapshots {
         // The manifest first: the checkpoint stops existing before its state goes.
         for name in [MANIFEST, STATE] {
             let path = dir.clone().join(name);
-            match self.runtime.block_on(async {
-                tokio::time::timeout(self.timeout, self.store.delete(&path)).await
-            }) {
-                Ok(Ok(())) | Ok(Err(object_store::Error::NotFound { .. })) => {}
-                Ok(Err(e)) => return Err(self.error("delete", &path, e)),
-                Err(_) => return Err(self.error("delete", &path, "timed out")),
-            }
+            self.remove(&path)?;
         }
         Ok(())
     }

@@ -1365,8 +1365,7 @@ fn skip_covered_damage(
     // A later segment that starts at or before the wanted record: every record before it
     // goes, including the damage.
     if let Some(keep_from) = (index + 1..files.len())
-        .filter(|&j| files[j].0 <= wanted)
-        .last()
+        .rfind(|&j| files[j].0 <= wanted)
     {
         let mut dropped = 0;
         for (_, p) in &files[..keep_from] {
