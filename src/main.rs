@@ -271,7 +271,22 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Checkpoint => {
             let config = load_config(&cli)?;
             let mut engine = build_engine(&cli, &config, false)?;
-            let report = engine.checkpoint()?;
+            // A large state takes a while to write (or upload): show that it is working.
+            let spinner = std::io::stderr().is_terminal().then(|| {
+                let bar = indicatif::ProgressBar::new_spinner();
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                        .expect("valid template"),
+                );
+                bar.set_message("writing the checkpoint");
+                bar.enable_steady_tick(std::time::Duration::from_millis(100));
+                bar
+            });
+            let report = engine.checkpoint();
+            if let Some(bar) = spinner {
+                bar.finish_and_clear();
+            }
+            let report = report?;
             eprintln!(
                 "checkpoint at log position {}: {} bytes in {} ms",
                 report.lsn, report.bytes, report.millis
