@@ -182,8 +182,10 @@ pub fn open_store(
             {
                 builder = builder.with_region("us-east-1");
             }
+            // These client options replace the ones `from_env` read: keep AWS_ALLOW_HTTP.
+            let env_allows_http = std::env::var("AWS_ALLOW_HTTP").is_ok_and(|v| v == "true");
             let client = ClientOptions::new()
-                .with_allow_http(settings.allow_http)
+                .with_allow_http(settings.allow_http || env_allows_http)
                 .with_timeout(settings.timeout)
                 .with_connect_timeout(settings.timeout.min(Duration::from_secs(5)));
             let retry = RetryConfig {
