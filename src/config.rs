@@ -123,9 +123,9 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let (mut table, origin) = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                let text = std::fs::read_to_string(p).map_err(|cause| ConfigError::Read {
                     path: p.display().to_string(),
-                    source,
+                    cause,
                 })?;
                 let table: toml::Table =
                     toml::from_str(&text).map_err(|e| ConfigError::Invalid {

@@ -37,11 +37,8 @@ pub enum ConfigError {
         profile: ProfileKind,
         requirement: String,
     },
-    #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read config file {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
     #[error("invalid config {origin}: {message}")]
     Invalid { origin: String, message: String },
 }

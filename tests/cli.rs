@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use strata::{ActiveProfile, PhysicalProfile};
 
+#[path = "common/cli.rs"]
+#[allow(dead_code)] // not every helper is used here
+mod cli_support;
+
 const QUICKSTART_CSV: &str = "\
 page,views,avg_ms,longest
 /docs,2,5400.0,5400
@@ -23,23 +27,16 @@ fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `strata` with a clean environment: no `STRATA_*` variables from the caller, backtraces
-/// on (so that a panic would show one), run from the crate root, with a fresh data directory
-/// in tiers that persist.
+/// `strata` (see [`cli_support::strata`]) run from the crate root, with a fresh data
+/// directory (and, in the durable tier, its object store) in tiers that persist.
 fn strata(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("STRATA_") {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.env("RUST_BACKTRACE", "1")
-        .current_dir(manifest_dir())
-        .args(args);
+    let mut cmd = cli_support::strata(None);
+    cmd.current_dir(manifest_dir()).args(args);
     if ActiveProfile::PERSISTENT {
         // Each command gets a data directory of its own, so that tests neither share state
-        // nor wait for each other's directory lock.
-        let dir = tempfile::tempdir().unwrap().keep();
+        // nor wait for each other's directory lock (its object store goes beside it).
+        let dir = tempfile::tempdir().unwrap().keep().join("data");
+        cli_support::with_store(&mut cmd, &dir);
         cmd.env("STRATA_STORAGE_DATA_DIR", dir);
     }
     cmd
@@ -47,7 +44,7 @@ fn strata(args: &[&str]) -> Command {
 
 /// Runs with no stdin (it reads as empty).
 fn run(args: &[&str]) -> Output {
-    let out = strata(args).stdin(Stdio::null()).output().unwrap();
+    let out = strata(args).output().unwrap();
     assert_no_panic(&out);
     out
 }
@@ -123,6 +120,14 @@ fn other_buildable() -> &'static str {
     } else {
         "bare-metal"
     }
+}
+
+/// The buildable profile that is neither compiled into this build nor [`other_buildable`].
+fn third_buildable() -> &'static str {
+    ["bare-metal", "embedded", "durable"]
+        .into_iter()
+        .find(|p| *p != ActiveProfile::NAME && *p != other_buildable())
+        .unwrap()
 }
 
 #[test]
@@ -326,10 +331,11 @@ fn config_errors_exit_2() {
         "other.toml",
         &format!("[engine]\nprofile = \"{other}\"\n"),
     );
-    let durable = write(
+    let third = third_buildable();
+    let third_tier = write(
         dir.path(),
-        "durable.toml",
-        "[engine]\nprofile = \"durable\"\n",
+        "third.toml",
+        &format!("[engine]\nprofile = \"{third}\"\n"),
     );
     let cases = [
         (unknown_key, "unknown field `profil`".to_string()),
@@ -342,8 +348,8 @@ fn config_errors_exit_2() {
             format!("cargo build --release --no-default-features --features {other}"),
         ),
         (
-            durable,
-            "cargo build --release --no-default-features --features durable".to_string(),
+            third_tier,
+            format!("cargo build --release --no-default-features --features {third}"),
         ),
     ];
     for (path, needle) in &cases {
@@ -356,7 +362,6 @@ fn config_errors_exit_2() {
     // The environment overrides the file, and is checked the same way.
     let out = strata(&["sql", "SHOW TABLES"])
         .env("STRATA_ENGINE_PROFILE", "turbo")
-        .stdin(Stdio::null())
         .output()
         .unwrap();
     assert_no_panic(&out);

@@ -24,7 +24,10 @@
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+
+#[path = "common/cli.rs"]
+#[allow(dead_code)] // not every helper is used here
+mod cli_support;
 
 /// Rows written by [`build_store`]; row `i` goes to table `kv` and to source `events`.
 const ROWS: u64 = 15;
@@ -58,23 +61,12 @@ impl Run {
     }
 }
 
-fn strata(data: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("STRATA_") {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.env("RUST_BACKTRACE", "1")
-        .arg("--data")
-        .arg(data)
-        .stdin(Stdio::null());
-    cmd
-}
-
 /// Runs `strata --data DATA ARGS…`; never a panic.
 fn run(data: &Path, args: &[&str]) -> Run {
-    let out = strata(data).args(args).output().expect("run strata");
+    let out = cli_support::strata(Some(data))
+        .args(args)
+        .output()
+        .expect("run strata");
     let run = Run {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).to_string(),

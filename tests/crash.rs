@@ -1,4 +1,4 @@
-#![cfg(feature = "embedded")]
+#![cfg(any(feature = "embedded", feature = "durable"))]
 //! Crash tests with a real process: `strata` ingests (batch path: `strata ingest`; SQL path:
 //! `strata sql -f` with many small INSERTs), the test SIGKILLs it at a random moment, restarts
 //! on the same data directory and checks:
@@ -31,6 +31,10 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
+
+#[path = "common/cli.rs"]
+#[allow(dead_code)] // not every helper is used here
+mod cli_support;
 
 /// Distinct keys of the grouped views.
 const KEYS: u64 = 997;
@@ -109,19 +113,9 @@ fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
-/// `strata` with no `STRATA_*` variables from the caller, backtraces on.
+/// `strata --data DATA` (see [`cli_support::strata`]).
 fn strata(data: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("STRATA_") {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.env("RUST_BACKTRACE", "1")
-        .arg("--data")
-        .arg(data)
-        .stdin(Stdio::null());
-    cmd
+    cli_support::strata(Some(data))
 }
 
 fn assert_no_panic(what: &str, stderr: &str) {

@@ -1,4 +1,4 @@
-#![cfg(feature = "embedded")]
+#![cfg(any(feature = "embedded", feature = "durable"))]
 //! Disk errors, with the `strata` binary:
 //!
 //! - a data directory that cannot be created (its parent is a regular file — permissions
@@ -17,21 +17,14 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use strata::{ConfigError, Engine, Error};
+use strata::{ActiveProfile, ConfigError, Engine, Error, PhysicalProfile};
+
+#[path = "common/cli.rs"]
+#[allow(dead_code)] // not every helper is used here
+mod cli_support;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_strata")
-}
-
-fn clean_env(cmd: &mut Command) -> &mut Command {
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("STRATA_") {
-            cmd.env_remove(&key);
-        }
-    }
-    cmd.env("RUST_BACKTRACE", "1")
-        .env("STRATA_CHECKPOINT_INTERVAL", "0")
-        .stdin(Stdio::null())
 }
 
 struct Run {
@@ -51,12 +44,11 @@ fn finish(out: Output) -> Run {
     run
 }
 
+/// `strata --data DATA ARGS…` (see [`cli_support::strata`]), with no periodic checkpoints.
 fn strata(data: &Path, args: &[&str]) -> Run {
-    let mut cmd = Command::new(bin());
     finish(
-        clean_env(&mut cmd)
-            .arg("--data")
-            .arg(data)
+        cli_support::strata(Some(data))
+            .env("STRATA_CHECKPOINT_INTERVAL", "0")
             .args(args)
             .output()
             .unwrap(),
@@ -66,14 +58,22 @@ fn strata(data: &Path, args: &[&str]) -> Run {
 /// Runs strata with its file-size limit at `kib` KiB and SIGXFSZ ignored, so that writes
 /// past the limit fail with EFBIG instead of killing the process.
 fn strata_limited(kib: u64, data: &Path, args: &[&str]) -> Run {
+    // The environment and arguments of `strata --data DATA`, through bash.
+    let strata = cli_support::strata(Some(data));
     let mut cmd = Command::new("bash");
-    clean_env(&mut cmd)
+    for (key, value) in strata.get_envs() {
+        match value {
+            Some(value) => cmd.env(key, value),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.env("STRATA_CHECKPOINT_INTERVAL", "0")
+        .stdin(Stdio::null())
         .arg("-c")
         .arg(r#"trap '' XFSZ; ulimit -f "$0" || exit 99; exec "$@""#)
         .arg(kib.to_string())
         .arg(bin())
-        .arg("--data")
-        .arg(data)
+        .args(strata.get_args())
         .args(args);
     let run = finish(cmd.output().unwrap());
     assert_ne!(
@@ -127,7 +127,8 @@ fn data_dir_that_cannot_be_created_is_a_clear_startup_error() {
         let lines = problems(&r.stderr);
         assert_eq!(lines.len(), 1, "{}", r.stderr);
         let head = format!(
-            "error: profile `embedded` requirement not met: the data directory {} must exist or be creatable: ",
+            "error: profile `{}` requirement not met: the data directory {} must exist or be creatable: ",
+            ActiveProfile::NAME,
             data.display()
         );
         assert!(
@@ -137,7 +138,10 @@ fn data_dir_that_cannot_be_created_is_a_clear_startup_error() {
         );
         assert!(r.stdout.is_empty());
 
-        let Err(err) = Engine::builder().data_dir(&data).build() else {
+        let Err(err) = Engine::builder()
+            .persist(cli_support::persist_settings(&data))
+            .build()
+        else {
             panic!("building an engine on {} must fail", data.display());
         };
         assert!(

@@ -656,6 +656,12 @@ fn migrate_backup_and_restore_keep_every_answer() {
         out
     };
 
+    // Opening an embedded data directory directly would hide its snapshot: refused, with
+    // the way out.
+    let (code, _, err) = cli(&embedded, &store, &["sql", "SHOW TABLES"]);
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("strata migrate --from"), "{err}");
+
     // An embedded data directory into the store; a fresh node reads it.
     let migrate_from = embedded.to_str().unwrap();
     let (code, _, err) = cli(

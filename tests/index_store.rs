@@ -1,4 +1,4 @@
-#![cfg(feature = "embedded")]
+#![cfg(any(feature = "embedded", feature = "durable"))]
 //! Secondary-index storage (`strata::persist::index`): the order-preserving byte encoding
 //! (property tests against `Value::total_cmp`), lookups against a brute-force filter, apply /
 //! rebuild / drop, durability across reopen and a real `SIGKILL`, and damaged or missing

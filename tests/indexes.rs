@@ -1,17 +1,28 @@
-//! Secondary indexes (embedded): a query that an index narrows gives the same rows as the
-//! same query over a table without the index, through writes, restarts and a lost index file.
-#![cfg(feature = "embedded")]
+//! Secondary indexes (embedded and durable): a query that an index narrows gives the same rows
+//! as the same query over a table without the index, through writes, restarts and a lost
+//! index file.
+#![cfg(any(feature = "embedded", feature = "durable"))]
 
 use proptest::prelude::*;
+use std::path::{Path, PathBuf};
 use strata::checkpoint::{PersistSettings, SyncMode};
 use strata::Engine;
 
-fn settings(dir: &std::path::Path) -> PersistSettings {
+#[path = "common/cli.rs"]
+#[allow(dead_code)] // not every helper is used here
+mod cli_support;
+
+/// The data directory in the temporary directory `tmp` (its object store in the durable
+/// tier goes beside it, also in `tmp`).
+fn data(tmp: &Path) -> PathBuf {
+    tmp.join("data")
+}
+
+fn settings(tmp: &Path) -> PersistSettings {
     PersistSettings {
-        data_dir: dir.to_path_buf(),
         sync: SyncMode::Never,
         checkpoint_interval: None,
-        ..PersistSettings::default()
+        ..cli_support::persist_settings(&data(tmp))
     }
 }
 
@@ -97,7 +108,7 @@ proptest! {
         prop_assert_eq!(answers(&mut reopened, n, s), answers(&mut plain, n, s));
         // A lost index file is rebuilt from the tables.
         drop(reopened);
-        std::fs::remove_file(dir.path().join("indexes.redb")).unwrap();
+        std::fs::remove_file(data(dir.path()).join("indexes.redb")).unwrap();
         let mut rebuilt = Engine::builder().persist(settings(dir.path())).build().unwrap();
         prop_assert_eq!(answers(&mut rebuilt, n, s), answers(&mut plain, n, s));
         let shown = rebuilt.query("SHOW INDEXES").unwrap();
@@ -147,5 +158,5 @@ fn indexes_can_be_turned_off() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("[indexes] enabled = true"), "{err}");
-    assert!(!dir.path().join("indexes.redb").exists());
+    assert!(!data(dir.path()).join("indexes.redb").exists());
 }

@@ -1,4 +1,4 @@
-#![cfg(feature = "embedded")]
+#![cfg(any(feature = "embedded", feature = "durable"))]
 //! The SQL consistency suite's restart variant: every `tests/sql/NAME.sql` script, split at
 //! statement boundaries, run by engines that are closed and reopened on the same data
 //! directory between the pieces, must print exactly what one engine prints — and what
@@ -16,7 +16,6 @@
 //!   alone and its stderr line is spliced in).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 use strata::Engine;
@@ -24,6 +23,10 @@ use strata::Engine;
 #[path = "common/sql_suite.rs"]
 mod sql_suite;
 use sql_suite::{expected_path, run_into, sql_dir};
+
+#[path = "common/cli.rs"]
+#[allow(dead_code)] // not every helper is used here
+mod cli_support;
 
 /// The tests of this file run one at a time. Once, reopening a directory right after
 /// closing it failed with "in use by another strata process (pid <this process>)" while
@@ -58,9 +61,11 @@ fn split_statements(script: &str) -> Vec<String> {
         .collect()
 }
 
+/// An engine on `dir`, with the object store the `strata` processes of these tests use
+/// on it in the durable tier.
 fn open(dir: &Path) -> Engine {
     Engine::builder()
-        .data_dir(dir)
+        .persist(cli_support::persist_settings(dir))
         .build()
         .unwrap_or_else(|e| panic!("reopening {}: {e}", dir.display()))
 }
@@ -213,20 +218,10 @@ fn restart_every_few_statements() {
 
 /// `strata --data DIR sql -f FILE --format csv`, returning (exit code, stdout, stderr).
 fn cli(dir: &Path, file: &Path) -> (Option<i32>, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("STRATA_") {
-            cmd.env_remove(&key);
-        }
-    }
-    let out = cmd
-        .env("RUST_BACKTRACE", "1")
-        .arg("--data")
-        .arg(dir)
+    let out = cli_support::strata(Some(dir))
         .args(["sql", "-f"])
         .arg(file)
         .args(["--format", "csv"])
-        .stdin(Stdio::null())
         .output()
         .expect("run strata");
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
@@ -372,6 +367,12 @@ fn fixture_copy(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
         files[0].clone()
     };
     let (snap, wal) = (only("snapshots"), only("wal"));
+    if cli_support::DURABLE {
+        // The durable tier refuses a directory with embedded-tier snapshots (they belong in
+        // its object store: `strata migrate`, tested in tests/durable.rs). The fixture's WAL
+        // holds the whole log, so without the snapshot it still reads the same.
+        std::fs::remove_dir_all(data.join("snapshots")).unwrap();
+    }
     (data, snap, wal)
 }
 
@@ -384,18 +385,8 @@ fn problems(stderr: &str) -> Vec<&str> {
 }
 
 fn run_cli(data: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("STRATA_") {
-            cmd.env_remove(&key);
-        }
-    }
-    let out = cmd
-        .env("RUST_BACKTRACE", "1")
-        .arg("--data")
-        .arg(data)
+    let out = cli_support::strata(Some(data))
         .args(args)
-        .stdin(Stdio::null())
         .output()
         .expect("run strata");
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
@@ -420,9 +411,17 @@ fn reads_the_embedded_v1_fixture() {
     let tmp = tempfile::tempdir().unwrap();
     let (data, snap, wal) = fixture_copy(tmp.path());
     // The fixture really is version 1 (whatever this build writes now).
-    assert_eq!(std::fs::read(&snap).unwrap()[8..12], 1u32.to_le_bytes());
+    let original_snap = fixture_dir()
+        .join("data/snapshots")
+        .join(snap.file_name().unwrap());
+    assert_eq!(
+        std::fs::read(original_snap).unwrap()[8..12],
+        1u32.to_le_bytes()
+    );
     assert_eq!(std::fs::read(&wal).unwrap()[8..12], 1u32.to_le_bytes());
     let expected = std::fs::read_to_string(fixture_dir().join("expected.csv")).unwrap();
+    // The durable tier does not read `snapshots/` (its snapshots are in the object store):
+    // there the fixture opens from its WAL, which holds the whole log.
 
     let (code, stdout, stderr) =
         run_cli(&data, &["sql", "-f", &fixture_queries(), "--format", "csv"]);
@@ -449,7 +448,9 @@ fn reads_the_embedded_v1_fixture() {
     assert_eq!(rs.rows.len(), 3);
     assert_eq!(rs.rows[2][1].to_string(), "three");
     drop(engine);
-    std::fs::remove_file(snap).unwrap(); // the v1 snapshot, now older than the new one
+    if !cli_support::DURABLE {
+        std::fs::remove_file(snap).unwrap(); // the v1 snapshot, now older than the new one
+    }
     let (code, stdout, stderr) =
         run_cli(&data, &["sql", "-f", &fixture_queries(), "--format", "csv"]);
     assert_eq!(code, Some(0), "{stderr}");
@@ -479,14 +480,55 @@ fn bump_wal_version(path: &Path, version: u32) {
     std::fs::write(path, b).unwrap();
 }
 
+/// The snapshot that opening `data` reads: the local one of the fixture, or in the durable
+/// tier (whose snapshots are in the object store; `snapshots/` is not read) a checkpoint
+/// taken into the store now (the state object in it), with the name that errors give it.
+fn snapshot_read_on_open(data: &Path, local: PathBuf) -> (PathBuf, String) {
+    if !cli_support::DURABLE {
+        let name = local.display().to_string();
+        return (local, name);
+    }
+    let (code, _, stderr) = run_cli(data, &["checkpoint"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let checkpoints = cli_support::store_dir(data).join("checkpoints");
+    let epochs: Vec<PathBuf> = std::fs::read_dir(&checkpoints)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(epochs.len(), 1, "{epochs:?}");
+    let object = epochs[0].join("state.snap");
+    let name = format!("file://{}", object.display());
+    (object, name)
+}
+
+/// After a change to a checkpoint's state object in the durable tier's store, updates the
+/// CRC32C of the whole object in its manifest, so that only the change itself is seen.
+fn update_manifest_crc(object: &Path) {
+    let manifest = object.with_file_name("MANIFEST.json");
+    let mut m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+    m["crc32c"] = crc32c::crc32c(&std::fs::read(object).unwrap()).into();
+    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+}
+
 #[test]
 fn newer_format_versions_are_refused() {
     for which in ["snapshot", "wal"] {
         let tmp = tempfile::tempdir().unwrap();
         let (data, snap, wal) = fixture_copy(tmp.path());
-        let target = if which == "snapshot" { snap } else { wal };
+        let (target, name) = if which == "snapshot" {
+            snapshot_read_on_open(&data, snap)
+        } else {
+            let name = wal.display().to_string();
+            (wal, name)
+        };
         match which {
-            "snapshot" => bump_snapshot_version(&target, 99),
+            "snapshot" => {
+                bump_snapshot_version(&target, 99);
+                if cli_support::DURABLE {
+                    update_manifest_crc(&target);
+                }
+            }
             _ => bump_wal_version(&target, 99),
         }
         let before = std::fs::read(&target).unwrap();
@@ -509,8 +551,7 @@ fn newer_format_versions_are_refused() {
                 "{which} {args:?}: one error line, no fallback:\n{stderr}"
             );
             let head = format!(
-                "error: {} has format version 99, but this strata reads versions up to ",
-                target.display()
+                "error: {name} has format version 99, but this strata reads versions up to "
             );
             assert!(
                 lines[0].starts_with(&head),

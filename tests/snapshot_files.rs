@@ -1,4 +1,4 @@
-#![cfg(feature = "embedded")]
+#![cfg(any(feature = "embedded", feature = "durable"))]
 //! The snapshot file layer (`strata::persist::snapshot`): atomic writes, newest-first
 //! fallback over damaged files, version refusal, retention, and never a panic on any input.
 //!

@@ -29,7 +29,9 @@
 //! - `s3://BUCKET/PREFIX`: Amazon S3 or an S3-compatible server (`endpoint`, `allow_http`);
 //!   region and credentials come from the settings or the standard `AWS_*` variables.
 
-use super::snapshot::{self, LoadOutcome, Loaded, Skipped, SnapshotBody, SnapshotHeader};
+use super::snapshot::{
+    self, LoadOutcome, Loaded, Skipped, SnapshotBody, SnapshotDir, SnapshotHeader,
+};
 use super::snapshot_store::SnapshotStore;
 use crate::checkpoint::{ObjectStoreSettings, PersistSettings};
 use crate::error::{ConfigError, Error, PersistError};
@@ -562,7 +564,30 @@ impl ObjectSnapshots {
 
 impl SnapshotStore for ObjectSnapshots {
     fn open(settings: &PersistSettings) -> Result<Self, Error> {
-        ObjectSnapshots::connect(&settings.object_store)
+        let store = ObjectSnapshots::connect(&settings.object_store)?;
+        // An embedded data directory keeps its snapshots locally; this tier never reads
+        // them. Opening one as if it were empty would silently hide what they hold.
+        let local = SnapshotDir::new(&settings.data_dir);
+        if let Some((lsn, path)) = local.list()?.first() {
+            if store.checkpoints()?.is_empty() {
+                return Err(unmet(format!(
+                    "a data directory without local snapshots: {} holds an embedded-tier \
+                     snapshot ({}), which this tier does not read; move the directory into the \
+                     object store with `strata migrate --from {}` and start with a fresh data \
+                     directory",
+                    settings.data_dir.display(),
+                    path.display(),
+                    settings.data_dir.display()
+                )));
+            }
+            eprintln!(
+                "warning: {} holds an embedded-tier snapshot (log position {lsn}) that this tier \
+                 ignores: its checkpoints are in {}",
+                local.path().display(),
+                store.url
+            );
+        }
+        Ok(store)
     }
 
     fn location(&self) -> String {

@@ -1,0 +1,68 @@
+//! What the tests that run the `strata` binary share: a `Command` with a clean environment,
+//! and where the durable tier keeps the checkpoints of a test's data directory (so that
+//! processes and in-process engines on the same directory also share its object store).
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use strata::checkpoint::{ObjectStoreSettings, PersistSettings};
+use strata::{ActiveProfile, PhysicalProfile, ProfileKind};
+
+/// Whether this build is the durable tier (checkpoints in an object store, not in
+/// `DATA/snapshots/`).
+pub const DURABLE: bool = matches!(ActiveProfile::KIND, ProfileKind::Durable);
+
+/// The object store of data directory `data`: the directory `DATA.store` beside it (absolute),
+/// so that a test that wipes or replaces `data` keeps the checkpoints.
+pub fn store_dir(data: &Path) -> PathBuf {
+    let mut dir: OsString = std::path::absolute(data)
+        .expect("an absolute path for the data directory")
+        .into_os_string();
+    dir.push(".store");
+    PathBuf::from(dir)
+}
+
+/// `file://` URL of [`store_dir`]`(data)`.
+pub fn store_url(data: &Path) -> String {
+    format!("file://{}", store_dir(data).display())
+}
+
+/// Sets `STRATA_OBJECT_STORE_URL` to the store of `data` in the durable tier (for commands
+/// that name the data directory otherwise than with `--data`); a no-op in other tiers.
+pub fn with_store<'a>(cmd: &'a mut Command, data: &Path) -> &'a mut Command {
+    if DURABLE {
+        cmd.env("STRATA_OBJECT_STORE_URL", store_url(data));
+    }
+    cmd
+}
+
+/// `strata` with no `STRATA_*` variables from the caller, `RUST_BACKTRACE=1` (so that a
+/// panic would show one) and stdin null; with `data`, also `--data DATA` and, in the
+/// durable tier, `STRATA_OBJECT_STORE_URL` naming [`store_dir`]`(DATA)`.
+pub fn strata(data: Option<&Path>) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_strata"));
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("STRATA_") {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env("RUST_BACKTRACE", "1").stdin(Stdio::null());
+    if let Some(data) = data {
+        cmd.arg("--data").arg(data);
+        with_store(&mut cmd, data);
+    }
+    cmd
+}
+
+/// Default persistence settings on `data` for an in-process engine, with the same object
+/// store as [`strata`]`(Some(data))` uses in the durable tier.
+pub fn persist_settings(data: &Path) -> PersistSettings {
+    PersistSettings {
+        data_dir: data.to_path_buf(),
+        object_store: ObjectStoreSettings {
+            url: DURABLE.then(|| store_url(data)),
+            ..ObjectStoreSettings::default()
+        },
+        ..PersistSettings::default()
+    }
+}
