@@ -34,7 +34,7 @@ fn setup() -> (tempfile::TempDir, SnapshotDir) {
     (tmp, dir)
 }
 
-fn accept(_: &SnapshotBody) -> Result<(), String> {
+fn accept(_: &SnapshotHeader, _: &SnapshotBody) -> Result<(), String> {
     Ok(())
 }
 
@@ -73,7 +73,7 @@ fn file_names_are_zero_padded_lsns() {
     assert_eq!(parse_file_name("0000000000000000123x.snap"), None);
     assert_eq!(parse_file_name("99999999999999999999.snap"), None); // > u64::MAX
     assert_eq!(&MAGIC, b"STRATASN");
-    assert_eq!(FORMAT_VERSION, 1);
+    assert_eq!(FORMAT_VERSION, 2);
     assert_eq!(HEADER_LEN % 16, 0);
 }
 
@@ -105,7 +105,7 @@ fn round_trip() {
     );
 
     assert_eq!(dir.list().unwrap(), vec![(1234, info.path.clone())]);
-    let out = dir.load_newest(|b| Ok(b.len())).unwrap();
+    let out = dir.load_newest(|_, b| Ok(b.len())).unwrap();
     assert!(out.skipped.is_empty());
     assert!(out.notices().is_empty());
     let loaded = out.loaded.unwrap();
@@ -151,7 +151,7 @@ fn zero_length_body() {
     let info = dir.write(5, &[]).unwrap();
     assert_eq!(info.body_len, 0);
     assert_eq!(info.file_len, HEADER_LEN as u64);
-    let loaded = dir.load_newest(|b| Ok(b.len())).unwrap().loaded.unwrap();
+    let loaded = dir.load_newest(|_, b| Ok(b.len())).unwrap().loaded.unwrap();
     assert_eq!(loaded.lsn, 5);
     assert!(loaded.body.is_empty());
     assert_eq!(loaded.value, 0);
@@ -182,7 +182,7 @@ fn body_buffer_is_aligned_for_rkyv() {
     let archive = rkyv::to_bytes::<rkyv::rancor::Error>(&values).unwrap();
     dir.write(100, &archive).unwrap();
     let out = dir
-        .load_newest(|b| {
+        .load_newest(|_, b| {
             let v = rkyv::access::<rkyv::Archived<Vec<u64>>, rkyv::rancor::Error>(b)
                 .map_err(|e| e.to_string())?;
             Ok(v.iter().map(|x| x.to_native()).sum::<u64>())
@@ -239,7 +239,7 @@ fn falls_back_on_load(damage: impl FnOnce(&Path), expect_reason: &str) -> PathBu
     }
     let newest = dir.file_path(30);
     damage(&newest);
-    let out = dir.load_newest(|b| Ok(b.len())).unwrap();
+    let out = dir.load_newest(|_, b| Ok(b.len())).unwrap();
     let loaded = out
         .loaded
         .as_ref()
@@ -357,7 +357,7 @@ fn fallback_when_validation_rejects() {
     dir.write(1, b"good").unwrap();
     dir.write(2, b"bad!").unwrap();
     let out = dir
-        .load_newest(|b| {
+        .load_newest(|_, b| {
             if b.as_slice() == b"good" {
                 Ok(())
             } else {
@@ -631,7 +631,7 @@ proptest! {
         let err = read_file(&path).unwrap_err();
         prop_assert!(!matches!(err, PersistError::UnsupportedVersion { .. } | PersistError::Io { .. }), "{}", err);
         prop_assert!(verify_file(&path).is_err());
-        let out = dir.load_newest(|b| Ok(b.len())).unwrap();
+        let out = dir.load_newest(|_, b| Ok(b.len())).unwrap();
         prop_assert_eq!(out.loaded.as_ref().map(|l| l.lsn), Some(1));
         prop_assert_eq!(out.skipped.len(), 1);
     }
@@ -736,7 +736,7 @@ fn snapshot_throughput() {
         drop(b);
 
         let t = Instant::now();
-        let out = dir.load_newest(|b| Ok(b.len())).unwrap();
+        let out = dir.load_newest(|_, b| Ok(b.len())).unwrap();
         read_times[2] = read_times[2].min(t.elapsed());
         assert_eq!(out.loaded.unwrap().value, len);
     }

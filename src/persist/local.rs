@@ -14,12 +14,17 @@
 //! (falling back to older ones) and replays the WAL after it. A failed periodic checkpoint
 //! is retried with exponential backoff; the log keeps every change meanwhile.
 
-use super::image::{self, ArchivedLogRecord, ArchivedSnapshotImage, ObjectImage, SnapshotImage};
-use super::snapshot::SnapshotDir;
+use super::image::{
+    self, ArchivedLogRecord, ArchivedSnapshotImage, ArchivedSnapshotImageV2, ObjectImageV2,
+    SnapshotImageV2, StateImageV2,
+};
+use super::snapshot::{SnapshotBody, SnapshotDir, SnapshotHeader};
 use super::snapshot_store::SnapshotStore;
 use super::wal::{wal_dir, OnCorruption, Wal};
 use crate::batch::Column;
-use crate::checkpoint::{Change, CheckpointReport, Checkpointer, EngineState, PersistSettings};
+use crate::checkpoint::{
+    Change, CheckpointReport, Checkpointer, EngineState, ObjectState, PersistSettings,
+};
 use crate::error::{ConfigError, Error, PersistError};
 use crate::profile::{ActiveProfile, PhysicalProfile};
 use rkyv::rancor;
@@ -150,41 +155,33 @@ impl<S: SnapshotStore> Checkpointer for WalCheckpointer<S> {
         let data_dir = settings.data_dir.clone();
         let lock = lock_data_dir(&data_dir)?;
         let mut snapshots = S::open(settings)?;
-        let outcome =
-            snapshots.load_newest(&mut |body| access::<ArchivedSnapshotImage>(body).map(|_| ()))?;
+        let outcome = snapshots.load_newest(&mut validate_image)?;
         for notice in outcome.notices() {
             eprintln!("warning: {notice}");
         }
         let snapshot_lsn = outcome.loaded.as_ref().map_or(0, |l| l.lsn);
         engine.begin_recovery(snapshot_lsn)?;
         if let Some(loaded) = &outcome.loaded {
-            let image = access::<ArchivedSnapshotImage>(&loaded.body).map_err(|reason| {
-                PersistError::CorruptSnapshot {
-                    file: loaded.path.display().to_string(),
-                    reason,
-                }
-            })?;
-            if image.lsn.to_native() != snapshot_lsn {
-                return Err(PersistError::CorruptSnapshot {
-                    file: loaded.path.display().to_string(),
-                    reason: format!(
-                        "it says it covers log record {}, its name says {snapshot_lsn}",
-                        image.lsn
-                    ),
-                }
+            let corrupt = |reason: String| PersistError::CorruptSnapshot {
+                file: loaded.path.display().to_string(),
+                reason,
+            };
+            let (image_lsn, objects) =
+                snapshot_objects(&loaded.header, &loaded.body).map_err(corrupt)?;
+            if image_lsn != snapshot_lsn {
+                return Err(corrupt(format!(
+                    "it says it covers log record {image_lsn}, its name says {snapshot_lsn}"
+                ))
                 .into());
             }
             let restore = |engine: &mut dyn EngineState| -> Result<(), Error> {
-                for object in image.objects.iter() {
-                    engine.replay(&Change::Ddl(object.ddl.as_str()))?;
-                    engine.import(object.name.as_str(), image::state_from(&object.state))?;
+                for (name, ddl, state) in objects {
+                    engine.replay(&Change::Ddl(&ddl))?;
+                    engine.import(&name, state)?;
                 }
                 Ok(())
             };
-            restore(engine).map_err(|e| PersistError::CorruptSnapshot {
-                file: loaded.path.display().to_string(),
-                reason: format!("cannot restore it: {e}"),
-            })?;
+            restore(engine).map_err(|e| corrupt(format!("cannot restore it: {e}")))?;
             tracing::info!(
                 "loaded snapshot {} (lsn {snapshot_lsn}) in {:?}",
                 loaded.path.display(),
@@ -321,20 +318,53 @@ impl<S: SnapshotStore> WalCheckpointer<S> {
 
 /// The snapshot of `engine`'s whole catalog and state, covering log records up to `lsn`.
 pub fn snapshot_body(engine: &dyn EngineState, lsn: u64) -> Result<AlignedVec, Error> {
-    let objects = engine
+    let objects: Vec<ObjectImageV2> = engine
         .catalog()
         .into_iter()
         .map(|(name, ddl)| {
             let state = engine
                 .export(&name)
-                .map(|s| image::state_image(&s))
-                .unwrap_or(image::StateImage::Source);
-            ObjectImage { name, ddl, state }
+                .map_or(StateImageV2::Source, image::state_image_v2);
+            ObjectImageV2 { name, ddl, state }
         })
         .collect();
-    let body = rkyv::to_bytes::<rancor::Error>(&SnapshotImage { lsn, objects })
-        .map_err(|e| crate::error::ExecError::Eval(format!("cannot encode snapshot: {e}")))?;
-    Ok(body)
+    let image = SnapshotImageV2 { lsn, objects };
+    rkyv::to_bytes::<rancor::Error>(&image)
+        .map_err(|e| crate::error::ExecError::Eval(format!("cannot encode snapshot: {e}")).into())
+}
+
+/// Checks a snapshot body as the image of its format version.
+fn validate_image(header: &SnapshotHeader, body: &SnapshotBody) -> Result<(), String> {
+    match header.version {
+        1 => access::<ArchivedSnapshotImage>(body).map(|_| ()),
+        _ => access::<ArchivedSnapshotImageV2>(body).map(|_| ()),
+    }
+}
+
+/// The catalog of a snapshot body, `(name, DDL, state)` in creation order, and the LSN it
+/// says it covers.
+fn snapshot_objects(
+    header: &SnapshotHeader,
+    body: &SnapshotBody,
+) -> Result<(u64, Vec<(String, String, ObjectState)>), String> {
+    Ok(match header.version {
+        1 => {
+            let image = access::<ArchivedSnapshotImage>(body)?;
+            let objects = image.objects.iter().map(|o| {
+                let state = image::state_from(&o.state);
+                (o.name.to_string(), o.ddl.to_string(), state)
+            });
+            (image.lsn.to_native(), objects.collect())
+        }
+        _ => {
+            let image = access::<ArchivedSnapshotImageV2>(body)?;
+            let objects = image.objects.iter().map(|o| {
+                let state = image::state_from_v2(&o.state);
+                (o.name.to_string(), o.ddl.to_string(), state)
+            });
+            (image.lsn.to_native(), objects.collect())
+        }
+    })
 }
 
 /// Applies one decoded WAL record to the engine.

@@ -600,7 +600,7 @@ impl SnapshotStore for ObjectSnapshots {
 
     fn load_newest(
         &mut self,
-        validate: &mut dyn FnMut(&SnapshotBody) -> Result<(), String>,
+        validate: &mut dyn FnMut(&SnapshotHeader, &SnapshotBody) -> Result<(), String>,
     ) -> Result<LoadOutcome<()>, PersistError> {
         let mut skipped = Vec::new();
         for (lsn, complete) in self.epochs()? {
@@ -610,7 +610,7 @@ impl SnapshotStore for ObjectSnapshots {
             let start = Instant::now();
             let path = PathBuf::from(self.location(&self.checkpoint_dir(lsn)));
             let reason = match self.read_checkpoint(lsn)? {
-                Ok((_, header, body)) => match validate(&body) {
+                Ok((_, header, body)) => match validate(&header, &body) {
                     Ok(()) => {
                         let loaded = Loaded {
                             lsn,

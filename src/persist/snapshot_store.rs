@@ -4,7 +4,7 @@
 //! both; only this storage differs. `tests/snapshot_stores.rs` runs one conformance suite
 //! over every implementation.
 
-use super::snapshot::{LoadOutcome, SnapshotBody, SnapshotDir};
+use super::snapshot::{LoadOutcome, SnapshotBody, SnapshotDir, SnapshotHeader};
 use crate::checkpoint::PersistSettings;
 use crate::error::{Error, PersistError};
 
@@ -24,13 +24,13 @@ pub trait SnapshotStore: Sized {
     /// one is visible. Storing an LSN that is already stored replaces it the same way.
     fn write(&mut self, lsn: u64, body: &[u8]) -> Result<(), PersistError>;
 
-    /// The newest snapshot whose checksums hold and that `validate` accepts, trying newest
-    /// first, with every newer one that was skipped and why. `Err` when the store cannot be
+    /// The newest snapshot whose checksums hold and that `validate` accepts (given its
+    /// header, for the format version, and its body), trying newest first, with every newer one that was skipped and why. `Err` when the store cannot be
     /// read at all (falling back past a snapshot that could not be read could lose data) or
     /// a snapshot has a newer format version.
     fn load_newest(
         &mut self,
-        validate: &mut dyn FnMut(&SnapshotBody) -> Result<(), String>,
+        validate: &mut dyn FnMut(&SnapshotHeader, &SnapshotBody) -> Result<(), String>,
     ) -> Result<LoadOutcome<()>, PersistError>;
 
     /// Keeps the newest `keep` (at least 1) complete snapshots and deletes older ones and
@@ -61,7 +61,7 @@ impl SnapshotStore for SnapshotDir {
 
     fn load_newest(
         &mut self,
-        validate: &mut dyn FnMut(&SnapshotBody) -> Result<(), String>,
+        validate: &mut dyn FnMut(&SnapshotHeader, &SnapshotBody) -> Result<(), String>,
     ) -> Result<LoadOutcome<()>, PersistError> {
         SnapshotDir::load_newest(self, validate)
     }

@@ -1364,9 +1364,7 @@ fn skip_covered_damage(
     let remove = |p: &Path| fs::remove_file(p).map_err(|e| PersistError::io("remove", p, e));
     // A later segment that starts at or before the wanted record: every record before it
     // goes, including the damage.
-    if let Some(keep_from) = (index + 1..files.len())
-        .rfind(|&j| files[j].0 <= wanted)
-    {
+    if let Some(keep_from) = (index + 1..files.len()).rfind(|&j| files[j].0 <= wanted) {
         let mut dropped = 0;
         for (_, p) in &files[..keep_from] {
             dropped += size(p)?;
