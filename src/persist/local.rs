@@ -341,12 +341,14 @@ fn validate_image(header: &SnapshotHeader, body: &SnapshotBody) -> Result<(), St
     }
 }
 
-/// The catalog of a snapshot body, `(name, DDL, state)` in creation order, and the LSN it
-/// says it covers.
+/// One catalog object of a snapshot: name, DDL and state.
+type SnapshotObject = (String, String, ObjectState);
+
+/// The catalog of a snapshot body in creation order, and the LSN it says it covers.
 fn snapshot_objects(
     header: &SnapshotHeader,
     body: &SnapshotBody,
-) -> Result<(u64, Vec<(String, String, ObjectState)>), String> {
+) -> Result<(u64, Vec<SnapshotObject>), String> {
     Ok(match header.version {
         1 => {
             let image = access::<ArchivedSnapshotImage>(body)?;
