@@ -316,7 +316,7 @@ fn an_interrupted_upload_is_not_a_checkpoint() {
 #[test]
 fn large_states_upload_in_parts_and_come_back() {
     let tmp = tempfile::tempdir().unwrap();
-    let keys: i64 = 150_000;
+    let keys: i64 = 250_000;
     for (kind, url) in stores("large", tmp.path()) {
         let data = tmp.path().join(format!("{kind}-data"));
         let settings = persist(&data, &url);

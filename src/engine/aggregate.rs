@@ -673,6 +673,24 @@ impl<P: PhysicalProfile> AggState<P> {
                 self.texts.len()
             )));
         }
+        if P::STATE_CAN_GROW {
+            // Size the index once instead of growing it through every power of two.
+            let n = keys.len();
+            match &mut self.index {
+                GroupIndex::Fixed1 { map, keys } => {
+                    *map = StateBackend::with_capacity(n);
+                    keys.reserve(n);
+                }
+                GroupIndex::Fixed2 { map, keys } => {
+                    *map = StateBackend::with_capacity(n);
+                    keys.reserve(n);
+                }
+                GroupIndex::General { map, keys } => {
+                    *map = StateBackend::with_capacity(n);
+                    keys.reserve(n);
+                }
+            }
+        }
         let width = self.group_types.len();
         let result = keys.into_iter().try_for_each(|key| {
             let next = self.len() as u32;

@@ -340,6 +340,39 @@ impl ObjectSnapshots {
         }
     }
 
+    /// Reads a snapshot object as its header bytes and its body, streaming the body straight
+    /// into an aligned buffer (no second copy of it); `None` when it does not exist. `size`
+    /// (from the manifest) only sizes the buffer.
+    fn fetch_snapshot(
+        &self,
+        path: &ObjectPath,
+        size: u64,
+    ) -> Result<Option<(Vec<u8>, SnapshotBody)>, PersistError> {
+        let header_len = snapshot::HEADER_LEN;
+        let read = async {
+            let mut stream = self.store.get(path).await?.into_stream();
+            let mut head = Vec::with_capacity(header_len);
+            // A damaged manifest must not make us allocate without bound: a hint, capped.
+            let hint = (size as usize).saturating_sub(header_len).min(1 << 30);
+            let mut body = SnapshotBody::with_capacity(hint);
+            while let Some(chunk) = stream.try_next().await? {
+                let mut rest = &chunk[..];
+                if head.len() < header_len {
+                    let n = (header_len - head.len()).min(rest.len());
+                    head.extend_from_slice(&rest[..n]);
+                    rest = &rest[n..];
+                }
+                body.extend_from_slice(rest);
+            }
+            Ok((head, body))
+        };
+        match self.runtime.block_on(self.within("get", path, read))? {
+            Ok(parts) => Ok(Some(parts)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error("get", path, e)),
+        }
+    }
+
     /// Deletes an object; one that does not exist is fine.
     fn remove(&self, path: &ObjectPath) -> Result<(), PersistError> {
         match self
@@ -437,28 +470,29 @@ impl ObjectSnapshots {
             .checkpoint_dir(lsn)
             .clone()
             .join(manifest.object.as_str());
-        let Some(bytes) = self.fetch(&path)? else {
+        let Some((head, body)) = self.fetch_snapshot(&path, manifest.size)? else {
             return Ok(Err(format!("its object {} is missing", manifest.object)));
         };
-        if bytes.len() as u64 != manifest.size {
+        let size = (head.len() + body.len()) as u64;
+        if size != manifest.size {
             return Ok(Err(format!(
-                "its object is {} bytes, the manifest says {}",
-                bytes.len(),
+                "its object is {size} bytes, the manifest says {}",
                 manifest.size
             )));
         }
-        let crc = crc32c::crc32c(&bytes);
-        if crc != manifest.crc32c {
-            return Ok(Err(format!(
-                "object checksum mismatch: manifest {:#010x}, computed {crc:#010x}",
-                manifest.crc32c
-            )));
-        }
-        match snapshot::check_bytes(&bytes, lsn) {
-            Ok((header, body)) => {
-                let mut aligned = SnapshotBody::with_capacity(body.len());
-                aligned.extend_from_slice(body);
-                Ok(Ok((manifest, header, aligned)))
+        match snapshot::check_parts(&head, &body, lsn) {
+            Ok(header) => {
+                // The header and body checksums held, so the whole object's CRC follows
+                // from them without another pass over the body.
+                let crc =
+                    crc32c::crc32c_combine(crc32c::crc32c(&head), header.body_crc, body.len());
+                if crc != manifest.crc32c {
+                    return Ok(Err(format!(
+                        "object checksum mismatch: manifest {:#010x}, computed {crc:#010x}",
+                        manifest.crc32c
+                    )));
+                }
+                Ok(Ok((manifest, header, body)))
             }
             Err(snapshot::CheckError::Newer(found)) => Err(PersistError::UnsupportedVersion {
                 file: self.location(&path),
@@ -530,8 +564,14 @@ impl ObjectSnapshots {
     }
 
     fn write_snapshot(&self, lsn: u64, body: &[u8]) -> Result<(), PersistError> {
-        let header = SnapshotHeader::new(lsn, body).encode();
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&header), body);
+        let header = SnapshotHeader::new(lsn, body);
+        // The whole object's CRC from the header's and the body's (one pass over the body).
+        let crc = crc32c::crc32c_combine(
+            crc32c::crc32c(&header.encode()),
+            header.body_crc,
+            body.len(),
+        );
+        let header = header.encode();
         let dir = self.checkpoint_dir(lsn);
         self.upload(&dir.clone().join(STATE), &header, body)?;
         let manifest = Manifest {

@@ -527,7 +527,7 @@ pub fn verify_file(path: &Path) -> Result<SnapshotHeader, PersistError> {
     verify_checked(path, None).map_err(|f| f.into_error(path))
 }
 
-/// Why [`check_bytes`] refused a snapshot.
+/// Why [`check_parts`] refused a snapshot.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CheckError {
     /// Written by a newer strata, in this format version.
@@ -536,24 +536,23 @@ pub enum CheckError {
     Damaged(String),
 }
 
-/// Checks a whole snapshot held in memory (e.g. an object read from a store) like
-/// [`read_file`] checks a file, and that it covers `lsn`. Returns its header and body.
-pub fn check_bytes(bytes: &[u8], lsn: u64) -> Result<(SnapshotHeader, &[u8]), CheckError> {
+/// Checks a snapshot held in memory (e.g. an object read from a store) like [`read_file`]
+/// checks a file, and that it covers `lsn`: `head` is its first [`HEADER_LEN`] bytes (fewer
+/// only if the whole snapshot is shorter) and `body` the rest. Returns its header.
+pub fn check_parts(head: &[u8], body: &[u8], lsn: u64) -> Result<SnapshotHeader, CheckError> {
     let to_check = |f: Failure| match f {
         Failure::Newer(v) => CheckError::Newer(v),
         f => CheckError::Damaged(f.reason()),
     };
-    let header = decode_header(&bytes[..bytes.len().min(HEADER_LEN)], bytes.len() as u64)
-        .map_err(to_check)?;
+    let header = decode_header(head, (head.len() + body.len()) as u64).map_err(to_check)?;
     if header.lsn != lsn {
         return Err(CheckError::Damaged(format!(
             "the header says LSN {} but its name says {lsn}",
             header.lsn
         )));
     }
-    let body = &bytes[HEADER_LEN..];
     check_body_crc(&header, crc32c::crc32c(body)).map_err(to_check)?;
-    Ok((header, body))
+    Ok(header)
 }
 
 /// Why a file could not be used.
