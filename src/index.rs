@@ -14,6 +14,12 @@ pub trait IndexBackend: Sized {
     /// index must be rebuilt (a missing or damaged file); the engine prints it as a notice.
     fn open(settings: &PersistSettings) -> Result<(Self, Option<String>), crate::Error>;
 
+    /// Discards the index storage of a data directory that is opened with index storage
+    /// off: its tables change without their indexes, so what is stored goes out of date.
+    /// Returns whether there was anything to discard. The indexes are rebuilt from their
+    /// tables when the storage is on again.
+    fn discard(settings: &PersistSettings) -> Result<bool, crate::Error>;
+
     /// Whether `index` exists in storage.
     fn exists(&self, index: &str) -> bool;
 
@@ -60,6 +66,10 @@ pub struct NoIndexes;
 impl IndexBackend for NoIndexes {
     fn open(_settings: &PersistSettings) -> Result<(Self, Option<String>), crate::Error> {
         Ok((NoIndexes, None))
+    }
+
+    fn discard(_settings: &PersistSettings) -> Result<bool, crate::Error> {
+        Ok(false)
     }
 
     fn exists(&self, _index: &str) -> bool {

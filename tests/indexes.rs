@@ -144,8 +144,14 @@ fn index_ddl_errors_are_clear_and_change_nothing() {
     );
 }
 
+/// Whether this tier lets indexes be turned off (`embedded`; `durable` always has them).
+fn optional() -> bool {
+    <strata::ActiveProfile as strata::PhysicalProfile>::INDEXES
+        == strata::profile::IndexSupport::Optional
+}
+
 #[test]
-fn indexes_can_be_turned_off() {
+fn indexes_can_be_turned_off_where_they_are_optional() {
     let dir = tempfile::tempdir().unwrap();
     let off = PersistSettings {
         indexes: false,
@@ -153,10 +159,65 @@ fn indexes_can_be_turned_off() {
     };
     let mut e = Engine::builder().persist(off).build().unwrap();
     e.execute(SCHEMA).unwrap();
+    if !optional() {
+        // Always on in this tier: the setting is ignored.
+        e.execute("CREATE INDEX i ON t (name)").unwrap();
+        assert!(data(dir.path()).join("indexes.redb").exists());
+        return;
+    }
     let err = e
         .execute("CREATE INDEX i ON t (name)")
         .unwrap_err()
         .to_string();
     assert!(err.contains("[indexes] enabled = true"), "{err}");
     assert!(!data(dir.path()).join("indexes.redb").exists());
+}
+
+/// A directory whose log holds an index opens with index storage off (the index is kept but
+/// not maintained, queries scan) and, with it on again, answers from the index like a scan.
+#[cfg(feature = "embedded")] // the only tier where indexes can be off
+#[test]
+fn a_directory_with_indexes_opens_with_indexes_turned_off_and_back_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let on = settings(dir.path());
+    let off = PersistSettings {
+        indexes: false,
+        ..on.clone()
+    };
+    let lookup = "SELECT COUNT(*) FROM t WHERE name = 'n3'";
+    let count = |e: &mut Engine| e.query(lookup).unwrap().rows[0][0].to_string();
+    {
+        let mut e = Engine::builder().persist(on.clone()).build().unwrap();
+        e.execute(SCHEMA).unwrap();
+        e.execute("CREATE INDEX i ON t (name)").unwrap();
+        e.execute("INSERT INTO t VALUES (1, 'n3', 1.0, NULL), (2, 'n4', 2.0, NULL)")
+            .unwrap();
+        assert_eq!(count(&mut e), "1");
+    }
+    {
+        let mut e = Engine::builder().persist(off).build().unwrap();
+        assert_eq!(count(&mut e), "1");
+        let shown = e.query("SHOW INDEXES").unwrap();
+        assert_eq!(shown.rows.len(), 1, "the index stays in the catalog");
+        e.execute("INSERT INTO t VALUES (3, 'n3', 3.0, NULL)")
+            .unwrap();
+        e.execute("DELETE FROM t WHERE id = 1").unwrap();
+        assert_eq!(count(&mut e), "1");
+        e.checkpoint().unwrap();
+        e.execute("INSERT INTO t VALUES (4, 'n3', 4.0, NULL)")
+            .unwrap();
+    }
+    let mut e = Engine::builder().persist(on).build().unwrap();
+    assert_eq!(
+        count(&mut e),
+        "2",
+        "writes made while the index was off are in it"
+    );
+    let scan = e
+        .query("SELECT id FROM t WHERE name || '' = 'n3' ORDER BY id")
+        .unwrap();
+    let indexed = e
+        .query("SELECT id FROM t WHERE name = 'n3' ORDER BY id")
+        .unwrap();
+    assert_eq!(format!("{:?}", indexed.rows), format!("{:?}", scan.rows));
 }

@@ -109,7 +109,11 @@ fn tiers_form_a_superset_chain() {
         assert!(t.default_capacity <= t.max_keys, "{}", t.name);
         assert_eq!(t.state_can_grow, t.max_keys == usize::MAX, "{}", t.name);
         assert_eq!(t.persistent, t.recovery != Recovery::None, "{}", t.name);
-        assert!(!t.networked || t.async_runtime, "{}: the server runs on it", t.name);
+        assert!(
+            !t.networked || t.async_runtime,
+            "{}: the server runs on it",
+            t.name
+        );
     }
     let bare = &TIERS[ProfileKind::BareMetal as usize];
     assert!(!bare.state_can_grow && !bare.persistent && !bare.networked);

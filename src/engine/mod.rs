@@ -1173,9 +1173,22 @@ impl<P: PhysicalProfile> Engine<P> {
     /// directory's lock. Recovery replays through the engine while it has no checkpointer,
     /// so nothing replayed is logged again.
     fn recover<C: Checkpointer>(&mut self, settings: &PersistSettings) -> Result<C> {
-        self.index_settings =
-            (P::INDEXES != IndexSupport::None && settings.indexes).then(|| settings.clone());
-        C::open(settings, self)
+        // `settings.indexes` only matters where indexes are optional.
+        let indexes_on = match P::INDEXES {
+            IndexSupport::None => false,
+            IndexSupport::Optional => settings.indexes,
+            IndexSupport::Always => true,
+        };
+        self.index_settings = indexes_on.then(|| settings.clone());
+        let checkpointer = C::open(settings, self)?;
+        if P::INDEXES == IndexSupport::Optional && !indexes_on && P::Indexes::discard(settings)? {
+            eprintln!(
+                "notice: index storage is off ([indexes] enabled = false): removed the index \
+                 file, whose indexes would go out of date; they are rebuilt from their tables \
+                 when it is on again"
+            );
+        }
+        Ok(checkpointer)
     }
 
     /// Shuts the engine down cleanly. Tiers whose recovery must not depend on the local disk
@@ -1261,7 +1274,8 @@ impl<P: PhysicalProfile> Engine<P> {
         if P::INDEXES == IndexSupport::None {
             return Err(self.not_in_tier("CREATE INDEX", |t| t.indexes != IndexSupport::None));
         }
-        if self.index_backend.is_none() {
+        // Recovery replays an index created while index storage was on: keep it (below).
+        if self.index_backend.is_none() && self.recovering_from.is_none() {
             return Err(SqlError::Unsupported(
                 "CREATE INDEX on an engine without index storage: indexes need a data directory \
                  and [indexes] enabled = true"
@@ -1300,7 +1314,16 @@ impl<P: PhysicalProfile> Engine<P> {
                 column: col,
             },
         );
-        let backend = self.index_backend.as_mut().expect("checked above");
+        let Some(backend) = self.index_backend.as_mut() else {
+            // Index storage is off ([indexes] enabled = false) for a directory whose log or
+            // snapshot has this index: it stays in the catalog (and in later snapshots), and
+            // queries scan. With storage on again, it is rebuilt or caught up at startup.
+            eprintln!(
+                "notice: index `{name}` on `{table}` is kept but not maintained while \
+                 [indexes] enabled = false; queries on `{table}` scan"
+            );
+            return Ok(());
+        };
         // The stored index holds the exact entries as of some log position: the last
         // `mark_durable` after a crash, or everything written before a clean close (`None`).
         // From any position at or after the snapshot, replaying the log after the snapshot

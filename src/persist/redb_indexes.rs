@@ -22,6 +22,15 @@ impl IndexBackend for RedbIndexes {
         Ok((RedbIndexes { store }, rebuild))
     }
 
+    fn discard(settings: &PersistSettings) -> Result<bool, crate::Error> {
+        let path = settings.data_dir.join(super::index::FILE_NAME);
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(crate::PersistError::io("remove", &path, e).into()),
+        }
+    }
+
     fn exists(&self, index: &str) -> bool {
         self.store.exists(index)
     }
