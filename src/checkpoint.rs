@@ -74,6 +74,9 @@ pub trait Checkpointer: Sized {
 
     /// Whether a periodic checkpoint is due.
     fn checkpoint_due(&self) -> bool;
+
+    /// When the last checkpoint of this process succeeded.
+    fn last_success(&self) -> Option<std::time::SystemTime>;
 }
 
 /// What a checkpoint wrote.
@@ -204,6 +207,10 @@ impl Checkpointer for NoCheckpoint {
 
     fn checkpoint_due(&self) -> bool {
         false
+    }
+
+    fn last_success(&self) -> Option<std::time::SystemTime> {
+        None
     }
 }
 

@@ -83,8 +83,12 @@ pub struct IndexesSection {
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ServerSection {
+    /// `HOST:PORT`, default `127.0.0.1:7878`.
     pub listen: Option<String>,
+    /// Bearer token every request must present; required to listen beyond loopback.
     pub token: Option<String>,
+    /// The largest request body (and so SQL text) accepted, in bytes (default 16 MiB).
+    pub max_body_bytes: Option<usize>,
 }
 
 /// Keys that environment variables may set, with whether the value is a number or bool.
@@ -106,6 +110,7 @@ const KEYS: &[(&str, &str, ValueKind)] = &[
     ("indexes", "enabled", ValueKind::Bool),
     ("server", "listen", ValueKind::Text),
     ("server", "token", ValueKind::Text),
+    ("server", "max_body_bytes", ValueKind::Integer),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -253,6 +258,10 @@ impl Config {
         if !P::NETWORKED {
             absent("[server] listen", self.server.listen.is_some())?;
             absent("[server] token", self.server.token.is_some())?;
+            absent(
+                "[server] max_body_bytes",
+                self.server.max_body_bytes.is_some(),
+            )?;
         }
         Ok(())
     }

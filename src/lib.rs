@@ -74,6 +74,8 @@ pub mod network;
 #[cfg(any(feature = "embedded", feature = "durable"))]
 pub mod persist;
 pub mod profile;
+#[cfg(feature = "durable")]
+pub mod server;
 pub mod sql;
 pub mod state;
 pub mod types;

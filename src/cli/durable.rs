@@ -10,6 +10,7 @@ use strata::config::Config;
 use strata::persist::local::{snapshot_body, LocalCheckpointer};
 use strata::persist::object_snapshots::{Manifest, ObjectSnapshots};
 use strata::persist::snapshot_store::SnapshotStore;
+use strata::server::{ServerSettings, DEFAULT_MAX_BODY_BYTES};
 use strata::Engine;
 
 #[derive(Subcommand, Debug)]
@@ -32,6 +33,12 @@ pub enum StoreCommand {
     Restore {
         #[arg(long)]
         from: String,
+    },
+    /// Serve SQL and health over HTTP until SIGTERM/SIGINT (then a final checkpoint).
+    Serve {
+        /// HOST:PORT to listen on (default: [server] listen, else 127.0.0.1:7878).
+        #[arg(long)]
+        listen: Option<String>,
     },
 }
 
@@ -73,6 +80,32 @@ fn describe(manifest: &Manifest) -> String {
 
 pub fn run(command: &StoreCommand, config: &Config, data: Option<&Path>) -> Result<(), Failure> {
     match command {
+        StoreCommand::Serve { listen } => {
+            let text = listen
+                .clone()
+                .or_else(|| config.server.listen.clone())
+                .unwrap_or_else(|| "127.0.0.1:7878".into());
+            let listen = text.parse().map_err(|e| {
+                super::usage(anyhow!("listen address `{text}` is not HOST:PORT: {e}"))
+            })?;
+            let settings = ServerSettings {
+                listen,
+                token: config.server.token.clone(),
+                max_body_bytes: config
+                    .server
+                    .max_body_bytes
+                    .unwrap_or(DEFAULT_MAX_BODY_BYTES),
+            };
+            settings.check()?;
+            config.validate::<strata::ActiveProfile>()?;
+            let engine = config
+                .engine_builder::<strata::ActiveProfile>(data)?
+                .build()?;
+            strata::server::serve(engine, &settings, |addr| {
+                eprintln!("listening on http://{addr}");
+            })?;
+            Ok(())
+        }
         StoreCommand::Migrate { from, to } => {
             let target = match to {
                 Some(url) => with_url(config, data, url)?,

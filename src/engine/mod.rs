@@ -1191,6 +1191,12 @@ impl<P: PhysicalProfile> Engine<P> {
         Ok(checkpointer)
     }
 
+    /// When this engine last took a checkpoint successfully (`None`: not yet, or a tier that
+    /// keeps nothing).
+    pub fn last_checkpoint(&self) -> Option<std::time::SystemTime> {
+        self.checkpointer.as_ref().and_then(|c| c.last_success())
+    }
+
     /// Shuts the engine down cleanly. Tiers whose recovery must not depend on the local disk
     /// (`Recovery::Full`: the checkpoint lives in an object store) take a final checkpoint,
     /// so that everything acknowledged is in the store; the others only release their files

@@ -52,6 +52,8 @@ pub struct WalCheckpointer<S: SnapshotStore> {
     snapshots: S,
     settings: PersistSettings,
     last_checkpoint: Instant,
+    /// When the last checkpoint of this process succeeded.
+    last_success: Option<std::time::SystemTime>,
     /// Periodic checkpoints that failed in a row, and when to try again.
     failures: u32,
     retry_at: Option<Instant>,
@@ -240,6 +242,7 @@ impl<S: SnapshotStore> Checkpointer for WalCheckpointer<S> {
             snapshots,
             settings: settings.clone(),
             last_checkpoint: Instant::now(),
+            last_success: None,
             failures: 0,
             retry_at: None,
             encode_buf: AlignedVec::new(),
@@ -264,6 +267,7 @@ impl<S: SnapshotStore> Checkpointer for WalCheckpointer<S> {
         match &result {
             Ok(_) => {
                 self.last_checkpoint = Instant::now();
+                self.last_success = Some(std::time::SystemTime::now());
                 self.failures = 0;
                 self.retry_at = None;
             }
@@ -278,6 +282,10 @@ impl<S: SnapshotStore> Checkpointer for WalCheckpointer<S> {
             }
         }
         result
+    }
+
+    fn last_success(&self) -> Option<std::time::SystemTime> {
+        self.last_success
     }
 
     fn checkpoint_due(&self) -> bool {

@@ -204,8 +204,7 @@ pub const TIERS: [TierCapabilities; 4] = [
         checkpoints: "local WAL + rkyv snapshots in an object store",
         recovery: Recovery::Full,
         indexes: IndexSupport::Always,
-        // The HTTP server (`strata serve`) has not landed yet.
-        networked: false,
+        networked: true,
         multi_node: false,
         async_runtime: true,
     },

@@ -1,0 +1,300 @@
+//! `strata serve`: the HTTP server of the networked tiers (durable and up), on axum/tokio.
+//!
+//! - `POST /sql`: the body is SQL text, or JSON `{"sql": "..."}` with a JSON content type.
+//!   Statements run in order, as `strata sql` runs them. The answer is JSON
+//!   `{"results": [R, ...]}` with one `R` per statement: its rows as an array of row objects
+//!   (the CLI's JSON format), or `null` for a statement without rows. With
+//!   `Accept: text/csv` it is the CLI's CSV output instead. At the first failing statement
+//!   the answer is `{"error": "...", "statement": N}` (N counts from 0; the statements before
+//!   it stay applied), with status 400 for bad SQL or input and 500 for a server fault
+//!   (storage).
+//! - `GET /health`: `{"status": "ok", "version", "profile", "uptime_seconds",
+//!   "last_checkpoint_unix_ms"}`.
+//!
+//! Every request needs `Authorization: Bearer <token>` when a token is configured (401
+//! otherwise); listening on a non-loopback address without a token is refused at startup.
+//! Request bodies over the limit get 413 without being read whole. SIGTERM or SIGINT stop
+//! accepting connections, let in-flight requests finish, and then the engine is closed,
+//! which takes a final checkpoint.
+//!
+//! The engine is synchronous, and its object store client blocks on a runtime of its own,
+//! so every engine call runs on a blocking thread (`spawn_blocking`), one at a time.
+
+use crate::error::{ConfigError, Error};
+use crate::format::{write_result, OutputFormat};
+use crate::profile::{ActiveProfile, PhysicalProfile};
+use crate::Engine;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, UNIX_EPOCH};
+
+/// The default limit of a request body (and so of one SQL text): 16 MiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
+
+/// How the server listens and whom it serves.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    /// Required to listen on a non-loopback address.
+    pub token: Option<String>,
+    pub max_body_bytes: usize,
+}
+
+impl ServerSettings {
+    /// Refuses to serve a non-loopback address without a token.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if !self.listen.ip().is_loopback() && self.token.as_deref().is_none_or(str::is_empty) {
+            return Err(ConfigError::ProfileRequirementError {
+                profile: ActiveProfile::KIND,
+                requirement: format!(
+                    "a bearer token to listen on {}, which is not a loopback address: set \
+                     [server] token or STRATA_SERVER_TOKEN (or listen on 127.0.0.1)",
+                    self.listen
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+struct AppState {
+    engine: Mutex<Engine>,
+    token: Option<String>,
+    started: Instant,
+}
+
+/// Serves `engine` until SIGTERM or SIGINT, then closes it (final checkpoint). `on_listening`
+/// gets the bound address (the port, when `listen` asked for port 0) before the first request.
+pub fn serve(
+    engine: Engine,
+    settings: &ServerSettings,
+    on_listening: impl FnOnce(SocketAddr),
+) -> Result<(), Error> {
+    settings.check()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| server_error("start the async runtime", e))?;
+    let state = Arc::new(AppState {
+        engine: Mutex::new(engine),
+        token: settings.token.clone().filter(|t| !t.is_empty()),
+        started: Instant::now(),
+    });
+    let app = Router::new()
+        .route("/sql", post(sql))
+        .route("/health", get(health))
+        .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .layer(DefaultBodyLimit::max(settings.max_body_bytes))
+        .with_state(state.clone());
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| server_error(&format!("listen on {}", settings.listen), e))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| server_error("read the bound address", e))?;
+        on_listening(bound);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await
+            .map_err(|e| server_error("serve", e))
+    })?;
+    drop(runtime);
+    let state = Arc::try_unwrap(state).map_err(|_| {
+        server_error(
+            "shut down",
+            "a request still holds the engine after the server stopped",
+        )
+    })?;
+    let engine = state
+        .engine
+        .into_inner()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    engine.close()
+}
+
+fn server_error(what: &str, cause: impl std::fmt::Display) -> Error {
+    Error::Exec(crate::error::ExecError::Eval(format!(
+        "server: cannot {what}: {cause}"
+    )))
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler installs");
+    tokio::select! {
+        _ = interrupt => {}
+        _ = terminate.recv() => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    if let Some(token) = &state.token {
+        let presented = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if presented != Some(token.as_str()) {
+            return error_response(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong bearer token: send Authorization: Bearer <token>",
+                None,
+            );
+        }
+    }
+    next.run(request).await
+}
+
+fn error_response(status: StatusCode, message: &str, statement: Option<usize>) -> Response {
+    let mut body = json!({ "error": message });
+    if let Some(n) = statement {
+        body["statement"] = n.into();
+    }
+    (status, Json(body)).into_response()
+}
+
+/// The SQL text of a request: the body, or its `sql` field when it is JSON.
+fn sql_text(headers: &HeaderMap, body: &[u8]) -> Result<String, String> {
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        #[derive(serde::Deserialize)]
+        struct SqlBody {
+            sql: String,
+        }
+        serde_json::from_slice::<SqlBody>(body)
+            .map(|b| b.sql)
+            .map_err(|e| format!("the JSON body must be {{\"sql\": \"...\"}}: {e}"))
+    } else {
+        String::from_utf8(body.to_vec()).map_err(|e| format!("the body is not UTF-8: {e}"))
+    }
+}
+
+/// A failure while running statements: which one, and whether it was the server's fault.
+struct Failed {
+    statement: usize,
+    error: Error,
+}
+
+async fn sql(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let text = match sql_text(&headers, &body) {
+        Ok(t) => t,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message, None),
+    };
+    let csv = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/csv"));
+    let format = if csv {
+        OutputFormat::Csv
+    } else {
+        OutputFormat::Json
+    };
+    let run = tokio::task::spawn_blocking(move || {
+        let mut engine = state.engine.lock().unwrap_or_else(|p| p.into_inner());
+        run_statements(&mut engine, &text, format)
+    })
+    .await;
+    match run {
+        Err(join) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("the statement runner failed: {join}"),
+            None,
+        ),
+        Ok(Err(Failed { statement, error })) => {
+            let status = match error {
+                Error::Sql(_) | Error::Exec(_) => StatusCode::BAD_REQUEST,
+                Error::Config(_) | Error::Persist(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            };
+            error_response(status, &error.to_string(), Some(statement))
+        }
+        Ok(Ok(blocks)) if csv => {
+            let mut out = Vec::new();
+            for (i, block) in blocks.into_iter().flatten().enumerate() {
+                if i > 0 {
+                    out.push(b'\n');
+                }
+                out.extend_from_slice(&block);
+            }
+            ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response()
+        }
+        Ok(Ok(blocks)) => {
+            let results: Vec<serde_json::Value> = blocks
+                .into_iter()
+                .map(|b| {
+                    b.map_or(serde_json::Value::Null, |bytes| {
+                        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
+                    })
+                })
+                .collect();
+            Json(json!({ "results": results })).into_response()
+        }
+    }
+}
+
+/// Runs the statements of `text` in order; each result set rendered in `format`, `None` for
+/// a statement without rows.
+fn run_statements(
+    engine: &mut Engine,
+    text: &str,
+    format: OutputFormat,
+) -> Result<Vec<Option<Vec<u8>>>, Failed> {
+    let statements = crate::sql::statements(text).map_err(|e| Failed {
+        statement: 0,
+        error: e.into(),
+    })?;
+    let mut blocks = Vec::new();
+    for (i, stmt) in statements.enumerate() {
+        let failed = |error: Error| Failed {
+            statement: i,
+            error,
+        };
+        let stmt = stmt.map_err(|e| failed(e.into()))?;
+        match engine.execute_statement(&stmt).map_err(failed)? {
+            Some(rs) => {
+                let mut out = Vec::new();
+                write_result(&mut out, &rs, format)
+                    .map_err(|e| failed(server_error("render a result", e)))?;
+                blocks.push(Some(out));
+            }
+            None => blocks.push(None),
+        }
+    }
+    Ok(blocks)
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Response {
+    let uptime = state.started.elapsed().as_secs();
+    let last = tokio::task::spawn_blocking(move || {
+        let engine = state.engine.lock().unwrap_or_else(|p| p.into_inner());
+        engine.last_checkpoint()
+    })
+    .await
+    .ok()
+    .flatten();
+    let last_ms = last
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64);
+    Json(json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "profile": ActiveProfile::NAME,
+        "uptime_seconds": uptime,
+        "last_checkpoint_unix_ms": last_ms,
+    }))
+    .into_response()
+}
