@@ -77,6 +77,9 @@ pub trait Checkpointer: Sized {
 
     /// When the last checkpoint of this process succeeded.
     fn last_success(&self) -> Option<std::time::SystemTime>;
+
+    /// Counters of the log and the checkpoints since the process started.
+    fn metrics(&self) -> crate::metrics::StorageMetrics;
 }
 
 /// What a checkpoint wrote.
@@ -211,6 +214,10 @@ impl Checkpointer for NoCheckpoint {
 
     fn last_success(&self) -> Option<std::time::SystemTime> {
         None
+    }
+
+    fn metrics(&self) -> crate::metrics::StorageMetrics {
+        crate::metrics::StorageMetrics::default()
     }
 }
 

@@ -70,6 +70,7 @@ pub mod error;
 pub mod format;
 pub mod index;
 pub mod ingest;
+pub mod metrics;
 pub mod network;
 #[cfg(any(feature = "embedded", feature = "durable"))]
 pub mod persist;

@@ -10,6 +10,7 @@
 //!   (storage).
 //! - `GET /health`: `{"status": "ok", "version", "profile", "uptime_seconds",
 //!   "last_checkpoint_unix_ms"}`.
+//! - `GET /metrics`: Prometheus text (see [`render_metrics`]).
 //!
 //! Every request needs `Authorization: Bearer <token>` when a token is configured (401
 //! otherwise); listening on a non-loopback address without a token is refused at startup.
@@ -22,6 +23,7 @@
 
 use crate::error::{ConfigError, Error};
 use crate::format::{write_result, OutputFormat};
+use crate::metrics::{Histogram, StorageMetrics};
 use crate::profile::{ActiveProfile, PhysicalProfile};
 use crate::Engine;
 use axum::body::Bytes;
@@ -32,6 +34,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::json;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, UNIX_EPOCH};
@@ -69,6 +73,17 @@ struct AppState {
     engine: Mutex<Engine>,
     token: Option<String>,
     started: Instant,
+    counters: Mutex<ServerCounters>,
+}
+
+/// What the server counts itself (the engine counts rows and storage).
+#[derive(Default)]
+struct ServerCounters {
+    /// Statements by `(kind, outcome)`; outcome `ok` or `error`.
+    statements: BTreeMap<(&'static str, &'static str), u64>,
+    /// Requests by `(path, status)`, and their latency.
+    requests: BTreeMap<(String, u16), u64>,
+    request_seconds: Histogram,
 }
 
 /// Serves `engine` until SIGTERM or SIGINT, then closes it (final checkpoint). `on_listening`
@@ -88,11 +103,14 @@ pub fn serve(
         engine: Mutex::new(engine),
         token: settings.token.clone().filter(|t| !t.is_empty()),
         started: Instant::now(),
+        counters: Mutex::new(ServerCounters::default()),
     });
     let app = Router::new()
         .route("/sql", post(sql))
         .route("/health", get(health))
+        .route("/metrics", get(metrics))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
         .with_state(state.clone());
     runtime.block_on(async {
@@ -157,6 +175,26 @@ async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: N
     next.run(request).await
 }
 
+/// Counts every request and its latency, and logs one line per request at debug level.
+async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let response = next.run(request).await;
+    let seconds = start.elapsed().as_secs_f64();
+    let status = response.status().as_u16();
+    tracing::debug!(%method, path, status, seconds, "request");
+    // Unknown paths are counted under one label, so clients cannot grow the label set.
+    let label = match path.as_str() {
+        "/sql" | "/health" | "/metrics" => path,
+        _ => "other".to_string(),
+    };
+    let mut counters = state.counters.lock().unwrap_or_else(|p| p.into_inner());
+    *counters.requests.entry((label, status)).or_default() += 1;
+    counters.request_seconds.observe(seconds);
+    response
+}
+
 fn error_response(status: StatusCode, message: &str, statement: Option<usize>) -> Response {
     let mut body = json!({ "error": message });
     if let Some(n) = statement {
@@ -206,7 +244,13 @@ async fn sql(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
     };
     let run = tokio::task::spawn_blocking(move || {
         let mut engine = state.engine.lock().unwrap_or_else(|p| p.into_inner());
-        run_statements(&mut engine, &text, format)
+        let mut counted = Vec::new();
+        let result = run_statements(&mut engine, &text, format, &mut counted);
+        let mut counters = state.counters.lock().unwrap_or_else(|p| p.into_inner());
+        for key in counted {
+            *counters.statements.entry(key).or_default() += 1;
+        }
+        result
     })
     .await;
     match run {
@@ -247,11 +291,12 @@ async fn sql(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
 }
 
 /// Runs the statements of `text` in order; each result set rendered in `format`, `None` for
-/// a statement without rows.
+/// a statement without rows. Pushes `(kind, outcome)` of every statement run to `counted`.
 fn run_statements(
     engine: &mut Engine,
     text: &str,
     format: OutputFormat,
+    counted: &mut Vec<(&'static str, &'static str)>,
 ) -> Result<Vec<Option<Vec<u8>>>, Failed> {
     let statements = crate::sql::statements(text).map_err(|e| Failed {
         statement: 0,
@@ -264,7 +309,9 @@ fn run_statements(
             error,
         };
         let stmt = stmt.map_err(|e| failed(e.into()))?;
-        match engine.execute_statement(&stmt).map_err(failed)? {
+        let outcome = engine.execute_statement(&stmt);
+        counted.push((stmt.kind(), if outcome.is_ok() { "ok" } else { "error" }));
+        match outcome.map_err(failed)? {
             Some(rs) => {
                 let mut out = Vec::new();
                 write_result(&mut out, &rs, format)
@@ -297,4 +344,150 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         "last_checkpoint_unix_ms": last_ms,
     }))
     .into_response()
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> Response {
+    let text = tokio::task::spawn_blocking(move || {
+        let (rows, sizes, storage) = {
+            let engine = state.engine.lock().unwrap_or_else(|p| p.into_inner());
+            let sizes: Vec<(&'static str, String, usize)> = engine
+                .state_sizes()
+                .into_iter()
+                .map(|(kind, name, keys)| (kind, name.to_string(), keys))
+                .collect();
+            (engine.rows_ingested(), sizes, engine.storage_metrics())
+        };
+        let counters = state.counters.lock().unwrap_or_else(|p| p.into_inner());
+        render_metrics(rows, &sizes, &storage, &counters)
+    })
+    .await
+    .unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}
+
+/// The Prometheus text exposition of every metric: `# HELP` and `# TYPE` lines, counters
+/// ending in `_total`, durations in seconds, sizes in bytes.
+fn render_metrics(
+    rows_ingested: u64,
+    sizes: &[(&'static str, String, usize)],
+    storage: &StorageMetrics,
+    counters: &ServerCounters,
+) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<String>| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for sample in samples {
+            let _ = writeln!(out, "{name}{sample}");
+        }
+    };
+    family(
+        "strata_rows_ingested_total",
+        "counter",
+        "Rows inserted into sources and tables.",
+        vec![format!(" {rows_ingested}")],
+    );
+    family(
+        "strata_statements_total",
+        "counter",
+        "SQL statements run over HTTP, by kind and outcome.",
+        counters
+            .statements
+            .iter()
+            .map(|((kind, outcome), n)| format!("{{kind=\"{kind}\",outcome=\"{outcome}\"}} {n}"))
+            .collect(),
+    );
+    family(
+        "strata_state_keys",
+        "gauge",
+        "Keys held by each table and view.",
+        sizes
+            .iter()
+            .map(|(kind, name, keys)| {
+                format!("{{kind=\"{kind}\",name=\"{}\"}} {keys}", escape_label(name))
+            })
+            .collect(),
+    );
+    family(
+        "strata_wal_bytes_total",
+        "counter",
+        "Bytes appended to the write-ahead log.",
+        vec![format!(" {}", storage.wal_bytes)],
+    );
+    family(
+        "strata_wal_fsync_seconds",
+        "histogram",
+        "Durations of the write-ahead log's fsyncs.",
+        histogram_samples(&storage.wal_fsync_seconds),
+    );
+    family(
+        "strata_checkpoints_total",
+        "counter",
+        "Checkpoints, by outcome.",
+        vec![
+            format!("{{outcome=\"ok\"}} {}", storage.checkpoints),
+            format!("{{outcome=\"error\"}} {}", storage.checkpoint_failures),
+        ],
+    );
+    family(
+        "strata_checkpoint_seconds",
+        "histogram",
+        "Durations of successful checkpoints.",
+        histogram_samples(&storage.checkpoint_seconds),
+    );
+    family(
+        "strata_checkpoint_bytes_total",
+        "counter",
+        "Snapshot bytes written by successful checkpoints.",
+        vec![format!(" {}", storage.checkpoint_bytes)],
+    );
+    family(
+        "strata_http_requests_total",
+        "counter",
+        "HTTP requests, by path and status.",
+        counters
+            .requests
+            .iter()
+            .map(|((path, status), n)| format!("{{path=\"{path}\",status=\"{status}\"}} {n}"))
+            .collect(),
+    );
+    family(
+        "strata_http_request_seconds",
+        "histogram",
+        "HTTP request latency.",
+        histogram_samples(&counters.request_seconds),
+    );
+    out
+}
+
+/// A histogram's samples after its name: cumulative `_bucket{le=…}`, `_sum`, `_count`.
+fn histogram_samples(h: &Histogram) -> Vec<String> {
+    let mut samples = Vec::with_capacity(h.counts.len() + 2);
+    let mut cumulative = 0;
+    for (i, count) in h.counts.iter().enumerate() {
+        cumulative += count;
+        let le = h
+            .bounds
+            .get(i)
+            .map_or("+Inf".to_string(), |b| b.to_string());
+        samples.push(format!("_bucket{{le=\"{le}\"}} {cumulative}"));
+    }
+    samples.push(format!("_sum {}", h.sum));
+    samples.push(format!("_count {}", h.count));
+    samples
+}
+
+/// A label value with `\`, `"` and newlines escaped, as the text format requires.
+fn escape_label(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

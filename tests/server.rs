@@ -17,6 +17,8 @@ mod cli_support;
 struct Server {
     child: Child,
     port: u16,
+    /// Its stderr after the `listening on` line.
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Drop for Server {
@@ -29,12 +31,17 @@ impl Drop for Server {
 /// Starts `strata --data DATA serve --listen 127.0.0.1:0` with extra environment variables
 /// and waits for its "listening on" line.
 fn start(data: &Path, env: &[(&str, &str)]) -> Server {
+    start_with(data, env, &[])
+}
+
+fn start_with(data: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
     let mut cmd = cli_support::strata(Some(data));
     for (k, v) in env {
         cmd.env(k, v);
     }
     let mut child = cmd
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn strata serve");
@@ -53,11 +60,20 @@ fn start(data: &Path, env: &[(&str, &str)]) -> Server {
         }
     };
     // Keep draining stderr so the server never blocks on a full pipe.
+    let collected = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = collected.clone();
     std::thread::spawn(move || {
-        let mut sink = String::new();
-        let _ = stderr.read_to_string(&mut sink);
+        let mut line = String::new();
+        while stderr.read_line(&mut line).is_ok_and(|n| n > 0) {
+            sink.lock().unwrap().push_str(&line);
+            line.clear();
+        }
     });
-    Server { child, port }
+    Server {
+        child,
+        port,
+        stderr: collected,
+    }
 }
 
 struct Reply {
@@ -274,4 +290,141 @@ fn sigterm_finishes_cleanly_and_loses_nothing() {
         String::from_utf8_lossy(&out.stdout),
         "k,n,s\n1,2,15\n2,1,20\n"
     );
+}
+
+/// Checks `text` as Prometheus text exposition: every sample's family has `# HELP` and
+/// `# TYPE` before it, counters end in `_total`, values are numbers, histogram buckets are
+/// cumulative and end with `+Inf` equal to `_count`. Returns `sample name with labels → value`.
+fn parse_prometheus(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut types = std::collections::HashMap::new();
+    let mut helped = std::collections::HashSet::new();
+    let mut samples = std::collections::BTreeMap::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            helped.insert(rest.split_whitespace().next().unwrap().to_string());
+        } else if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            let (name, kind) = (parts.next().unwrap(), parts.next().unwrap());
+            assert!(helped.contains(name), "TYPE before HELP: {line}");
+            if kind == "counter" {
+                assert!(
+                    name.ends_with("_total"),
+                    "a counter not named _total: {name}"
+                );
+            }
+            types.insert(name.to_string(), kind.to_string());
+        } else {
+            let (series, value) = line.rsplit_once(' ').expect("sample: NAME VALUE");
+            let value: f64 = value
+                .parse()
+                .unwrap_or_else(|_| panic!("bad value: {line}"));
+            let name = series.split('{').next().unwrap();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| {
+                    name.strip_suffix(s)
+                        .filter(|f| types.get(*f).is_some_and(|k| k == "histogram"))
+                })
+                .unwrap_or(name);
+            assert!(types.contains_key(family), "sample before its TYPE: {line}");
+            samples.insert(series.to_string(), value);
+        }
+    }
+    for (family, kind) in &types {
+        if kind != "histogram" {
+            continue;
+        }
+        let buckets: Vec<f64> = samples
+            .iter()
+            .filter(|(k, _)| k.starts_with(&format!("{family}_bucket{{")))
+            .map(|(_, v)| *v)
+            .collect();
+        let inf = samples[&format!("{family}_bucket{{le=\"+Inf\"}}")];
+        assert_eq!(
+            inf,
+            samples[&format!("{family}_count")],
+            "{family}: +Inf != count"
+        );
+        assert!(
+            buckets.iter().all(|b| *b <= inf),
+            "{family}: buckets not cumulative"
+        );
+    }
+    samples
+}
+
+#[test]
+fn metrics_are_prometheus_text_and_count_what_happened() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(&tmp.path().join("data"), &[]);
+    let r = sql(
+        server.port,
+        "CREATE SOURCE ev (k BIGINT NOT NULL, x BIGINT NOT NULL);
+         CREATE MATERIALIZED VIEW agg AS SELECT k, COUNT(*) AS n FROM ev GROUP BY k;
+         INSERT INTO ev VALUES (1, 1), (2, 2), (1, 3);
+         CHECKPOINT",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        sql(server.port, "INSERT INTO nowhere VALUES (1)").status,
+        400
+    );
+    let r = request(server.port, "GET", "/metrics", &[], b"");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.headers.contains("content-type: text/plain"),
+        "{}",
+        r.headers
+    );
+    let m = parse_prometheus(&r.body);
+    assert_eq!(m["strata_rows_ingested_total"], 3.0);
+    assert_eq!(
+        m[r#"strata_statements_total{kind="insert",outcome="ok"}"#],
+        1.0
+    );
+    assert_eq!(
+        m[r#"strata_statements_total{kind="insert",outcome="error"}"#],
+        1.0
+    );
+    assert_eq!(m[r#"strata_state_keys{kind="view",name="agg"}"#], 2.0);
+    assert!(m["strata_wal_bytes_total"] > 0.0);
+    assert!(
+        m["strata_wal_fsync_seconds_count"] >= 3.0,
+        "sync = always: one per write"
+    );
+    assert_eq!(m[r#"strata_checkpoints_total{outcome="ok"}"#], 1.0);
+    assert!(m["strata_checkpoint_bytes_total"] > 0.0);
+    assert_eq!(
+        m[r#"strata_http_requests_total{path="/sql",status="200"}"#],
+        1.0
+    );
+    assert_eq!(
+        m[r#"strata_http_requests_total{path="/sql",status="400"}"#],
+        1.0
+    );
+    assert_eq!(m["strata_http_request_seconds_count"], 2.0);
+}
+
+#[test]
+fn requests_are_logged_one_json_line_each_at_debug_level() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_with(
+        &tmp.path().join("data"),
+        &[("STRATA_LOG", "strata=debug")],
+        &["--log-format", "json"],
+    );
+    assert_eq!(request(server.port, "GET", "/health", &[], b"").status, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let line = loop {
+        let logs = server.stderr.lock().unwrap().clone();
+        if let Some(l) = logs.lines().find(|l| l.contains("\"path\":\"/health\"")) {
+            break l.to_string();
+        }
+        assert!(Instant::now() < deadline, "no request log line in:\n{logs}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(entry["level"], "DEBUG");
+    assert_eq!(entry["fields"]["status"], 200);
+    assert_eq!(entry["fields"]["method"], "GET");
 }

@@ -101,6 +101,7 @@ impl<P: PhysicalProfile> EngineBuilder<P> {
             index_settings: None,
             index_rebuild_reason: None,
             network: P::Network::default(),
+            rows_ingested: 0,
         };
         if P::PERSISTENT && !self.ephemeral {
             let Some(settings) = &self.persist else {
@@ -192,6 +193,8 @@ pub struct Engine<P: PhysicalProfile = ActiveProfile> {
     /// printed when an index is rebuilt because of it.
     index_rebuild_reason: Option<String>,
     network: P::Network,
+    /// Rows inserted into sources and tables since the engine was built (replays excluded).
+    rows_ingested: u64,
 }
 
 impl Engine<ActiveProfile> {
@@ -610,6 +613,9 @@ impl<P: PhysicalProfile> Engine<P> {
             self.append_to_source(target, columns, rows)?;
         } else {
             self.write_table(target, columns, rows, replace)?;
+        }
+        if self.recovering_from.is_none() {
+            self.rows_ingested += rows as u64;
         }
         Ok(rows)
     }
@@ -1189,6 +1195,33 @@ impl<P: PhysicalProfile> Engine<P> {
             );
         }
         Ok(checkpointer)
+    }
+
+    /// Rows inserted into sources and tables since the engine was built (recovery's replays
+    /// not counted).
+    pub fn rows_ingested(&self) -> u64 {
+        self.rows_ingested
+    }
+
+    /// `(kind, name, keys)` of every table and view: the state each holds.
+    pub fn state_sizes(&self) -> Vec<(&'static str, &str, usize)> {
+        let tables = self
+            .tables
+            .iter()
+            .map(|(n, t)| ("table", n.as_str(), t.rows.len()));
+        let views = self
+            .views
+            .iter()
+            .map(|(n, v)| ("view", n.as_str(), v.state.len()));
+        tables.chain(views).collect()
+    }
+
+    /// The log's and the checkpoints' counters (defaults in tiers that keep nothing).
+    pub fn storage_metrics(&self) -> crate::metrics::StorageMetrics {
+        self.checkpointer
+            .as_ref()
+            .map(|c| c.metrics())
+            .unwrap_or_default()
     }
 
     /// When this engine last took a checkpoint successfully (`None`: not yet, or a tier that

@@ -26,6 +26,7 @@ use crate::checkpoint::{
     Change, CheckpointReport, Checkpointer, EngineState, ObjectState, PersistSettings,
 };
 use crate::error::{ConfigError, Error, PersistError};
+use crate::metrics::StorageMetrics;
 use crate::profile::{ActiveProfile, PhysicalProfile};
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
@@ -54,6 +55,8 @@ pub struct WalCheckpointer<S: SnapshotStore> {
     last_checkpoint: Instant,
     /// When the last checkpoint of this process succeeded.
     last_success: Option<std::time::SystemTime>,
+    /// Checkpoint counters (the log's come from the WAL).
+    metrics: StorageMetrics,
     /// Periodic checkpoints that failed in a row, and when to try again.
     failures: u32,
     retry_at: Option<Instant>,
@@ -243,6 +246,7 @@ impl<S: SnapshotStore> Checkpointer for WalCheckpointer<S> {
             settings: settings.clone(),
             last_checkpoint: Instant::now(),
             last_success: None,
+            metrics: StorageMetrics::default(),
             failures: 0,
             retry_at: None,
             encode_buf: AlignedVec::new(),
@@ -263,15 +267,22 @@ impl<S: SnapshotStore> Checkpointer for WalCheckpointer<S> {
     }
 
     fn checkpoint(&mut self, engine: &dyn EngineState) -> Result<CheckpointReport, Error> {
+        let start = Instant::now();
         let result = self.write_checkpoint(engine);
         match &result {
-            Ok(_) => {
+            Ok(report) => {
                 self.last_checkpoint = Instant::now();
                 self.last_success = Some(std::time::SystemTime::now());
+                self.metrics.checkpoints += 1;
+                self.metrics.checkpoint_bytes += report.bytes;
+                self.metrics
+                    .checkpoint_seconds
+                    .observe(start.elapsed().as_secs_f64());
                 self.failures = 0;
                 self.retry_at = None;
             }
             Err(_) => {
+                self.metrics.checkpoint_failures += 1;
                 self.failures = self.failures.saturating_add(1);
                 let mut delay = Duration::from_secs(1 << self.failures.min(9).saturating_sub(1))
                     .min(MAX_RETRY_DELAY);
@@ -286,6 +297,15 @@ impl<S: SnapshotStore> Checkpointer for WalCheckpointer<S> {
 
     fn last_success(&self) -> Option<std::time::SystemTime> {
         self.last_success
+    }
+
+    fn metrics(&self) -> StorageMetrics {
+        let (wal_bytes, fsyncs) = self.wal.stats();
+        StorageMetrics {
+            wal_bytes,
+            wal_fsync_seconds: fsyncs.clone(),
+            ..self.metrics.clone()
+        }
     }
 
     fn checkpoint_due(&self) -> bool {

@@ -114,10 +114,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::SyncPolicy;
 use crate::error::PersistError;
+use crate::metrics::Histogram;
 
 /// The magic bytes at the start of every segment file.
 pub const MAGIC: [u8; 8] = *b"STRATAWL";
@@ -427,6 +428,9 @@ pub struct Wal {
     buf: Vec<u8>,
     poisoned: Option<String>,
     syncer: Option<Syncer>,
+    /// Bytes appended and fsync durations since open (the interval thread's not counted).
+    appended_bytes: u64,
+    fsync_seconds: Histogram,
 }
 
 impl fmt::Debug for Wal {
@@ -520,6 +524,8 @@ impl Wal {
             buf: Vec::new(),
             poisoned: None,
             syncer,
+            appended_bytes: 0,
+            fsync_seconds: Histogram::default(),
         };
         Ok((wal, recovered))
     }
@@ -620,12 +626,20 @@ impl Wal {
         let Some(file) = self.file.as_mut() else {
             return Ok(());
         };
+        let start = Instant::now();
         if let Err(e) = file.sync_data() {
             let path = &self.segments[self.segments.len() - 1].path;
             return Err(self.poison(PersistError::io("fsync", path, e).to_string()));
         }
+        self.fsync_seconds.observe(start.elapsed().as_secs_f64());
         self.unsynced = false;
         Ok(())
+    }
+
+    /// Bytes appended since open, and the durations of the fsyncs of appends and of
+    /// [`Wal::sync`] (the interval policy's background fsyncs are not timed).
+    pub fn stats(&self) -> (u64, &Histogram) {
+        (self.appended_bytes, &self.fsync_seconds)
     }
 
     /// Calls `f(lsn, payload)` for every record with an LSN greater than `after_lsn`, in
@@ -873,9 +887,11 @@ impl Wal {
             return Err(self.roll_back(before, "write", e));
         }
         if self.policy == SyncPolicy::Always {
+            let start = Instant::now();
             if let Err(e) = file.sync_data() {
                 return Err(self.roll_back(before, "fsync", e));
             }
+            self.fsync_seconds.observe(start.elapsed().as_secs_f64());
         } else {
             self.unsynced = true;
             if let Some(syncer) = &self.syncer {
@@ -884,6 +900,7 @@ impl Wal {
         }
         let last = self.segments.len() - 1;
         self.segments[last].len += bytes.len() as u64;
+        self.appended_bytes += bytes.len() as u64;
         self.next_lsn += n;
         Ok(self.next_lsn - 1)
     }

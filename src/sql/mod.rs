@@ -121,6 +121,25 @@ pub enum Statement {
     Checkpoint,
 }
 
+impl Statement {
+    /// A short name of the statement's kind, e.g. for metrics: `select`, `insert`, ….
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Statement::CreateSource { .. } => "create_source",
+            Statement::CreateTable { .. } => "create_table",
+            Statement::CreateView { .. } => "create_view",
+            Statement::CreateIndex { .. } => "create_index",
+            Statement::Insert { .. } => "insert",
+            Statement::Delete { .. } => "delete",
+            Statement::Query(_) => "select",
+            Statement::Show(_) => "show",
+            Statement::Describe(_) => "describe",
+            Statement::Drop { .. } => "drop",
+            Statement::Checkpoint => "checkpoint",
+        }
+    }
+}
+
 /// The rows of `INSERT … VALUES`.
 #[derive(Clone, Debug)]
 pub enum InsertRows {
