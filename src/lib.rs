@@ -82,7 +82,7 @@ pub mod state;
 pub mod types;
 
 pub use batch::{Batch, Column, ColumnData};
-pub use engine::{Engine, EngineBuilder, ResultSet};
+pub use engine::{Engine, EngineBuilder, ResultSet, ViewChange, ViewSubscriber};
 pub use error::{ConfigError, Error, ExecError, PersistError, Result, SqlError};
 pub use profile::{ActiveProfile, PhysicalProfile, ProfileKind};
 pub use types::{DataType, Key, Value};

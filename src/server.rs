@@ -11,6 +11,11 @@
 //! - `GET /health`: `{"status": "ok", "version", "profile", "uptime_seconds",
 //!   "last_checkpoint_unix_ms"}`.
 //! - `GET /metrics`: Prometheus text (see [`render_metrics`]).
+//! - `GET /views/<name>/changes`: Server-Sent Events, one `change` event per changed group of
+//!   the view (`{"op": "upsert", "key": {...}, "row": {...}}` or `{"op": "delete", "key":
+//!   {...}}`), with keep-alive comments. A client that falls [`SSE_BUFFER`] events behind is
+//!   dropped (ingestion never waits for it): it gets a last `dropped` event and the stream
+//!   ends.
 //!
 //! Every request needs `Authorization: Bearer <token>` when a token is configured (401
 //! otherwise); listening on a non-loopback address without a token is refused at startup.
@@ -25,11 +30,12 @@ use crate::error::{ConfigError, Error};
 use crate::format::{write_result, OutputFormat};
 use crate::metrics::{Histogram, StorageMetrics};
 use crate::profile::{ActiveProfile, PhysicalProfile};
-use crate::Engine;
+use crate::{Engine, ViewChange};
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -39,6 +45,9 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, UNIX_EPOCH};
+
+/// Events a change subscriber may fall behind before it is dropped.
+pub const SSE_BUFFER: usize = 4096;
 
 /// The default limit of a request body (and so of one SQL text): 16 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
@@ -74,6 +83,8 @@ struct AppState {
     token: Option<String>,
     started: Instant,
     counters: Mutex<ServerCounters>,
+    /// Becomes `true` at shutdown: ends the change streams, which never end by themselves.
+    stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// What the server counts itself (the engine counts rows and storage).
@@ -99,16 +110,19 @@ pub fn serve(
         .enable_all()
         .build()
         .map_err(|e| server_error("start the async runtime", e))?;
+    let (stop, stopping) = tokio::sync::watch::channel(false);
     let state = Arc::new(AppState {
         engine: Mutex::new(engine),
         token: settings.token.clone().filter(|t| !t.is_empty()),
         started: Instant::now(),
         counters: Mutex::new(ServerCounters::default()),
+        stopping,
     });
     let app = Router::new()
         .route("/sql", post(sql))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/views/{name}/changes", get(view_changes))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
@@ -122,7 +136,10 @@ pub fn serve(
             .map_err(|e| server_error("read the bound address", e))?;
         on_listening(bound);
         axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(async move {
+                shutdown_signal().await;
+                let _ = stop.send(true);
+            })
             .await
             .map_err(|e| server_error("serve", e))
     })?;
@@ -490,4 +507,113 @@ fn escape_label(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+async fn view_changes(
+    State(state): State<Arc<AppState>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<String>(SSE_BUFFER);
+    let state_stopping = state.stopping.clone();
+    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = dropped.clone();
+    let view = name.clone();
+    let subscribed = tokio::task::spawn_blocking(move || {
+        let mut engine = state.engine.lock().unwrap_or_else(|p| p.into_inner());
+        let columns: Vec<String> = engine
+            .columns_of(&view)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(c, _)| c)
+            .collect();
+        let subscriber = Box::new(move |change: &ViewChange<'_>| {
+            let event = change_json(&columns, change).to_string();
+            match tx.try_send(event) {
+                Ok(()) => true,
+                Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                    flag.store(true, std::sync::atomic::Ordering::Relaxed);
+                    false
+                }
+                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => false,
+            }
+        });
+        engine.subscribe(&view, subscriber)
+    })
+    .await;
+    match subscribed {
+        Err(join) => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("cannot subscribe: {join}"),
+                None,
+            )
+        }
+        Ok(Err(e)) => return error_response(StatusCode::NOT_FOUND, &e.to_string(), None),
+        Ok(Ok(())) => {}
+    }
+    let stopping = state_stopping;
+    let events = futures_util::stream::unfold(Some(rx), move |rx| {
+        let dropped = dropped.clone();
+        let name = name.clone();
+        let mut stopping = stopping.clone();
+        async move {
+            let mut rx = rx?;
+            let next = tokio::select! {
+                next = rx.recv() => next,
+                _ = stopping.wait_for(|stop| *stop) => return None,
+            };
+            match next {
+                Some(data) => Some((
+                    Ok::<_, std::convert::Infallible>(Event::default().event("change").data(data)),
+                    Some(rx),
+                )),
+                None if dropped.load(std::sync::atomic::Ordering::Relaxed) => {
+                    tracing::warn!("dropped a slow subscriber of view `{name}`");
+                    let notice = json!({ "error": format!("this client fell more than {SSE_BUFFER} changes behind view `{name}` and was dropped; reconnect and re-read the view") });
+                    Some((
+                        Ok(Event::default().event("dropped").data(notice.to_string())),
+                        None,
+                    ))
+                }
+                None => None,
+            }
+        }
+    });
+    Sse::new(events)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// A view change as the JSON of a `change` event: the key and row by column name.
+fn change_json(columns: &[String], change: &ViewChange<'_>) -> serde_json::Value {
+    let object = |values: &[crate::Value], names: &[String]| {
+        let map: serde_json::Map<String, serde_json::Value> = names
+            .iter()
+            .zip(values)
+            .map(|(n, v)| (n.clone(), value_json(v)))
+            .collect();
+        serde_json::Value::Object(map)
+    };
+    match change {
+        ViewChange::Upsert { key, row } => json!({
+            "op": "upsert",
+            "key": key.iter().map(value_json).collect::<Vec<_>>(),
+            "row": object(row, columns),
+        }),
+        ViewChange::Delete { key } => json!({
+            "op": "delete",
+            "key": key.iter().map(value_json).collect::<Vec<_>>(),
+        }),
+    }
+}
+
+fn value_json(v: &crate::Value) -> serde_json::Value {
+    match v {
+        crate::Value::Null => serde_json::Value::Null,
+        crate::Value::Int(i) => (*i).into(),
+        crate::Value::Double(d) => serde_json::Number::from_f64(*d)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
+        crate::Value::Bool(b) => (*b).into(),
+        other => other.to_string().into(),
+    }
 }

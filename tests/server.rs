@@ -428,3 +428,114 @@ fn requests_are_logged_one_json_line_each_at_debug_level() {
     assert_eq!(entry["fields"]["status"], 200);
     assert_eq!(entry["fields"]["method"], "GET");
 }
+
+/// Opens `GET /views/<view>/changes` and returns the stream, past the response headers.
+fn subscribe(port: u16, view: &str) -> BufReader<TcpStream> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /views/{view}/changes HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            return reader;
+        }
+    }
+}
+
+/// The next SSE event `(event, data)`, skipping keep-alive comments and chunk framing.
+fn next_event(reader: &mut BufReader<TcpStream>) -> (String, String) {
+    let (mut event, mut data) = (String::new(), String::new());
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).unwrap() == 0 {
+            panic!("the stream ended");
+        }
+        let l = line.trim_end();
+        if let Some(e) = l.strip_prefix("event: ") {
+            event = e.to_string();
+        } else if let Some(d) = l.strip_prefix("data: ") {
+            data = d.to_string();
+        } else if l.is_empty() && !event.is_empty() {
+            return (event, data);
+        }
+    }
+}
+
+#[test]
+fn a_view_subscriber_receives_its_changes_and_a_slow_one_is_dropped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(&tmp.path().join("data"), &[]);
+    let r = sql(
+        server.port,
+        "CREATE SOURCE ev (k BIGINT NOT NULL, x BIGINT NOT NULL);
+         CREATE MATERIALIZED VIEW agg AS SELECT k, COUNT(*) AS n, SUM(x) AS s FROM ev GROUP BY k",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = request(server.port, "GET", "/views/nope/changes", &[], b"");
+    assert_eq!(r.status, 404, "{}", r.body);
+
+    let mut live = subscribe(server.port, "agg");
+    let slow = subscribe(server.port, "agg"); // never reads
+    assert_eq!(
+        sql(
+            server.port,
+            "INSERT INTO ev VALUES (1, 10), (2, 20), (1, 5)"
+        )
+        .status,
+        200
+    );
+    let mut got = vec![next_event(&mut live), next_event(&mut live)];
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            (
+                "change".to_string(),
+                r#"{"key":[1],"op":"upsert","row":{"k":1,"n":2,"s":15}}"#.to_string()
+            ),
+            (
+                "change".to_string(),
+                r#"{"key":[2],"op":"upsert","row":{"k":2,"n":1,"s":20}}"#.to_string()
+            ),
+        ]
+    );
+
+    // Far more changes than a client may fall behind: the one that does not read is dropped,
+    // and ingestion does not wait for it.
+    let rows: Vec<String> = (0..60_000).map(|k| format!("({}, 1)", k + 10)).collect();
+    let started = Instant::now();
+    let r = sql(
+        server.port,
+        &format!("INSERT INTO ev VALUES {}", rows.join(",")),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "ingestion waited"
+    );
+    let mut slow = slow;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (event, data) = next_event(&mut slow);
+        if event == "dropped" {
+            assert!(data.contains("fell more than"), "{data}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no `dropped` event");
+    }
+    // The live subscriber, which reads, gets the new groups.
+    let (event, _) = next_event(&mut live);
+    assert_eq!(event, "change");
+}

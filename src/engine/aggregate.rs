@@ -533,6 +533,40 @@ impl<P: PhysicalProfile> AggState<P> {
         Ok(row)
     }
 
+    /// The output row of group `slot` as the view's SELECT shows it, or `None` when its
+    /// HAVING hides the group.
+    pub fn output_row(&self, slot: usize) -> Result<Option<Vec<Value>>, ExecError> {
+        let post = self.group_row(slot)?;
+        if let Some(h) = &self.plan.having {
+            if !h.is_true(post.as_slice())? {
+                return Ok(None);
+            }
+        }
+        let row = self
+            .plan
+            .output
+            .iter()
+            .map(|e| e.eval(post.as_slice()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some(row))
+    }
+
+    /// The group-by values of group `slot` (empty for a view without GROUP BY).
+    pub fn group_key(&self, slot: usize) -> Result<Vec<Value>, ExecError> {
+        let mut row = self.group_row(slot)?;
+        row.truncate(self.group_types.len());
+        Ok(row)
+    }
+
+    /// The groups a prepared batch touches (after [`assign_slots`](Self::assign_slots)),
+    /// each once, in slot order.
+    pub fn touched(prepared: &Prepared<'_>) -> Vec<u32> {
+        let mut slots = prepared.slots.clone();
+        slots.sort_unstable();
+        slots.dedup();
+        slots
+    }
+
     /// The output rows, one per group in the order groups first appeared. A plan without
     /// GROUP BY yields exactly one row even before any input.
     pub fn rows(&self) -> Result<Vec<Vec<Value>>, ExecError> {

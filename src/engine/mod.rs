@@ -102,6 +102,7 @@ impl<P: PhysicalProfile> EngineBuilder<P> {
             index_rebuild_reason: None,
             network: P::Network::default(),
             rows_ingested: 0,
+            subscribers: BTreeMap::new(),
         };
         if P::PERSISTENT && !self.ephemeral {
             let Some(settings) = &self.persist else {
@@ -171,6 +172,19 @@ struct View<P: PhysicalProfile> {
     definition: String,
 }
 
+/// A change to one group of a materialized view, as its subscribers see it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum ViewChange<'a> {
+    /// The group now shows `row` (in the view's columns); `key` is its GROUP BY values.
+    Upsert { key: &'a [Value], row: &'a [Value] },
+    /// The group is no longer shown (its HAVING became false).
+    Delete { key: &'a [Value] },
+}
+
+/// Called with every change of a subscribed view, after the batch that made it is
+/// acknowledged; returning `false` unsubscribes.
+pub type ViewSubscriber = Box<dyn FnMut(&ViewChange<'_>) -> bool + Send>;
+
 /// A Strata engine of profile `P` (the compiled one unless named).
 pub struct Engine<P: PhysicalProfile = ActiveProfile> {
     capacity: usize,
@@ -195,6 +209,8 @@ pub struct Engine<P: PhysicalProfile = ActiveProfile> {
     network: P::Network,
     /// Rows inserted into sources and tables since the engine was built (replays excluded).
     rows_ingested: u64,
+    /// Subscribers of each view's changes.
+    subscribers: BTreeMap<String, Vec<ViewSubscriber>>,
 }
 
 impl Engine<ActiveProfile> {
@@ -663,8 +679,22 @@ impl<P: PhysicalProfile> Engine<P> {
             return Err(e);
         }
         // Phase 3: accumulate; cannot fail.
-        for ((_, v), p) in views.iter_mut().zip(&prepared) {
+        for (i, ((name, v), p)) in views.iter_mut().zip(&prepared).enumerate() {
+            let Some(subscribers) = self.subscribers.get_mut(name.as_str()) else {
+                v.state.accumulate(p);
+                continue;
+            };
+            let touched = AggState::<P>::touched(p);
+            // Whether each touched group was shown before, to tell a deletion (HAVING).
+            let shown_before: Vec<bool> = touched
+                .iter()
+                .map(|&slot| {
+                    (slot as usize) < before[i]
+                        && matches!(v.state.output_row(slot as usize), Ok(Some(_)))
+                })
+                .collect();
             v.state.accumulate(p);
+            notify(&v.state, subscribers, &touched, &shown_before);
         }
         Ok(())
     }
@@ -839,7 +869,10 @@ impl<P: PhysicalProfile> Engine<P> {
         match kind {
             ObjectKind::Source => drop(self.sources.remove(name)),
             ObjectKind::Table => drop(self.tables.remove(name)),
-            ObjectKind::View => drop(self.views.remove(name)),
+            ObjectKind::View => {
+                self.views.remove(name);
+                self.subscribers.remove(name);
+            }
             ObjectKind::Index => {
                 self.indexes.remove(name);
                 if let Some(b) = self.index_backend.as_mut() {
@@ -1139,6 +1172,34 @@ impl<P: PhysicalProfile> Engine<P> {
     }
 }
 
+/// Tells the subscribers of a view what the touched groups show now; drops those that
+/// unsubscribe. A group whose row cannot be computed (an overflowing SUM) is skipped: a
+/// query on it reports the error.
+fn notify<P: PhysicalProfile>(
+    state: &AggState<P>,
+    subscribers: &mut Vec<ViewSubscriber>,
+    touched: &[u32],
+    shown_before: &[bool],
+) {
+    for (&slot, &was_shown) in touched.iter().zip(shown_before) {
+        let (Ok(key), Ok(row)) = (
+            state.group_key(slot as usize),
+            state.output_row(slot as usize),
+        ) else {
+            continue;
+        };
+        let change = match &row {
+            Some(row) => ViewChange::Upsert { key: &key, row },
+            None if was_shown => ViewChange::Delete { key: &key },
+            None => continue,
+        };
+        subscribers.retain_mut(|s| s(&change));
+        if subscribers.is_empty() {
+            return;
+        }
+    }
+}
+
 /// Records a change with the checkpointer of persistent tiers (a no-op folded away in the
 /// others, and skipped while recovering).
 #[inline]
@@ -1195,6 +1256,18 @@ impl<P: PhysicalProfile> Engine<P> {
             );
         }
         Ok(checkpointer)
+    }
+
+    /// Calls `subscriber` with every later change of view `name` (see [`ViewChange`]).
+    pub fn subscribe(&mut self, name: &str, subscriber: ViewSubscriber) -> Result<()> {
+        if !self.views.contains_key(name) {
+            return Err(Self::unknown(ObjectKind::View, name));
+        }
+        self.subscribers
+            .entry(name.to_string())
+            .or_default()
+            .push(subscriber);
+        Ok(())
     }
 
     /// Rows inserted into sources and tables since the engine was built (recovery's replays
