@@ -80,6 +80,9 @@ pub trait Checkpointer: Sized {
 
     /// Counters of the log and the checkpoints since the process started.
     fn metrics(&self) -> crate::metrics::StorageMetrics;
+
+    /// Checks that where checkpoints go is reachable now (a live probe of an object store).
+    fn probe(&self) -> Result<(), crate::Error>;
 }
 
 /// What a checkpoint wrote.
@@ -218,6 +221,10 @@ impl Checkpointer for NoCheckpoint {
 
     fn metrics(&self) -> crate::metrics::StorageMetrics {
         crate::metrics::StorageMetrics::default()
+    }
+
+    fn probe(&self) -> Result<(), crate::Error> {
+        Ok(())
     }
 }
 

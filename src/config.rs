@@ -89,6 +89,8 @@ pub struct ServerSection {
     pub token: Option<String>,
     /// The largest request body (and so SQL text) accepted, in bytes (default 16 MiB).
     pub max_body_bytes: Option<usize>,
+    /// How long the object store may be unreachable before `/health` answers 503, e.g. `"1m"`.
+    pub unhealthy_after: Option<String>,
 }
 
 /// Keys that environment variables may set, with whether the value is a number or bool.
@@ -111,6 +113,7 @@ const KEYS: &[(&str, &str, ValueKind)] = &[
     ("server", "listen", ValueKind::Text),
     ("server", "token", ValueKind::Text),
     ("server", "max_body_bytes", ValueKind::Integer),
+    ("server", "unhealthy_after", ValueKind::Text),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,6 +264,10 @@ impl Config {
             absent(
                 "[server] max_body_bytes",
                 self.server.max_body_bytes.is_some(),
+            )?;
+            absent(
+                "[server] unhealthy_after",
+                self.server.unhealthy_after.is_some(),
             )?;
         }
         Ok(())

@@ -8,8 +8,10 @@
 //!   the answer is `{"error": "...", "statement": N}` (N counts from 0; the statements before
 //!   it stay applied), with status 400 for bad SQL or input and 500 for a server fault
 //!   (storage).
-//! - `GET /health`: `{"status": "ok", "version", "profile", "uptime_seconds",
-//!   "last_checkpoint_unix_ms"}`.
+//! - `GET /health`: `{"status", "version", "profile", "uptime_seconds",
+//!   "last_checkpoint_unix_ms", "object_store": "reachable"|"unreachable",
+//!   "object_store_error"}`; the store is probed at most every 5 s, and the answer is 503
+//!   (`"status": "unavailable"`) once it has been unreachable for `unhealthy_after`.
 //! - `GET /metrics`: Prometheus text (see [`render_metrics`]).
 //! - `GET /views/<name>/changes`: Server-Sent Events, one `change` event per changed group of
 //!   the view (`{"op": "upsert", "key": {...}, "row": {...}}` or `{"op": "delete", "key":
@@ -44,7 +46,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, UNIX_EPOCH};
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 /// Events a change subscriber may fall behind before it is dropped.
 pub const SSE_BUFFER: usize = 4096;
@@ -59,7 +61,21 @@ pub struct ServerSettings {
     /// Required to listen on a non-loopback address.
     pub token: Option<String>,
     pub max_body_bytes: usize,
+    /// `/health` answers 503 once the checkpoint storage has been unreachable this long.
+    pub unhealthy_after: Duration,
 }
+
+/// What `/health` knows about the checkpoint storage.
+#[derive(Default)]
+struct Reachability {
+    probed_at: Option<Instant>,
+    /// Since when every probe failed, and the last failure.
+    failing_since: Option<Instant>,
+    last_error: Option<String>,
+}
+
+/// `/health` probes the storage at most this often.
+const PROBE_EVERY: Duration = Duration::from_secs(5);
 
 impl ServerSettings {
     /// Refuses to serve a non-loopback address without a token.
@@ -83,6 +99,10 @@ struct AppState {
     token: Option<String>,
     started: Instant,
     counters: Mutex<ServerCounters>,
+    /// The last probes of the checkpoint storage, for `/health`.
+    reachability: Mutex<Reachability>,
+    /// How long the storage may be unreachable before `/health` answers 503.
+    unhealthy_after: Duration,
     /// Becomes `true` at shutdown: ends the change streams, which never end by themselves.
     stopping: tokio::sync::watch::Receiver<bool>,
 }
@@ -116,6 +136,8 @@ pub fn serve(
         token: settings.token.clone().filter(|t| !t.is_empty()),
         started: Instant::now(),
         counters: Mutex::new(ServerCounters::default()),
+        reachability: Mutex::new(Reachability::default()),
+        unhealthy_after: settings.unhealthy_after,
         stopping,
     });
     let app = Router::new()
@@ -343,24 +365,50 @@ fn run_statements(
 
 async fn health(State(state): State<Arc<AppState>>) -> Response {
     let uptime = state.started.elapsed().as_secs();
-    let last = tokio::task::spawn_blocking(move || {
+    let unhealthy_after = state.unhealthy_after;
+    let (last, failing_for, error) = tokio::task::spawn_blocking(move || {
         let engine = state.engine.lock().unwrap_or_else(|p| p.into_inner());
-        engine.last_checkpoint()
+        let mut r = state.reachability.lock().unwrap_or_else(|p| p.into_inner());
+        if r.probed_at.is_none_or(|t| t.elapsed() >= PROBE_EVERY) {
+            match engine.probe_storage() {
+                Ok(()) => {
+                    r.failing_since = None;
+                    r.last_error = None;
+                }
+                Err(e) => {
+                    r.failing_since.get_or_insert_with(Instant::now);
+                    r.last_error = Some(e.to_string());
+                }
+            }
+            r.probed_at = Some(Instant::now());
+        }
+        (
+            engine.last_checkpoint(),
+            r.failing_since.map(|t| t.elapsed()),
+            r.last_error.clone(),
+        )
     })
     .await
-    .ok()
-    .flatten();
+    .unwrap_or((None, None, Some("the health check failed to run".into())));
     let last_ms = last
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_millis() as u64);
-    Json(json!({
-        "status": "ok",
+    let unhealthy = failing_for.is_some_and(|d| d >= unhealthy_after);
+    let status = if unhealthy {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = json!({
+        "status": if unhealthy { "unavailable" } else { "ok" },
         "version": env!("CARGO_PKG_VERSION"),
         "profile": ActiveProfile::NAME,
         "uptime_seconds": uptime,
         "last_checkpoint_unix_ms": last_ms,
-    }))
-    .into_response()
+        "object_store": if error.is_some() { "unreachable" } else { "reachable" },
+        "object_store_error": error,
+    });
+    (status, Json(body)).into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {

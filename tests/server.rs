@@ -539,3 +539,44 @@ fn a_view_subscriber_receives_its_changes_and_a_slow_one_is_dropped() {
     let (event, _) = next_event(&mut live);
     assert_eq!(event, "change");
 }
+
+#[test]
+fn health_reports_an_unreachable_store_and_answers_503_after_the_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let server = start(&data, &[("STRATA_SERVER_UNHEALTHY_AFTER", "0")]);
+    let r = request(server.port, "GET", "/health", &[], b"");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let health: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(health["object_store"], "reachable");
+    // The store's directory turns into a file: every put fails from now on.
+    let store = cli_support::store_dir(&data);
+    std::fs::remove_dir_all(&store).unwrap();
+    std::fs::write(&store, b"not a directory").unwrap();
+    // Probes run at most every 5 s.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let r = loop {
+        let r = request(server.port, "GET", "/health", &[], b"");
+        if r.status != 200 || Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(r.status, 503, "{}", r.body);
+    let health: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert_eq!(health["status"], "unavailable");
+    assert_eq!(health["object_store"], "unreachable");
+    assert!(
+        health["object_store_error"]
+            .as_str()
+            .unwrap()
+            .contains("probe"),
+        "{}",
+        r.body
+    );
+    // SQL still works: the local log acknowledges writes.
+    assert_eq!(
+        sql(server.port, "CREATE TABLE t (k BIGINT PRIMARY KEY)").status,
+        200
+    );
+}

@@ -88,8 +88,14 @@ pub fn run(command: &StoreCommand, config: &Config, data: Option<&Path>) -> Resu
             let listen = text.parse().map_err(|e| {
                 super::usage(anyhow!("listen address `{text}` is not HOST:PORT: {e}"))
             })?;
+            let unhealthy_after = match &config.server.unhealthy_after {
+                Some(text) => strata::config::parse_duration(text)
+                    .map_err(|m| super::usage(anyhow!("[server] unhealthy_after `{text}`: {m}")))?,
+                None => std::time::Duration::from_secs(60),
+            };
             let settings = ServerSettings {
                 listen,
+                unhealthy_after,
                 token: config.server.token.clone(),
                 max_body_bytes: config
                     .server

@@ -1297,6 +1297,12 @@ impl<P: PhysicalProfile> Engine<P> {
             .unwrap_or_default()
     }
 
+    /// Checks that the checkpoint storage is reachable now (a live probe of an object store;
+    /// `Ok` in tiers that keep nothing or keep it locally).
+    pub fn probe_storage(&self) -> Result<()> {
+        self.checkpointer.as_ref().map_or(Ok(()), |c| c.probe())
+    }
+
     /// When this engine last took a checkpoint successfully (`None`: not yet, or a tier that
     /// keeps nothing).
     pub fn last_checkpoint(&self) -> Option<std::time::SystemTime> {

@@ -299,6 +299,10 @@ impl<S: SnapshotStore> Checkpointer for WalCheckpointer<S> {
         self.last_success
     }
 
+    fn probe(&self) -> Result<(), Error> {
+        Ok(self.snapshots.probe()?)
+    }
+
     fn metrics(&self) -> StorageMetrics {
         let (wal_bytes, fsyncs) = self.wal.stats();
         StorageMetrics {

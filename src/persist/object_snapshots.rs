@@ -246,7 +246,7 @@ impl ObjectSnapshots {
             runtime,
             timeout: settings.timeout,
         };
-        snapshots.probe().map_err(|e| {
+        snapshots.probe_now().map_err(|e| {
             unmet(format!(
                 "a reachable, writable object store at {}: the startup probe failed: {e}",
                 snapshots.url
@@ -260,7 +260,7 @@ impl ObjectSnapshots {
         &self.url
     }
 
-    fn probe(&self) -> Result<(), PersistError> {
+    fn probe_now(&self) -> Result<(), PersistError> {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default()
@@ -632,6 +632,10 @@ impl SnapshotStore for ObjectSnapshots {
 
     fn location(&self) -> String {
         self.url.clone()
+    }
+
+    fn probe(&self) -> Result<(), PersistError> {
+        self.probe_now()
     }
 
     fn write(&mut self, lsn: u64, body: &[u8]) -> Result<(), PersistError> {

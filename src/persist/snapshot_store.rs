@@ -18,6 +18,9 @@ pub trait SnapshotStore: Sized {
     /// Where the snapshots are, for messages (a directory or a URL).
     fn location(&self) -> String;
 
+    /// Checks that the storage is reachable and writable right now (for health checks).
+    fn probe(&self) -> Result<(), PersistError>;
+
     /// Stores `body` as the snapshot of `lsn`. When this returns `Ok` the snapshot survives
     /// a crash and [`load_newest`](Self::load_newest) can return it. On `Err`, or if the
     /// process dies midway, the snapshots stored before are untouched and nothing of this
@@ -53,6 +56,11 @@ impl SnapshotStore for SnapshotDir {
 
     fn location(&self) -> String {
         self.path().display().to_string()
+    }
+
+    /// The local directory is checked by every write; nothing to probe separately.
+    fn probe(&self) -> Result<(), PersistError> {
+        Ok(())
     }
 
     fn write(&mut self, lsn: u64, body: &[u8]) -> Result<(), PersistError> {
