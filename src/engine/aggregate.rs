@@ -13,7 +13,7 @@ use crate::batch::{Column, ColumnData};
 use crate::checkpoint::ObjectState;
 use crate::error::ExecError;
 use crate::profile::PhysicalProfile;
-use crate::sql::expr::Expr;
+use crate::sql::expr::{BinOp, Expr};
 use crate::state::{Full, StateBackend};
 use crate::types::{DataType, Key, Value};
 use std::borrow::Cow;
@@ -549,6 +549,68 @@ impl<P: PhysicalProfile> AggState<P> {
             .map(|e| e.eval(post.as_slice()))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(row))
+    }
+
+    /// The output rows a WHERE can only match within one group, found through the group
+    /// index instead of a scan: when one of `filter`'s top-level `AND`ed terms compares the
+    /// output column of the single GROUP BY column with a literal of its type, for equality.
+    /// `None` when no such term exists (scan every group). The caller still applies the whole
+    /// WHERE to the rows returned.
+    pub fn lookup_rows(&self, filter: Option<&Expr>) -> Result<Option<Vec<Vec<Value>>>, ExecError> {
+        let (Some(filter), [group_type]) = (filter, self.group_types.as_slice()) else {
+            return Ok(None);
+        };
+        // Output columns that are the group column itself.
+        let is_group_column = |index: usize| {
+            matches!(
+                self.plan.output.get(index),
+                Some(Expr::Column { index: 0, .. })
+            )
+        };
+        let mut terms = vec![filter];
+        let mut probe = None;
+        while let Some(e) = terms.pop() {
+            match e {
+                Expr::Binary {
+                    op: BinOp::And,
+                    left,
+                    right,
+                    ..
+                } => terms.extend([&**left, &**right]),
+                Expr::Binary {
+                    op: BinOp::Eq,
+                    left,
+                    right,
+                    ..
+                } => match (&**left, &**right) {
+                    (Expr::Column { index, .. }, Expr::Literal(v))
+                    | (Expr::Literal(v), Expr::Column { index, .. })
+                        if is_group_column(*index) && v.data_type() == Some(*group_type) =>
+                    {
+                        probe = Some(v);
+                        break;
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        let Some(value) = probe else {
+            return Ok(None);
+        };
+        let key = Key::from_value(value);
+        let slot = match &self.index {
+            GroupIndex::Fixed1 { map, .. } => {
+                key_to_fixed::<1>(&key, 1).and_then(|k| map.get(&k).copied())
+            }
+            GroupIndex::Fixed2 { .. } => None,
+            GroupIndex::General { map, .. } => map.get(&key).copied(),
+        };
+        let mut rows = Vec::new();
+        if let Some(slot) = slot {
+            rows.extend(self.output_row(slot as usize)?);
+        }
+        Ok(Some(rows))
     }
 
     /// The group-by values of group `slot` (empty for a view without GROUP BY).

@@ -971,7 +971,7 @@ impl<P: PhysicalProfile> Engine<P> {
     fn select(&self, query: &ast::Query) -> Result<ResultSet> {
         let select = plan::simple_select(query)?;
         let from = plan::from_name(select)?;
-        let (input_columns, rows): (Vec<(String, DataType)>, Vec<Vec<Value>>) = match self.kind_of(&from) {
+        match self.kind_of(&from) {
             Some(ObjectKind::Table) => {
                 let t = &self.tables[&from];
                 let columns = t.schema.name_types();
@@ -986,34 +986,38 @@ impl<P: PhysicalProfile> Engine<P> {
                     Some(keys) => keys.iter().filter_map(|k| t.rows.get(k)).map(|r| r.to_vec()).collect(),
                     None => t.rows.iter().map(|(_, r)| r.to_vec()).collect(),
                 };
-                return self.run_select(planned, &columns, rows);
+                self.run_select(planned, &columns, rows)
             }
             Some(ObjectKind::View) => {
                 let v = &self.views[&from];
-                (v.columns.clone(), v.state.rows()?)
+                let object = self.describe_object(&from);
+                let scope = Scope {
+                    object: &object,
+                    columns: &v.columns,
+                };
+                let planned = plan_select(query, &scope)?;
+                let filter = match &planned.plan {
+                    SelectPlan::Project { filter, .. } => filter.as_ref(),
+                    SelectPlan::Aggregate(agg) => agg.filter.as_ref(),
+                };
+                // A lookup by the group key reads one group instead of all of them.
+                let rows = match v.state.lookup_rows(filter)? {
+                    Some(rows) => rows,
+                    None => v.state.rows()?,
+                };
+                self.run_select(planned, &v.columns, rows)
             }
-            Some(ObjectKind::Source) => {
-                return Err(SqlError::Unsupported(format!(
+            Some(ObjectKind::Source) => Err(SqlError::Unsupported(format!(
                     "querying source `{from}` directly: a source keeps no rows; create a materialized view over it"
-                ))
-                .into())
-            }
-            _ => {
-                return Err(SqlError::UnknownObject {
+            ))
+            .into()),
+            _ => Err(SqlError::UnknownObject {
                     kind: "table or view",
                     kind_plural: "TABLES or SHOW VIEWS",
-                    name: from,
-                }
-                .into())
+                name: from,
             }
-        };
-        let object = self.describe_object(&from);
-        let scope = Scope {
-            object: &object,
-            columns: &input_columns,
-        };
-        let planned = plan_select(query, &scope)?;
-        self.run_select(planned, &input_columns, rows)
+            .into()),
+        }
     }
 
     /// Primary keys of the rows an index says can satisfy `filter`, when an index covers one
