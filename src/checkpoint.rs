@@ -75,7 +75,8 @@ pub trait Checkpointer: Sized {
     /// Whether a periodic checkpoint is due.
     fn checkpoint_due(&self) -> bool;
 
-    /// When the last checkpoint of this process succeeded.
+    /// When the newest checkpoint was written: the last successful one of this process, or
+    /// else the one recovery started from.
     fn last_success(&self) -> Option<std::time::SystemTime>;
 
     /// Counters of the log and the checkpoints since the process started.

@@ -290,6 +290,15 @@ fn sigterm_finishes_cleanly_and_loses_nothing() {
         String::from_utf8_lossy(&out.stdout),
         "k,n,s\n1,2,15\n2,1,20\n"
     );
+    // A server started on it reports the checkpoint it recovered from.
+    let server = start(&data, &[]);
+    let r = request(server.port, "GET", "/health", &[], b"");
+    let health: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    assert!(
+        health["last_checkpoint_unix_ms"].as_u64().is_some(),
+        "{}",
+        r.body
+    );
 }
 
 /// Checks `text` as Prometheus text exposition: every sample's family has `# HELP` and

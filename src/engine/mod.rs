@@ -1307,8 +1307,8 @@ impl<P: PhysicalProfile> Engine<P> {
         self.checkpointer.as_ref().map_or(Ok(()), |c| c.probe())
     }
 
-    /// When this engine last took a checkpoint successfully (`None`: not yet, or a tier that
-    /// keeps nothing).
+    /// When the newest checkpoint was written: the last one this engine took, or else the one
+    /// it recovered from (`None`: none yet, or a tier that keeps nothing).
     pub fn last_checkpoint(&self) -> Option<std::time::SystemTime> {
         self.checkpointer.as_ref().and_then(|c| c.last_success())
     }

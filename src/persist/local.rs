@@ -53,7 +53,7 @@ pub struct WalCheckpointer<S: SnapshotStore> {
     snapshots: S,
     settings: PersistSettings,
     last_checkpoint: Instant,
-    /// When the last checkpoint of this process succeeded.
+    /// When the newest checkpoint was written: by this process, or the one recovered from.
     last_success: Option<std::time::SystemTime>,
     /// Checkpoint counters (the log's come from the WAL).
     metrics: StorageMetrics,
@@ -165,6 +165,7 @@ impl<S: SnapshotStore> Checkpointer for WalCheckpointer<S> {
             eprintln!("warning: {notice}");
         }
         let snapshot_lsn = outcome.loaded.as_ref().map_or(0, |l| l.lsn);
+        let last_success = outcome.loaded.as_ref().and_then(|l| l.written_at);
         engine.begin_recovery(snapshot_lsn)?;
         if let Some(loaded) = &outcome.loaded {
             let corrupt = |reason: String| PersistError::CorruptSnapshot {
@@ -245,7 +246,7 @@ impl<S: SnapshotStore> Checkpointer for WalCheckpointer<S> {
             snapshots,
             settings: settings.clone(),
             last_checkpoint: Instant::now(),
-            last_success: None,
+            last_success,
             metrics: StorageMetrics::default(),
             failures: 0,
             retry_at: None,

@@ -654,8 +654,10 @@ impl SnapshotStore for ObjectSnapshots {
             let start = Instant::now();
             let path = PathBuf::from(self.location(&self.checkpoint_dir(lsn)));
             let reason = match self.read_checkpoint(lsn)? {
-                Ok((_, header, body)) => match validate(&header, &body) {
+                Ok((manifest, header, body)) => match validate(&header, &body) {
                     Ok(()) => {
+                        let written_at =
+                            UNIX_EPOCH + Duration::from_millis(manifest.created_unix_ms);
                         let loaded = Loaded {
                             lsn,
                             path,
@@ -663,6 +665,7 @@ impl SnapshotStore for ObjectSnapshots {
                             body,
                             value: (),
                             elapsed: start.elapsed(),
+                            written_at: Some(written_at),
                         };
                         return Ok(LoadOutcome {
                             loaded: Some(loaded),

@@ -212,6 +212,8 @@ pub struct Loaded<T> {
     pub value: T,
     /// Wall time to read, check and validate this file (not the skipped ones).
     pub elapsed: Duration,
+    /// When the snapshot was written, if the storage knows.
+    pub written_at: Option<std::time::SystemTime>,
 }
 
 /// The result of [`SnapshotDir::load_newest`]: the snapshot used, if any, and every newer
@@ -394,6 +396,7 @@ impl SnapshotDir {
                 Ok((header, body)) => match validate(&header, &body) {
                     Ok(value) => {
                         let elapsed = start.elapsed();
+                        let written_at = fs::metadata(&path).and_then(|m| m.modified()).ok();
                         let loaded = Loaded {
                             lsn,
                             path,
@@ -401,6 +404,7 @@ impl SnapshotDir {
                             body,
                             value,
                             elapsed,
+                            written_at,
                         };
                         return Ok(LoadOutcome {
                             loaded: Some(loaded),
