@@ -679,12 +679,13 @@ impl<P: PhysicalProfile> Engine<P> {
             return Err(e);
         }
         // Phase 3: accumulate; cannot fail.
-        for (i, ((name, v), p)) in views.iter_mut().zip(&prepared).enumerate() {
+        for (i, ((name, v), p)) in views.iter_mut().zip(prepared).enumerate() {
             let Some(subscribers) = self.subscribers.get_mut(name.as_str()) else {
-                v.state.accumulate(p);
+                v.state.accumulate(&p);
+                v.state.recycle(p);
                 continue;
             };
-            let touched = AggState::<P>::touched(p);
+            let touched = AggState::<P>::touched(&p);
             // Whether each touched group was shown before, to tell a deletion (HAVING).
             let shown_before: Vec<bool> = touched
                 .iter()
@@ -693,7 +694,8 @@ impl<P: PhysicalProfile> Engine<P> {
                         && matches!(v.state.output_row(slot as usize), Ok(Some(_)))
                 })
                 .collect();
-            v.state.accumulate(p);
+            v.state.accumulate(&p);
+            v.state.recycle(p);
             notify(&v.state, subscribers, &touched, &shown_before);
         }
         Ok(())
