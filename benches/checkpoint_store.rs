@@ -761,18 +761,17 @@ fn checkpoint_parts(
         ));
     }
     let t = Instant::now();
-    snapshots
-        .write(lsn, &body)
-        .map_err(err("ObjectSnapshots::write"))?;
-    let store_write = t.elapsed();
-    let t = Instant::now();
     black_box(crc32c::crc32c(&body));
     let crc_pass = t.elapsed();
     let t = Instant::now();
     let copy = body.to_vec();
     let copy_pass = t.elapsed();
     drop(copy);
-    drop(body);
+    let t = Instant::now();
+    snapshots
+        .write(lsn, body)
+        .map_err(err("ObjectSnapshots::write"))?;
+    let store_write = t.elapsed();
     let t = Instant::now();
     let state = engine.export("agg").ok_or("no view `agg` to export")?;
     let export = t.elapsed();

@@ -314,7 +314,7 @@ fn an_interrupted_upload_is_not_a_checkpoint() {
 }
 
 #[test]
-fn large_states_upload_in_parts_and_come_back() {
+fn large_states_come_back_and_go_to_s3_in_parts() {
     let tmp = tempfile::tempdir().unwrap();
     let keys: i64 = 250_000;
     for (kind, url) in stores("large", tmp.path()) {

@@ -132,14 +132,15 @@ pub fn run(command: &StoreCommand, config: &Config, data: Option<&Path>) -> Resu
             let (engine, local) = Engine::builder().recover_with::<LocalCheckpointer>(&source)?;
             let lsn = local.last_lsn();
             let body = snapshot_body(&engine, lsn)?;
-            store.write(lsn, &body).map_err(strata::Error::from)?;
+            let bytes = body.len();
+            store.write(lsn, body).map_err(strata::Error::from)?;
             eprintln!(
                 "migrated {} into {} as the checkpoint of log position {lsn} ({} objects, {} bytes); \
                  start this tier with [object_store] url = \"{}\"",
                 from.display(),
                 store.url(),
                 engine.catalog().len(),
-                body.len(),
+                bytes,
                 store.url()
             );
             Ok(())

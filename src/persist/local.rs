@@ -337,13 +337,14 @@ impl<S: SnapshotStore> WalCheckpointer<S> {
         self.wal.sync()?;
         let lsn = self.wal.last_lsn();
         let body = snapshot_body(engine, lsn)?;
-        self.snapshots.write(lsn, &body)?;
+        let bytes = body.len() as u64;
+        self.snapshots.write(lsn, body)?;
         if let Some(oldest) = self.snapshots.retain(self.settings.keep)? {
             self.wal.remove_segments_before(oldest + 1)?;
         }
         Ok(CheckpointReport {
             lsn,
-            bytes: body.len() as u64,
+            bytes,
             millis: start.elapsed().as_millis() as u64,
         })
     }

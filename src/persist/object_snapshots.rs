@@ -212,6 +212,8 @@ pub fn open_store(
 /// Snapshots in an object store. See the [module docs](self).
 pub struct ObjectSnapshots {
     store: Arc<dyn ObjectStore>,
+    /// `file://` or `memory://`: one put is one sequential write, no parts needed.
+    local: bool,
     prefix: ObjectPath,
     url: String,
     runtime: tokio::runtime::Runtime,
@@ -231,6 +233,7 @@ impl ObjectSnapshots {
     /// put, read back and deleted under the prefix.
     pub fn connect(settings: &ObjectStoreSettings) -> Result<ObjectSnapshots, Error> {
         let (store, prefix, url) = open_store(settings)?;
+        let local = !url.starts_with("s3://");
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -241,6 +244,7 @@ impl ObjectSnapshots {
             })?;
         let snapshots = ObjectSnapshots {
             store,
+            local,
             prefix,
             url,
             runtime,
@@ -503,15 +507,14 @@ impl ObjectSnapshots {
         }
     }
 
-    /// Uploads `bytes` to `path`, in parts when large. An upload that fails is aborted.
-    fn upload(&self, path: &ObjectPath, header: &[u8], body: &[u8]) -> Result<(), PersistError> {
-        let total = header.len() + body.len();
-        if total <= PART_BYTES {
-            let mut all = Vec::with_capacity(total);
-            all.extend_from_slice(header);
-            all.extend_from_slice(body);
+    /// Uploads `header` then `body` as one object at `path`, without copying the body: one
+    /// put when it is small or the store is local (a local put is one sequential write), else
+    /// a multipart upload of slices of it. An upload that fails is aborted.
+    fn upload(&self, path: &ObjectPath, header: Bytes, body: Bytes) -> Result<(), PersistError> {
+        if self.local || header.len() + body.len() <= PART_BYTES {
+            let payload = PutPayload::from_iter([header, body]);
             return self
-                .run("put", path, self.store.put(path, PutPayload::from(all)))
+                .run("put", path, self.store.put(path, payload))
                 .map(|_| ());
         }
         // The multipart writer spawns its part uploads: it runs inside the runtime.
@@ -524,14 +527,17 @@ impl ObjectSnapshots {
                 )
                 .await?;
             let mut writer = WriteMultipart::new_with_chunk_size(upload, PART_BYTES);
-            writer.write(header);
-            for piece in body.chunks(PART_BYTES) {
+            writer.put(header);
+            let mut at = 0;
+            while at < body.len() {
                 let room = writer.wait_for_capacity(PARTS_IN_FLIGHT);
                 if let Err(e) = self.bounded("upload a part of", path, room).await {
                     let _ = writer.abort().await;
                     return Err(e);
                 }
-                writer.write(piece);
+                let end = (at + PART_BYTES).min(body.len());
+                writer.put(body.slice(at..end));
+                at = end;
             }
             self.bounded("complete multipart upload of", path, writer.finish())
                 .await
@@ -548,7 +554,7 @@ impl ObjectSnapshots {
             }
             match self.read_checkpoint(lsn)? {
                 Ok((manifest, _, body)) => {
-                    target.write_snapshot(lsn, &body)?;
+                    target.write_snapshot(lsn, body)?;
                     return Ok(Some(manifest));
                 }
                 Err(reason) => {
@@ -563,22 +569,24 @@ impl ObjectSnapshots {
         Ok(None)
     }
 
-    fn write_snapshot(&self, lsn: u64, body: &[u8]) -> Result<(), PersistError> {
-        let header = SnapshotHeader::new(lsn, body);
+    fn write_snapshot(&self, lsn: u64, body: SnapshotBody) -> Result<(), PersistError> {
+        let header = SnapshotHeader::new(lsn, &body);
+        let header_bytes = header.encode();
         // The whole object's CRC from the header's and the body's (one pass over the body).
-        let crc = crc32c::crc32c_combine(
-            crc32c::crc32c(&header.encode()),
-            header.body_crc,
-            body.len(),
-        );
-        let header = header.encode();
+        let crc =
+            crc32c::crc32c_combine(crc32c::crc32c(&header_bytes), header.body_crc, body.len());
+        let size = (header_bytes.len() + body.len()) as u64;
         let dir = self.checkpoint_dir(lsn);
-        self.upload(&dir.clone().join(STATE), &header, body)?;
+        self.upload(
+            &dir.clone().join(STATE),
+            Bytes::copy_from_slice(&header_bytes),
+            Bytes::from_owner(body),
+        )?;
         let manifest = Manifest {
             format: MANIFEST_FORMAT,
             lsn,
             object: STATE.to_string(),
-            size: (header.len() + body.len()) as u64,
+            size,
             crc32c: crc,
             created_unix_ms: SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -638,7 +646,7 @@ impl SnapshotStore for ObjectSnapshots {
         self.probe_now()
     }
 
-    fn write(&mut self, lsn: u64, body: &[u8]) -> Result<(), PersistError> {
+    fn write(&mut self, lsn: u64, body: SnapshotBody) -> Result<(), PersistError> {
         self.write_snapshot(lsn, body)
     }
 

@@ -21,11 +21,12 @@ pub trait SnapshotStore: Sized {
     /// Checks that the storage is reachable and writable right now (for health checks).
     fn probe(&self) -> Result<(), PersistError>;
 
-    /// Stores `body` as the snapshot of `lsn`. When this returns `Ok` the snapshot survives
+    /// Stores `body` (taken, so that it can be handed on without a copy) as the snapshot of
+    /// `lsn`. When this returns `Ok` the snapshot survives
     /// a crash and [`load_newest`](Self::load_newest) can return it. On `Err`, or if the
     /// process dies midway, the snapshots stored before are untouched and nothing of this
     /// one is visible. Storing an LSN that is already stored replaces it the same way.
-    fn write(&mut self, lsn: u64, body: &[u8]) -> Result<(), PersistError>;
+    fn write(&mut self, lsn: u64, body: SnapshotBody) -> Result<(), PersistError>;
 
     /// The newest snapshot whose checksums hold and that `validate` accepts (given its
     /// header, for the format version, and its body), trying newest first, with every newer one that was skipped and why. `Err` when the store cannot be
@@ -63,8 +64,8 @@ impl SnapshotStore for SnapshotDir {
         Ok(())
     }
 
-    fn write(&mut self, lsn: u64, body: &[u8]) -> Result<(), PersistError> {
-        SnapshotDir::write(self, lsn, body).map(|_| ())
+    fn write(&mut self, lsn: u64, body: SnapshotBody) -> Result<(), PersistError> {
+        SnapshotDir::write(self, lsn, &body).map(|_| ())
     }
 
     fn load_newest(
