@@ -30,9 +30,12 @@
 //! S3 part needs `STRATA_TEST_S3_ENDPOINT` (see `scripts/s3-test-server`); without it, it is
 //! skipped with a note.
 
+#[path = "common/report.rs"]
+mod report;
 use futures_util::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
+use report::{gib, load_average, pattern, proc_kb, secs, thousands, verdict};
 use rkyv::rancor;
 use std::fs::{self, File};
 use std::hint::black_box;
@@ -43,7 +46,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use strata::batch::{Batch, Column};
 use strata::checkpoint::{EngineState, ObjectStoreSettings, PersistSettings, SyncMode};
-use strata::persist::image::{self, ArchivedSnapshotImage, ArchivedSnapshotImageV2};
+use strata::persist::image::{self, ArchivedSnapshotImageV2};
 use strata::persist::local::snapshot_body;
 use strata::persist::object_snapshots::{open_store, ObjectSnapshots, PART_BYTES};
 use strata::persist::snapshot::HEADER_LEN;
@@ -156,72 +159,6 @@ fn key_of(i: usize) -> i64 {
 
 fn value_of(k: i64) -> i64 {
     ((k as u64) >> 40) as i64 % 1000
-}
-
-/// Bytes that do not compress or dedupe trivially.
-fn pattern(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn secs(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s < 1.0 {
-        format!("{:.1} ms", s * 1e3)
-    } else {
-        format!("{s:.2} s")
-    }
-}
-
-/// Formats a number with thousands separators.
-fn thousands(r: f64) -> String {
-    let digits = format!("{:.0}", r);
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn verdict(ratio: f64, target: Option<f64>) -> String {
-    match target {
-        None => "—".to_string(),
-        Some(t) if ratio >= t => format!("≥ {t} met"),
-        Some(t) => format!("≥ {t} MISSED"),
-    }
-}
-
-fn load_average() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".to_string())
-}
-
-/// A field of /proc/self/status or /proc/meminfo, in bytes (the files give kB).
-fn proc_kb(file: &str, field: &str) -> Option<u64> {
-    let text = fs::read_to_string(file).ok()?;
-    let line = text.lines().find(|l| l.starts_with(field))?;
-    let kb: u64 = line[field.len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
-}
-
-fn gib(bytes: u64) -> String {
-    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
 fn memory() -> String {
@@ -826,35 +763,24 @@ fn restore_parts(store_settings: &ObjectStoreSettings) -> Fallible<RestoreParts>
     let read = t.elapsed();
     let loaded = outcome.loaded.ok_or("load_newest found no checkpoint")?;
     let version = loaded.header.version;
-    let (validate, from_image) = if version == 1 {
-        let t = Instant::now();
-        let archived = rkyv::access::<ArchivedSnapshotImage, rancor::Error>(&loaded.body)
-            .map_err(err("rkyv validation"))?;
-        let validate = t.elapsed();
-        let t = Instant::now();
-        let states: Vec<_> = archived
-            .objects
-            .iter()
-            .map(|o| image::state_from(&o.state))
-            .collect();
-        let took = t.elapsed();
-        black_box(&states);
-        (validate, took)
-    } else {
-        let t = Instant::now();
-        let archived = rkyv::access::<ArchivedSnapshotImageV2, rancor::Error>(&loaded.body)
-            .map_err(err("rkyv validation"))?;
-        let validate = t.elapsed();
-        let t = Instant::now();
-        let states: Vec<_> = archived
-            .objects
-            .iter()
-            .map(|o| image::state_from_v2(&o.state))
-            .collect();
-        let took = t.elapsed();
-        black_box(&states);
-        (validate, took)
-    };
+    // This build writes format version 2, the only one measured here.
+    if version != 2 {
+        return Err(format!(
+            "the checkpoint has snapshot format {version}, expected 2"
+        ));
+    }
+    let t = Instant::now();
+    let archived = rkyv::access::<ArchivedSnapshotImageV2, rancor::Error>(&loaded.body)
+        .map_err(err("rkyv validation"))?;
+    let validate = t.elapsed();
+    let t = Instant::now();
+    let states: Vec<_> = archived
+        .objects
+        .iter()
+        .map(|o| image::state_from_v2(&o.state))
+        .collect();
+    let from_image = t.elapsed();
+    black_box(&states);
     Ok(RestoreParts {
         probe,
         read,

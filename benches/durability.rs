@@ -23,6 +23,9 @@
 //! (about 3–5 minutes on 2 cores), `STRATA_BENCH_QUICK=1` a short run (under a minute);
 //! without `--bench` (as `cargo test --all-targets` runs it) a smoke run with tiny sizes.
 
+#[path = "common/report.rs"]
+mod report;
+use report::{gib, load_average, pattern, proc_kb, secs, thousands, verdict};
 use rusqlite::Connection;
 use rustc_hash::FxHashMap;
 use std::fs::{self, File, OpenOptions};
@@ -190,69 +193,6 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Bytes that do not compress or dedupe trivially.
-fn pattern(len: usize) -> Vec<u8> {
-    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-fn secs(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s < 1.0 {
-        format!("{:.1} ms", s * 1e3)
-    } else {
-        format!("{s:.2} s")
-    }
-}
-
-/// Formats a number with thousands separators.
-fn thousands(r: f64) -> String {
-    let digits = format!("{:.0}", r);
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
-fn verdict(ratio: f64, target: Option<f64>) -> String {
-    match target {
-        None => "—".to_string(),
-        Some(t) if ratio >= t => format!("≥ {t} met"),
-        Some(t) => format!("≥ {t} MISSED"),
-    }
-}
-
-/// The 1, 5 and 15 minute load averages.
-fn load_average() -> String {
-    fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".to_string())
-}
-
-/// A field of /proc/self/status or /proc/meminfo, in bytes (the files give kB).
-fn proc_kb(file: &str, field: &str) -> Option<u64> {
-    let text = fs::read_to_string(file).ok()?;
-    let line = text.lines().find(|l| l.starts_with(field))?;
-    let kb: u64 = line[field.len()..]
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .ok()?;
-    Some(kb * 1024)
-}
-
 fn rss() -> u64 {
     proc_kb("/proc/self/status", "VmRSS:").unwrap_or(0)
 }
@@ -264,10 +204,6 @@ fn peak_rss() -> u64 {
 /// Resets the peak RSS to the current RSS (Linux: `5` to /proc/self/clear_refs).
 fn reset_peak_rss() -> bool {
     fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-fn gib(bytes: u64) -> String {
-    format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
 }
 
 /// The filesystem holding `path`: (mount point, type, device), from /proc/mounts.

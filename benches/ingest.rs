@@ -12,6 +12,10 @@
 //! `cargo bench --no-default-features --features bare-metal --bench ingest`;
 //! `STRATA_BENCH_QUICK=1` picks smaller sizes. Arguments (cargo passes `--bench`) are ignored.
 
+#[path = "common/report.rs"]
+#[allow(dead_code)] // the other benchmarks use the rest
+mod report;
+use report::{load_average, thousands};
 use rusqlite::Connection;
 use std::fmt::Write as _;
 use std::hint::black_box;
@@ -100,28 +104,8 @@ fn sqlite_aggregates(conn: &Connection) -> Result<Aggregates, String> {
         .map_err(|e| e.to_string())
 }
 
-/// The 1, 5 and 15 minute load averages, where the OS reports them.
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".to_string())
-}
-
 fn rate(rows: usize, d: Duration) -> f64 {
     rows as f64 / d.as_secs_f64()
-}
-
-/// Formats a rate with thousands separators.
-fn fmt_rate(r: f64) -> String {
-    let digits = format!("{:.0}", r);
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn capacity_for(keys: usize) -> usize {
@@ -152,8 +136,8 @@ fn typed_batch(keys: usize, s: &Sizes) -> Result<String, String> {
         "{:>10} {:>10} {:>18} {:>18} {:>7.2}  ok ({} groups)",
         r.keys,
         r.rows,
-        fmt_rate(r.strata_rows_per_sec),
-        fmt_rate(r.baseline_rows_per_sec),
+        thousands(r.strata_rows_per_sec),
+        thousands(r.baseline_rows_per_sec),
         r.ratio(),
         want.len()
     ))
@@ -341,7 +325,7 @@ fn sql_insert(keys: usize, s: &Sizes, out: &mut Vec<String>) -> bool {
                     Some(sr) if i > 0 => format!("{:.2}", sr / r),
                     _ => "—".to_string(),
                 };
-                (fmt_rate(r), ratio, "ok".to_string())
+                (thousands(r), ratio, "ok".to_string())
             }
             Err(e) => {
                 ok = false;

@@ -156,19 +156,6 @@ fn build_store(root: &Path, snapshots: bool) -> PathBuf {
     data
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    fs::create_dir_all(to).unwrap();
-    for entry in fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// The files of `dir` ending in `ext`, sorted by name (= by LSN).
 fn files(dir: &Path, ext: &str) -> Vec<PathBuf> {
     let mut out: Vec<PathBuf> = fs::read_dir(dir)
@@ -242,7 +229,7 @@ fn damaged_newest_snapshot_falls_back_to_the_previous_one() {
     ];
     for (i, (what, damage)) in damages.iter().enumerate() {
         let data = tmp.path().join(format!("case{i}"));
-        copy_dir(&pristine, &data);
+        cli_support::copy_dir(&pristine, &data);
         let snaps = snapshots(&data);
         let (older, newest) = (&snaps[0], &snaps[1]);
         edit(newest, damage);
@@ -305,7 +292,7 @@ fn deleted_newest_snapshot_or_snapshot_dir_loses_nothing() {
     // Observed: a missing snapshot file is simply not there; the older one and the WAL
     // after it are used, silently.
     let data = tmp.path().join("no-newest");
-    copy_dir(&pristine, &data);
+    cli_support::copy_dir(&pristine, &data);
     fs::remove_file(snapshots(&data).pop().unwrap()).unwrap();
     let r = query(&data);
     assert!(r.ok(), "{}", r.stderr);
@@ -314,7 +301,7 @@ fn deleted_newest_snapshot_or_snapshot_dir_loses_nothing() {
     // Observed: without `snapshots/` the whole WAL is replayed (no segment was ever removed:
     // segments are 64 MiB), silently; the next checkpoint recreates the directory.
     let data = tmp.path().join("no-snapshot-dir");
-    copy_dir(&pristine, &data);
+    cli_support::copy_dir(&pristine, &data);
     fs::remove_dir_all(data.join("snapshots")).unwrap();
     let r = query(&data);
     assert!(r.ok(), "{}", r.stderr);
@@ -350,7 +337,7 @@ fn deleted_wal_dir_opens_at_the_newest_snapshot() {
 
     // Both directories gone: an empty store (the catalog is gone too).
     let data = tmp.path().join("nothing");
-    copy_dir(&tmp.path().join("pristine"), &data);
+    cli_support::copy_dir(&tmp.path().join("pristine"), &data);
     fs::remove_dir_all(data.join("wal")).unwrap();
     fs::remove_dir_all(data.join("snapshots")).unwrap();
     let r = run(
@@ -382,7 +369,7 @@ fn corrupt_wal_record_mid_log_stops_startup_and_repair_keeps_the_prefix() {
     ];
     for (i, (what, victim, damage)) in cases.iter().enumerate() {
         let data = tmp.path().join(format!("case{i}"));
-        copy_dir(&pristine, &data);
+        cli_support::copy_dir(&pristine, &data);
         let seg = segment(&data);
         let (off, len) = all[*victim];
         let file_len = fs::metadata(&seg).unwrap().len();
@@ -472,7 +459,7 @@ fn damaged_wal_segment_header() {
 
     // A flipped byte in the header's first-LSN field: corruption at offset 0.
     let data = tmp.path().join("lsn");
-    copy_dir(&pristine, &data);
+    cli_support::copy_dir(&pristine, &data);
     let seg = segment(&data);
     edit(&seg, |b| b[12] ^= 0x04);
     let r = query(&data);
@@ -488,7 +475,7 @@ fn damaged_wal_segment_header() {
 
     // Bad magic: not a strata file; repair refuses to touch it.
     let data = tmp.path().join("magic");
-    copy_dir(&pristine, &data);
+    cli_support::copy_dir(&pristine, &data);
     let seg = segment(&data);
     edit(&seg, |b| b[..8].copy_from_slice(b"NOTSTRAT"));
     for args in [
@@ -537,7 +524,7 @@ fn torn_wal_tail_is_truncated_with_a_warning() {
     ];
     for (i, (what, new_len, dropped)) in cases.iter().enumerate() {
         let data = tmp.path().join(format!("case{i}"));
-        copy_dir(&pristine, &data);
+        cli_support::copy_dir(&pristine, &data);
         let seg = segment(&data);
         if *new_len == end {
             edit(&seg, |b| b[(end - 2) as usize] ^= 0x20);
@@ -590,7 +577,7 @@ fn torn_wal_tail_is_truncated_with_a_warning() {
         ("garbage", b"\xff\xfe not a frame".to_vec()),
     ] {
         let data = tmp.path().join(format!("junk-{what}"));
-        copy_dir(&pristine, &data);
+        cli_support::copy_dir(&pristine, &data);
         let seg = segment(&data);
         edit(&seg, |b| b.extend_from_slice(&junk));
         let r = query(&data);
@@ -621,7 +608,7 @@ fn lock_file_contents_do_not_matter() {
     ];
     for (what, bytes) in junk {
         let data = tmp.path().join(what.replace(' ', "-"));
-        copy_dir(&pristine, &data);
+        cli_support::copy_dir(&pristine, &data);
         fs::write(data.join("LOCK"), bytes).unwrap();
         let r = query(&data);
         assert!(r.ok(), "{what}: {}", r.stderr);
@@ -629,14 +616,14 @@ fn lock_file_contents_do_not_matter() {
     }
     // A missing LOCK is created.
     let data = tmp.path().join("missing");
-    copy_dir(&pristine, &data);
+    cli_support::copy_dir(&pristine, &data);
     fs::remove_file(data.join("LOCK")).unwrap();
     assert!(query(&data).ok());
     assert!(data.join("LOCK").is_file());
 
     // A LOCK that cannot be opened as a file (a directory): a clear startup error.
     let data = tmp.path().join("lock-dir");
-    copy_dir(&pristine, &data);
+    cli_support::copy_dir(&pristine, &data);
     fs::remove_file(data.join("LOCK")).unwrap();
     fs::create_dir(data.join("LOCK")).unwrap();
     let r = query(&data);
@@ -678,7 +665,7 @@ fn random_damage_gives_a_prefix_or_one_error_line() {
     let (mut opened, mut refused) = (0, 0);
     for case in 0..40 {
         let data = tmp.path().join(format!("case{case}"));
-        copy_dir(&pristine, &data);
+        cli_support::copy_dir(&pristine, &data);
         let mut targets = snapshots(&data);
         targets.push(segment(&data));
         let target = targets[rand(targets.len() as u64) as usize].clone();
@@ -780,7 +767,7 @@ fn missing_or_damaged_index_file_is_rebuilt() {
     ];
     for (i, (what, damage, must_notice)) in cases.iter().enumerate() {
         let data = tmp.path().join(format!("case{i}"));
-        copy_dir(&pristine, &data);
+        cli_support::copy_dir(&pristine, &data);
         damage(&index_file(&data));
         let r = sql(&data, &queries);
         assert!(r.ok(), "{what}: {}", r.stderr);

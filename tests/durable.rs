@@ -23,6 +23,10 @@ use strata::checkpoint::{ObjectStoreSettings, PersistSettings, SyncMode};
 use strata::persist::object_snapshots::{open_store, register_store, PART_BYTES};
 use strata::{Batch, Column, ConfigError, Engine, Error};
 
+#[path = "common/cli.rs"]
+#[allow(dead_code)] // not every helper is used here
+mod cli_support;
+
 // ---------------------------------------------------------------------------------------
 // Stores under test
 // ---------------------------------------------------------------------------------------
@@ -151,10 +155,7 @@ fn expected(to: i64) -> String {
 /// store directly: connecting would put a probe object (and trip a fault injection).
 fn checkpoints(url: &str) -> Vec<u64> {
     let (store, prefix, _) = open_store(&store_settings(url)).unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = runtime();
     let metas: Vec<ObjectMeta> = rt
         .block_on(
             store
@@ -173,6 +174,14 @@ fn checkpoints(url: &str) -> Vec<u64> {
         .collect();
     epochs.sort_unstable_by(|a, b| b.cmp(a));
     epochs
+}
+
+/// A runtime for reaching into a store directly.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -257,10 +266,7 @@ fn a_damaged_newest_checkpoint_falls_back_to_the_previous_one() {
             .join("checkpoints")
             .join(format!("{newest:020}"))
             .join("state.snap");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = runtime();
         rt.block_on(async {
             let mut bytes = store
                 .get(&object)
@@ -300,10 +306,7 @@ fn an_interrupted_upload_is_not_a_checkpoint() {
             .join("checkpoints")
             .join(format!("{:020}", 1_000_000))
             .join("state.snap");
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = runtime();
         rt.block_on(store.put(&orphan, PutPayload::from_static(b"half an upload")))
             .unwrap();
         std::fs::remove_dir_all(&data).unwrap();
@@ -602,33 +605,11 @@ fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/embedded-v1")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// `strata --data DATA ARGS` with the store `url`; returns (exit code, stdout, stderr).
 fn cli(data: &Path, url: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_strata"));
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("STRATA_") {
-            cmd.env_remove(&key);
-        }
-    }
-    let out = cmd
+    let out = cli_support::strata(Some(data))
         .env("STRATA_OBJECT_STORE_URL", url)
-        .arg("--data")
-        .arg(data)
         .args(args)
-        .stdin(std::process::Stdio::null())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
@@ -645,7 +626,7 @@ fn migrate_backup_and_restore_keep_every_answer() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let embedded = root.join("embedded");
-    copy_dir(&fixture_dir().join("data"), &embedded);
+    cli_support::copy_dir(&fixture_dir().join("data"), &embedded);
     let queries = fixture_dir().join("make/queries.sql");
     let queries = queries.to_str().unwrap();
     let expected = std::fs::read_to_string(fixture_dir().join("expected.csv")).unwrap();

@@ -341,23 +341,10 @@ fn fixture_dir() -> PathBuf {
         .join("embedded-v1")
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
 /// A copy of the fixture's data directory, and the paths of its snapshot and WAL segment.
 fn fixture_copy(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let data = root.join("data");
-    copy_dir(&fixture_dir().join("data"), &data);
+    cli_support::copy_dir(&fixture_dir().join("data"), &data);
     let only = |sub: &str| {
         let files: Vec<PathBuf> = std::fs::read_dir(data.join(sub))
             .unwrap()
@@ -465,7 +452,7 @@ fn reads_the_embedded_v2_fixture() {
     let fixture = fixture_dir().with_file_name("embedded-v2");
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    copy_dir(&fixture.join("data"), &data);
+    cli_support::copy_dir(&fixture.join("data"), &data);
     let snapshots = data.join("snapshots");
     let snap = std::fs::read_dir(&snapshots)
         .unwrap()
@@ -478,7 +465,8 @@ fn reads_the_embedded_v2_fixture() {
         // As with v1: the durable tier reads the fixture from its WAL alone.
         std::fs::remove_dir_all(&snapshots).unwrap();
     }
-    let queries = fixture.join("make/queries.sql");
+    // Made from the same scripts as embedded-v1 (its README).
+    let queries = fixture_dir().join("make/queries.sql");
     let (code, stdout, stderr) = run_cli(
         &data,
         &["sql", "-f", queries.to_str().unwrap(), "--format", "csv"],

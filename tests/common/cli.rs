@@ -66,3 +66,17 @@ pub fn persist_settings(data: &Path) -> PersistSettings {
         ..PersistSettings::default()
     }
 }
+
+/// Copies the directory tree `from` to `to` (e.g. a fixture, which is never opened in place).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
