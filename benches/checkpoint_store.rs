@@ -51,6 +51,8 @@ use strata::persist::local::snapshot_body;
 use strata::persist::object_snapshots::{open_store, ObjectSnapshots, PART_BYTES};
 use strata::persist::snapshot::HEADER_LEN;
 use strata::persist::snapshot_store::SnapshotStore;
+use strata::testing::crc32c;
+use strata::testing::{futures_util, object_store, rkyv, tokio};
 use strata::{ActiveProfile, Engine, PhysicalProfile, Value};
 
 type P = ActiveProfile;

@@ -1,6 +1,6 @@
 //! The `strata` command line: runs SQL, ingests files, prints the profile, benchmarks.
 
-#[cfg(feature = "durable")]
+#[cfg(feature = "object-store")]
 #[path = "cli/durable.rs"]
 mod durable_commands;
 
@@ -16,15 +16,8 @@ use strata::ingest::{BatchReader, Format};
 use strata::profile::{self, ActiveProfile, PhysicalProfile};
 use strata::{Engine, Error};
 
-const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (profile ",
-    env!("STRATA_BUILD_PROFILE"),
-    ")"
-);
-
 #[derive(Parser, Debug)]
-#[command(name = "strata", version = VERSION, about = "Strata: a streaming state engine whose deployment tier is a compile-time type")]
+#[command(name = "strata", version = strata::VERSION, about = "Strata: a streaming state engine whose deployment tier is a compile-time type")]
 struct Cli {
     /// TOML config file (see profiles/<name>.toml); STRATA_<SECTION>_<KEY> variables override it.
     #[arg(long, global = true)]
@@ -85,7 +78,7 @@ enum Command {
         #[arg(long)]
         truncate_at_corruption: bool,
     },
-    #[cfg(feature = "durable")]
+    #[cfg(feature = "object-store")]
     #[command(flatten)]
     Store(durable_commands::StoreCommand),
     /// Measure typed batch ingest into a grouped view against a hand-written FxHashMap loop.
@@ -201,7 +194,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Profile => {
             let config = load_config(&cli);
             print_profile();
-            #[cfg(feature = "durable")]
+            #[cfg(feature = "object-store")]
             if let Ok(c) = &config {
                 println!(
                     "{}",
@@ -269,7 +262,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             run_sql(&mut engine, &query.join(";\n"), (*format).into())?;
             Ok(engine.close()?)
         }
-        #[cfg(feature = "durable")]
+        #[cfg(feature = "object-store")]
         Command::Store(command) => {
             let config = load_config(&cli)?;
             durable_commands::run(command, &config, cli.data.as_deref())

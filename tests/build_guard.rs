@@ -3,7 +3,7 @@
 //! so these are the very messages a user sees. (`scripts/test-all` also runs `cargo check`
 //! on those feature sets and greps the output.)
 
-#[path = "../build/profile_guard.rs"]
+#[path = "../crates/strata/build/profile_guard.rs"]
 mod profile_guard;
 
 use profile_guard::{feature_env_name, select_profile, NOT_AVAILABLE_YET, PROFILES};
@@ -105,15 +105,13 @@ fn feature_env_names_are_cargos() {
 
 #[test]
 fn this_build_is_the_one_profile_build_rs_selected() {
-    assert_eq!(
-        env!("STRATA_BUILD_PROFILE"),
-        <strata::ActiveProfile as strata::PhysicalProfile>::NAME
-    );
+    let name = <strata::ActiveProfile as strata::PhysicalProfile>::NAME;
+    assert!(strata::VERSION.ends_with(&format!("(profile {name})")));
 }
 
 #[test]
 fn build_rs_uses_the_shared_guard() {
-    let build_rs = include_str!("../build.rs");
+    let build_rs = include_str!("../crates/strata/build.rs");
     assert!(build_rs.contains(r#"include!("build/profile_guard.rs")"#));
     assert!(build_rs.contains("select_profile(&enabled)"));
 }
@@ -127,7 +125,7 @@ fn lib_rs_backs_up_the_guard_with_the_same_facts() {
             .collect::<Vec<_>>()
             .join(" ")
     };
-    let lib_rs = flat(include_str!("../src/lib.rs"));
+    let lib_rs = flat(include_str!("../crates/strata/src/lib.rs"));
     for needle in [
         "compile_error!",
         "strata needs exactly one profile feature, but none is enabled",
@@ -136,6 +134,74 @@ fn lib_rs_backs_up_the_guard_with_the_same_facts() {
         "cargo build --no-default-features --features durable",
         "not available yet",
     ] {
-        assert!(lib_rs.contains(needle), "src/lib.rs lacks: {needle}");
+        assert!(
+            lib_rs.contains(needle),
+            "crates/strata/src/lib.rs lacks: {needle}"
+        );
     }
+}
+
+/// The scripts (test-all, check-erasure, .ci/run) read the tiers from `scripts/tiers`, which
+/// reads them from the guard: they list the same tiers as `strata::profile::TIERS`, and build
+/// exactly the available ones.
+#[test]
+fn the_scripts_see_the_tiers_of_the_capability_matrix() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new("bash")
+        .current_dir(root)
+        .arg("-c")
+        .arg(r#"source scripts/tiers && echo "${TIERS[*]}" && echo "${BUILDABLE[*]}""#)
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut lines = text.lines();
+    let names = |pick: fn(&strata::profile::TierCapabilities) -> bool| {
+        strata::profile::TIERS
+            .iter()
+            .filter(|t| pick(t))
+            .map(|t| t.name)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(lines.next(), Some(names(|_| true).as_str()));
+    assert_eq!(lines.next(), Some(names(|t| t.available).as_str()));
+    assert_eq!(PROFILES.join(" "), names(|_| true));
+    for t in strata::profile::TIERS {
+        assert_eq!(
+            NOT_AVAILABLE_YET.contains(&t.name),
+            !t.available,
+            "{}",
+            t.name
+        );
+    }
+}
+
+#[test]
+fn a_capability_without_its_tier_stops_the_build() {
+    let manifest = include_str!("../crates/strata/Cargo.toml");
+    assert_eq!(
+        profile_guard::tier_capabilities(manifest, "durable"),
+        ["persistence", "object-store", "server"]
+    );
+    assert!(profile_guard::tier_capabilities(manifest, "bare-metal").is_empty());
+    let ok = ["embedded", "persistence", "default"];
+    assert_eq!(
+        profile_guard::check_capabilities(manifest, "embedded", &ok),
+        Ok(())
+    );
+    let message =
+        profile_guard::check_capabilities(manifest, "bare-metal", &["bare-metal", "server"])
+            .unwrap_err();
+    assert!(
+        message.starts_with(
+            "capability feature(s) server enabled, but the `bare-metal` profile does not have them"
+        ),
+        "{message}"
+    );
+    assert!(message.ends_with("--features durable"), "{message}");
 }

@@ -1,4 +1,4 @@
-#![cfg(feature = "embedded")]
+#![cfg(all(feature = "persistence", not(feature = "object-store")))]
 //! Damaged data directories, opened by the `strata` binary: every kind of damage gives the
 //! documented behaviour (fallback, refusal naming file and offset, truncation with a warning)
 //! and never a panic.

@@ -1,4 +1,4 @@
-#![cfg(any(feature = "embedded", feature = "durable"))]
+#![cfg(feature = "persistence")]
 //! Crash tests with a real process: `strata` ingests (batch path: `strata ingest`; SQL path:
 //! `strata sql -f` with many small INSERTs), the test SIGKILLs it at a random moment, restarts
 //! on the same data directory and checks:
@@ -838,7 +838,7 @@ fn interrupted_ingest_reports_exactly_what_was_acknowledged() {
 /// then the local data directory is lost too. The state comes back from the object store
 /// alone, as of its last complete checkpoint: a prefix of the input cut at a batch boundary,
 /// with every view agreeing with a recomputation from it.
-#[cfg(feature = "durable")]
+#[cfg(feature = "object-store")]
 #[test]
 fn losing_the_local_disk_after_sigkill_recovers_the_last_checkpoint() {
     let seed = env_number("STRATA_CRASH_SEED").unwrap_or(0x5EED_0003);

@@ -1,4 +1,4 @@
-#![cfg(any(feature = "embedded", feature = "durable"))]
+#![cfg(feature = "persistence")]
 //! Disk errors, with the `strata` binary:
 //!
 //! - a data directory that cannot be created (its parent is a regular file — permissions

@@ -3,7 +3,7 @@
 //! when `STRATA_TEST_S3_ENDPOINT` names one (`scripts/s3-test-server start` and
 //! `eval "$(scripts/s3-test-server env)"`; `scripts/test-all` does this, and sets
 //! `STRATA_REQUIRE_S3=1` so that a missing server fails instead of skipping).
-#![cfg(feature = "durable")]
+#![cfg(feature = "object-store")]
 
 use async_trait::async_trait;
 use futures_util::stream::BoxStream;
@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use strata::checkpoint::{ObjectStoreSettings, PersistSettings, SyncMode};
 use strata::persist::object_snapshots::{open_store, register_store, PART_BYTES};
+use strata::testing::{futures_util, object_store, tokio};
 use strata::{Batch, Column, ConfigError, Engine, Error};
 
 #[path = "common/cli.rs"]

@@ -1,4 +1,4 @@
-#![cfg(any(feature = "embedded", feature = "durable"))]
+#![cfg(feature = "persistence")]
 //! Secondary-index storage (`strata::persist::index`): the order-preserving byte encoding
 //! (property tests against `Value::total_cmp`), lookups against a brute-force filter, apply /
 //! rebuild / drop, durability across reopen and a real `SIGKILL`, and damaged or missing
@@ -14,6 +14,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Instant;
+use strata::testing::redb;
 
 use proptest::prelude::*;
 use strata::persist::index::{

@@ -1,7 +1,7 @@
 //! Secondary indexes (embedded and durable): a query that an index narrows gives the same rows
 //! as the same query over a table without the index, through writes, restarts and a lost
 //! index file.
-#![cfg(any(feature = "embedded", feature = "durable"))]
+#![cfg(feature = "persistence")]
 
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-#![cfg(any(feature = "embedded", feature = "durable"))]
+#![cfg(feature = "persistence")]
 //! The SQL consistency suite's restart variant: every `tests/sql/NAME.sql` script, split at
 //! statement boundaries, run by engines that are closed and reopened on the same data
 //! directory between the pieces, must print exactly what one engine prints — and what
@@ -17,6 +17,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use strata::testing::crc32c;
 
 use strata::Engine;
 

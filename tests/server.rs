@@ -1,7 +1,7 @@
 //! `strata serve` over real HTTP on an ephemeral 127.0.0.1 port: SQL round trips in JSON and
 //! CSV, errors, bearer-token auth, the body limit, health, and a graceful shutdown that
 //! loses nothing. The client is a few lines of HTTP/1.1 over a TcpStream.
-#![cfg(feature = "durable")]
+#![cfg(feature = "server")]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

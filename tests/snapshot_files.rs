@@ -1,4 +1,4 @@
-#![cfg(any(feature = "embedded", feature = "durable"))]
+#![cfg(feature = "persistence")]
 //! The snapshot file layer (`strata::persist::snapshot`): atomic writes, newest-first
 //! fallback over damaged files, version refusal, retention, and never a panic on any input.
 //!
@@ -14,6 +14,7 @@ use strata::persist::snapshot::{
     file_name, parse_file_name, read_file, verify_file, SnapshotBody, SnapshotDir, SnapshotHeader,
     BODY_ALIGN, FORMAT_VERSION, HEADER_LEN, MAGIC,
 };
+use strata::testing::{crc32c, rkyv};
 use strata::PersistError;
 
 fn body_of(len: usize, seed: u64) -> Vec<u8> {

@@ -1,7 +1,7 @@
 //! The write-ahead log: round trips, recovery of torn tails and corruption, write errors,
 //! sync policies. The throughput check at the end is `#[ignore]`d; run it by hand with
 //! `cargo test --release --test wal -- --ignored --nocapture`.
-#![cfg(any(feature = "embedded", feature = "durable"))]
+#![cfg(feature = "persistence")]
 
 use std::fs;
 use std::io::Write;

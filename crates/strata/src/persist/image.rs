@@ -674,7 +674,8 @@ mod tests {
     /// again, gives back the bytes on disk.
     #[test]
     fn fixture_wal_records_encode_to_the_same_bytes() {
-        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/embedded-v1/data");
+        let fixture =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/embedded-v1/data");
         let tmp = tempfile::tempdir().unwrap();
         let wal_copy = wal_dir(tmp.path());
         std::fs::create_dir_all(&wal_copy).unwrap();

@@ -4,7 +4,7 @@
 pub mod image;
 pub mod index;
 pub mod local;
-#[cfg(feature = "durable")]
+#[cfg(feature = "object-store")]
 pub mod object_snapshots;
 pub mod redb_indexes;
 pub mod snapshot;

@@ -58,7 +58,7 @@ compile_error!(
 
 // The README's Rust examples run as doc tests (`cargo test --doc`).
 #[cfg(doctest)]
-#[doc = include_str!("../README.md")]
+#[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
 
 pub mod batch;
@@ -72,14 +72,25 @@ pub mod index;
 pub mod ingest;
 pub mod metrics;
 pub mod network;
-#[cfg(any(feature = "embedded", feature = "durable"))]
+#[cfg(feature = "persistence")]
 pub mod persist;
 pub mod profile;
-#[cfg(feature = "durable")]
+#[cfg(feature = "server")]
 pub mod server;
 pub mod sql;
 pub mod state;
+#[cfg(feature = "testing")]
+#[doc(hidden)]
+pub mod testing;
 pub mod types;
+
+/// `<version> (profile <tier>)`: the version and the compiled tier, as `strata --version` prints it.
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (profile ",
+    env!("STRATA_BUILD_PROFILE"),
+    ")"
+);
 
 pub use batch::{Batch, Column, ColumnData};
 pub use engine::{Engine, EngineBuilder, ResultSet, ViewChange, ViewSubscriber};
