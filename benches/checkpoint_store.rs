@@ -45,7 +45,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use strata::batch::{Batch, Column};
-use strata::checkpoint::{EngineState, ObjectStoreSettings, PersistSettings, SyncMode};
+use strata::checkpoint::{ObjectStoreSettings, PersistSettings, SyncMode};
 use strata::persist::image::{self, ArchivedSnapshotImageV2};
 use strata::persist::local::snapshot_body;
 use strata::persist::object_snapshots::{open_store, ObjectSnapshots, PART_BYTES};
@@ -691,7 +691,7 @@ fn checkpoint_parts(
     bytes: u64,
 ) -> Fallible<CheckpointParts> {
     let t = Instant::now();
-    let body = snapshot_body(engine, lsn).map_err(err("snapshot_body"))?;
+    let body = snapshot_body(engine.state(), lsn).map_err(err("snapshot_body"))?;
     let encode = t.elapsed();
     if body.len() as u64 != bytes {
         return Err(format!(
@@ -712,7 +712,10 @@ fn checkpoint_parts(
         .map_err(err("ObjectSnapshots::write"))?;
     let store_write = t.elapsed();
     let t = Instant::now();
-    let state = engine.export("agg").ok_or("no view `agg` to export")?;
+    let state = engine
+        .state()
+        .export("agg")
+        .ok_or("no view `agg` to export")?;
     let export = t.elapsed();
     let t = Instant::now();
     let img = image::state_image_v2(state);

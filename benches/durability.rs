@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 use strata::batch::{Batch, Column};
 use strata::bench::workload;
 use strata::bench::{compare_aggregates, reference_aggregates, Aggregates};
-use strata::checkpoint::{EngineState, ObjectState, PersistSettings, SyncMode};
+use strata::checkpoint::{ObjectState, PersistSettings, SyncMode};
 use strata::{ActiveProfile, Engine, Key, PhysicalProfile, Value};
 
 type P = ActiveProfile;
@@ -293,6 +293,7 @@ fn sqlite_aggregates(conn: &Connection) -> Fallible<Aggregates> {
 /// The exported state of the `stats` view.
 fn view_state(engine: &Engine<P>) -> Fallible<ObjectState> {
     engine
+        .state()
         .export("stats")
         .ok_or_else(|| "the view `stats` is missing".to_string())
 }

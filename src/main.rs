@@ -3,6 +3,10 @@
 #[cfg(feature = "object-store")]
 #[path = "cli/durable.rs"]
 mod durable_commands;
+#[path = "cli/logging.rs"]
+mod logging;
+
+use logging::LogFormat;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -30,12 +34,6 @@ struct Cli {
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -139,17 +137,7 @@ fn usage(error: anyhow::Error) -> Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let logs = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("STRATA_LOG")
-                .unwrap_or_else(|_| "warn".into()),
-        );
-    match cli.log_format {
-        LogFormat::Text => logs.init(),
-        LogFormat::Json => logs.json().init(),
-    }
+    logging::init(cli.log_format);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure { code, error }) => {
@@ -324,9 +312,7 @@ fn run_sql(engine: &mut Engine, sql: &str, format: OutputFormat) -> Result<(), F
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut printed = 0;
     for stmt in strata::sql::statements(sql)? {
-        let result = stmt
-            .map_err(Error::from)
-            .and_then(|s| engine.execute_statement(&s));
+        let result = stmt.map_err(Error::from).and_then(|s| engine.run(&s));
         match result {
             Ok(Some(rs)) => {
                 if printed > 0 {

@@ -5,7 +5,7 @@ use super::Failure;
 use anyhow::anyhow;
 use clap::Subcommand;
 use std::path::{Path, PathBuf};
-use strata::checkpoint::{EngineState, ObjectStoreSettings, PersistSettings};
+use strata::checkpoint::{ObjectStoreSettings, PersistSettings};
 use strata::config::Config;
 use strata::persist::local::{snapshot_body, LocalCheckpointer};
 use strata::persist::object_snapshots::{Manifest, ObjectSnapshots};
@@ -131,7 +131,7 @@ pub fn run(command: &StoreCommand, config: &Config, data: Option<&Path>) -> Resu
             };
             let (engine, local) = Engine::builder().recover_with::<LocalCheckpointer>(&source)?;
             let lsn = local.last_lsn();
-            let body = snapshot_body(&engine, lsn)?;
+            let body = snapshot_body(engine.state(), lsn)?;
             let bytes = body.len();
             store.write(lsn, body).map_err(strata::Error::from)?;
             eprintln!(
@@ -139,7 +139,7 @@ pub fn run(command: &StoreCommand, config: &Config, data: Option<&Path>) -> Resu
                  start this tier with [object_store] url = \"{}\"",
                 from.display(),
                 store.url(),
-                engine.catalog().len(),
+                engine.state().catalog().len(),
                 bytes,
                 store.url()
             );

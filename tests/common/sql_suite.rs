@@ -45,7 +45,7 @@ pub fn run_into(engine: &mut Engine, script: &str, blocks: &mut Vec<String>) {
         let Some(stmt) = piece.parse() else { continue };
         match stmt
             .map_err(strata::Error::from)
-            .and_then(|s| engine.execute_statement(&s))
+            .and_then(|s| engine.run(&s))
         {
             Ok(Some(rs)) => {
                 let mut csv = Vec::new();

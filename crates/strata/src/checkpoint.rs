@@ -4,26 +4,11 @@
 //! not persist the calls fold away at compile time.
 
 use crate::batch::Column;
+use crate::change::{Change, OwnedChange};
 use crate::types::Key;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-
-/// A logical change, recorded before it is acknowledged.
-#[derive(Debug)]
-pub enum Change<'a> {
-    /// A DDL statement, as text.
-    Ddl(&'a str),
-    /// Rows appended to a source or written to a table, as validated columns in schema
-    /// order (`replace`: `INSERT OR REPLACE`).
-    Insert {
-        target: &'a str,
-        columns: &'a [Column],
-        replace: bool,
-    },
-    /// Rows deleted from a table, by primary key.
-    Delete { table: &'a str, keys: &'a [Key] },
-}
 
 /// The state of one catalog object, in types every tier has, for snapshots.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,36 +26,70 @@ pub enum ObjectState {
     },
 }
 
-/// What a checkpointer sees of an engine: the catalog and its state, and a way to apply
-/// logged changes again. The engine never logs what it replays.
-pub trait EngineState {
+/// What a checkpointer reads of an engine to write a snapshot: its catalog and the state of
+/// each object, as of the last change recorded. Read-only.
+pub trait StateView {
     /// `(name, DDL)` of every object, in creation order (a view after its source).
     fn catalog(&self) -> Vec<(String, String)>;
     /// The state of one object.
     fn export(&self, name: &str) -> Option<ObjectState>;
-    /// Replaces the state of an object created from the catalog.
-    fn import(&mut self, name: &str, state: ObjectState) -> Result<(), crate::Error>;
-    /// Applies a logged change again, as it was applied when it was logged.
-    fn replay(&mut self, change: &Change<'_>) -> Result<(), crate::Error>;
-    /// Recovery starts from a snapshot at `snapshot_lsn` (0: none); replays follow. Called
-    /// once the data directory is locked.
-    fn begin_recovery(&mut self, snapshot_lsn: u64) -> Result<(), crate::Error>;
-    /// Recovery is over: the engine is at the last acknowledged state.
-    fn end_recovery(&mut self);
+}
+
+/// One object of a snapshot: its name, its DDL and its state.
+pub type SnapshotObject = (String, String, ObjectState);
+
+/// What a checkpointer's storage holds when it is opened, for the engine to apply: the
+/// newest snapshot, then every change logged after it, in order. The engine pulls the
+/// changes; nothing is applied by the checkpointer.
+pub struct Recovery {
+    /// The log position the snapshot covers (0: no snapshot).
+    pub snapshot_lsn: u64,
+    /// Where the snapshot is, for errors about it.
+    pub snapshot_location: String,
+    /// The snapshot's objects in creation order.
+    pub objects: Vec<SnapshotObject>,
+    /// Where the log is, for errors about its records.
+    pub log_location: String,
+    /// The logged changes after the snapshot, with their log positions.
+    pub log: Box<dyn Iterator<Item = Result<(u64, OwnedChange), crate::Error>>>,
+}
+
+impl Recovery {
+    /// Nothing to recover (a tier that keeps nothing, or empty storage).
+    pub fn empty() -> Recovery {
+        Recovery {
+            snapshot_lsn: 0,
+            snapshot_location: String::new(),
+            objects: Vec::new(),
+            log_location: String::new(),
+            log: Box::new(std::iter::empty()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Recovery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Recovery")
+            .field("snapshot_lsn", &self.snapshot_lsn)
+            .field("snapshot_location", &self.snapshot_location)
+            .field("objects", &self.objects.len())
+            .field("log_location", &self.log_location)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a tier keeps what must survive the process.
 pub trait Checkpointer: Sized {
-    /// Opens the tier's storage and brings `engine` (empty) to the last acknowledged state.
-    fn open(settings: &PersistSettings, engine: &mut dyn EngineState)
-        -> Result<Self, crate::Error>;
+    /// Opens (and locks) the tier's storage, and returns it with what it holds: the newest
+    /// snapshot and the log after it, which the engine applies before anything else.
+    fn open(settings: &PersistSettings) -> Result<(Self, Recovery), crate::Error>;
 
     /// Records `change` before the engine applies it. When this returns `Ok`, the change is
     /// acknowledged under the sync policy; on `Err` the engine does not apply it.
     fn record(&mut self, change: &Change<'_>) -> Result<(), crate::Error>;
 
-    /// Writes a snapshot of `engine`, after which older log can be dropped.
-    fn checkpoint(&mut self, engine: &dyn EngineState) -> Result<CheckpointReport, crate::Error>;
+    /// Writes a snapshot of `state`, after which older log can be dropped.
+    fn checkpoint(&mut self, state: &dyn StateView) -> Result<CheckpointReport, crate::Error>;
 
     /// Whether a periodic checkpoint is due.
     fn checkpoint_due(&self) -> bool;
@@ -164,6 +183,7 @@ impl std::fmt::Debug for ObjectStoreSettings {
 
 /// When logged changes reach the disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum SyncMode {
     /// Each statement or batch is fsynced before it is acknowledged.
     Always,
@@ -192,11 +212,8 @@ impl Default for PersistSettings {
 pub struct NoCheckpoint;
 
 impl Checkpointer for NoCheckpoint {
-    fn open(
-        _settings: &PersistSettings,
-        _engine: &mut dyn EngineState,
-    ) -> Result<Self, crate::Error> {
-        Ok(NoCheckpoint)
+    fn open(_settings: &PersistSettings) -> Result<(Self, Recovery), crate::Error> {
+        Ok((NoCheckpoint, Recovery::empty()))
     }
 
     #[inline(always)]
@@ -204,7 +221,7 @@ impl Checkpointer for NoCheckpoint {
         Ok(())
     }
 
-    fn checkpoint(&mut self, _engine: &dyn EngineState) -> Result<CheckpointReport, crate::Error> {
+    fn checkpoint(&mut self, _state: &dyn StateView) -> Result<CheckpointReport, crate::Error> {
         Ok(CheckpointReport {
             lsn: 0,
             bytes: 0,

@@ -165,6 +165,9 @@ pub enum PersistError {
     },
     #[error("the WAL is unusable after an earlier I/O error ({0}); restart strata to recover from the files on disk")]
     Poisoned(String),
+    /// The data directory cannot be created, written or locked by this process.
+    #[error("{requirement}")]
+    DataDir { requirement: String },
     #[error("object store: cannot {op} {location}: {cause}")]
     ObjectStore {
         op: String,

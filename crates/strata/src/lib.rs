@@ -61,8 +61,16 @@ compile_error!(
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
 
+/// Logs a notice for whoever runs Strata: something worth knowing that is not a problem
+/// (`strata` prints it as `notice: …`). Library messages go through `tracing` only.
+macro_rules! notice {
+    ($($arg:tt)*) => { tracing::info!(target: "strata::notice", $($arg)*) };
+}
+pub(crate) use notice;
+
 pub mod batch;
 pub mod bench;
+pub mod change;
 pub mod checkpoint;
 pub mod config;
 pub mod engine;

@@ -348,7 +348,7 @@ fn run_statements(
             error,
         };
         let stmt = stmt.map_err(|e| failed(e.into()))?;
-        let outcome = engine.execute_statement(&stmt);
+        let outcome = engine.run(&stmt);
         counted.push((stmt.kind(), if outcome.is_ok() { "ok" } else { "error" }));
         match outcome.map_err(failed)? {
             Some(rs) => {

@@ -3,7 +3,8 @@
 //! snapshot file headers; a change here needs a new format version and a reader for the old.
 
 use crate::batch::{Column, ColumnData};
-use crate::checkpoint::{Change, ObjectState};
+use crate::change::{Change, OwnedChange};
+use crate::checkpoint::ObjectState;
 use crate::types::Key;
 use rkyv::munge::munge;
 use rkyv::rancor::{self, Fallible, Source};
@@ -273,6 +274,26 @@ pub fn key_from(k: &ArchivedKeyImage) -> Key {
         Key::Composite(k.parts.iter().map(part_from).collect())
     } else {
         k.parts.first().map_or(Key::Null, part_from)
+    }
+}
+
+/// A decoded WAL record, as the change it logged.
+pub fn owned_change(record: &ArchivedLogRecord) -> OwnedChange {
+    match record {
+        ArchivedLogRecord::Ddl(text) => OwnedChange::Ddl(text.to_string()),
+        ArchivedLogRecord::Insert {
+            target,
+            replace,
+            columns,
+        } => OwnedChange::Insert {
+            target: target.to_string(),
+            columns: columns.iter().map(column_from).collect(),
+            replace: *replace,
+        },
+        ArchivedLogRecord::Delete { table, keys } => OwnedChange::Delete {
+            table: table.to_string(),
+            keys: keys.iter().map(key_from).collect(),
+        },
     }
 }
 
@@ -687,43 +708,17 @@ mod tests {
             Wal::open(&wal_copy, SyncPolicy::Never, 64 << 20, OnCorruption::Refuse).unwrap();
         let mut records = 0;
         let mut buf = AlignedVec::new();
-        wal.replay::<crate::error::PersistError>(0, |lsn, payload| {
+        let mut replay = wal.replay(0).unwrap();
+        while let Some((lsn, payload)) = replay.next_record().unwrap() {
             let mut aligned = AlignedVec::<16>::new();
             aligned.extend_from_slice(payload);
             let record = rkyv::access::<ArchivedLogRecord, rancor::Error>(&aligned).unwrap();
-            let again = match record {
-                ArchivedLogRecord::Ddl(text) => {
-                    encode_change(&Change::Ddl(text.as_str()), std::mem::take(&mut buf))
-                }
-                ArchivedLogRecord::Insert {
-                    target,
-                    replace,
-                    columns,
-                } => {
-                    let columns: Vec<Column> = columns.iter().map(column_from).collect();
-                    let change = Change::Insert {
-                        target: target.as_str(),
-                        columns: &columns,
-                        replace: *replace,
-                    };
-                    encode_change(&change, std::mem::take(&mut buf))
-                }
-                ArchivedLogRecord::Delete { table, keys } => {
-                    let keys: Vec<Key> = keys.iter().map(key_from).collect();
-                    let change = Change::Delete {
-                        table: table.as_str(),
-                        keys: &keys,
-                    };
-                    encode_change(&change, std::mem::take(&mut buf))
-                }
-            }
-            .unwrap();
+            let change = owned_change(record);
+            let again = encode_change(&change.as_change(), std::mem::take(&mut buf)).unwrap();
             assert_eq!(again.as_slice(), payload, "record at LSN {lsn}");
             buf = again;
             records += 1;
-            Ok(())
-        })
-        .unwrap();
+        }
         assert!(records > 10, "only {records} records in the fixture WAL");
     }
 

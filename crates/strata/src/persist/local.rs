@@ -20,14 +20,13 @@ use super::image::{
 };
 use super::snapshot::{SnapshotBody, SnapshotDir, SnapshotHeader};
 use super::snapshot_store::SnapshotStore;
-use super::wal::{wal_dir, OnCorruption, Wal};
-use crate::batch::Column;
+use super::wal::{wal_dir, OnCorruption, Replay, Wal};
+use crate::change::{Change, OwnedChange};
 use crate::checkpoint::{
-    Change, CheckpointReport, Checkpointer, EngineState, ObjectState, PersistSettings,
+    CheckpointReport, Checkpointer, PersistSettings, Recovery, SnapshotObject, StateView,
 };
-use crate::error::{ConfigError, Error, PersistError};
+use crate::error::{Error, PersistError};
 use crate::metrics::StorageMetrics;
-use crate::profile::{ActiveProfile, PhysicalProfile};
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
 use std::fs::{File, OpenOptions};
@@ -74,12 +73,9 @@ impl<S: SnapshotStore> std::fmt::Debug for WalCheckpointer<S> {
     }
 }
 
+/// A data directory that cannot be created, written or locked.
 fn unmet(requirement: String) -> Error {
-    ConfigError::ProfileRequirementError {
-        profile: ActiveProfile::KIND,
-        requirement,
-    }
-    .into()
+    PersistError::DataDir { requirement }.into()
 }
 
 /// Creates the data directory if needed, checks it is writable, and takes its lock.
@@ -156,23 +152,25 @@ fn access<
 }
 
 impl<S: SnapshotStore> Checkpointer for WalCheckpointer<S> {
-    fn open(settings: &PersistSettings, engine: &mut dyn EngineState) -> Result<Self, Error> {
+    fn open(settings: &PersistSettings) -> Result<(Self, Recovery), Error> {
         let data_dir = settings.data_dir.clone();
         let lock = lock_data_dir(&data_dir)?;
         let mut snapshots = S::open(settings)?;
         let outcome = snapshots.load_newest(&mut validate_image)?;
         for notice in outcome.notices() {
-            eprintln!("warning: {notice}");
+            tracing::warn!("{notice}");
         }
         let snapshot_lsn = outcome.loaded.as_ref().map_or(0, |l| l.lsn);
         let last_success = outcome.loaded.as_ref().and_then(|l| l.written_at);
-        engine.begin_recovery(snapshot_lsn)?;
+        let mut snapshot_location = String::new();
+        let mut objects = Vec::new();
         if let Some(loaded) = &outcome.loaded {
+            snapshot_location = loaded.path.display().to_string();
             let corrupt = |reason: String| PersistError::CorruptSnapshot {
-                file: loaded.path.display().to_string(),
+                file: snapshot_location.clone(),
                 reason,
             };
-            let (image_lsn, objects) =
+            let (image_lsn, decoded) =
                 snapshot_objects(&loaded.header, &loaded.body).map_err(corrupt)?;
             if image_lsn != snapshot_lsn {
                 return Err(corrupt(format!(
@@ -180,22 +178,15 @@ impl<S: SnapshotStore> Checkpointer for WalCheckpointer<S> {
                 ))
                 .into());
             }
-            let restore = |engine: &mut dyn EngineState| -> Result<(), Error> {
-                for (name, ddl, state) in objects {
-                    engine.replay(&Change::Ddl(&ddl))?;
-                    engine.import(&name, state)?;
-                }
-                Ok(())
-            };
-            restore(engine).map_err(|e| corrupt(format!("cannot restore it: {e}")))?;
+            objects = decoded;
             tracing::info!(
-                "loaded snapshot {} (lsn {snapshot_lsn}) in {:?}",
-                loaded.path.display(),
+                "loaded snapshot {snapshot_location} (lsn {snapshot_lsn}) in {:?}",
                 loaded.elapsed
             );
         }
+        let log_dir = wal_dir(&data_dir);
         let (mut wal, recovered) = Wal::open(
-            &wal_dir(&data_dir),
+            &log_dir,
             settings.sync,
             SEGMENT_BYTES,
             if settings.truncate_at_corruption {
@@ -207,39 +198,36 @@ impl<S: SnapshotStore> Checkpointer for WalCheckpointer<S> {
             },
         )?;
         if let Some(t) = &recovered.truncated_tail {
-            eprintln!("warning: truncated a torn WAL tail: {t}");
+            tracing::warn!("truncated a torn WAL tail: {t}");
         }
         if let Some(t) = &recovered.repaired {
-            eprintln!("warning: repaired the WAL at a corrupt record as requested: {t}");
+            tracing::warn!("repaired the WAL at a corrupt record as requested: {t}");
         }
         if recovered.last_lsn < snapshot_lsn {
             // Checkpoints never delete the segment holding the snapshot's last record, so a
             // log ending before it was lost or cut (or never synced, under `sync = "never"`).
-            eprintln!(
-                "warning: the WAL in {} ends at record {} but the newest snapshot (in {}) covers \
+            tracing::warn!(
+                "the WAL in {} ends at record {} but the newest snapshot (in {}) covers \
                  up to {snapshot_lsn}: the local log was lost, cut or is new; the state is as of \
                  that snapshot, and writes after it, if there were any, are lost",
-                wal_dir(&data_dir).display(),
+                log_dir.display(),
                 recovered.last_lsn,
                 snapshots.location()
             );
         }
-        let mut buf = AlignedVec::<16>::new();
-        wal.replay(snapshot_lsn, |lsn, payload| -> Result<(), Error> {
-            buf.clear();
-            buf.extend_from_slice(payload);
-            let bad = |reason: String| PersistError::BadRecord {
-                dir: wal_dir(&data_dir).display().to_string(),
-                lsn,
-                reason,
-            };
-            let record = access::<ArchivedLogRecord>(&buf)
-                .map_err(|r| bad(format!("it does not decode: {r}")))?;
-            replay_record(engine, record).map_err(|e| bad(e.to_string()).into())
-        })?;
         wal.advance_past(snapshot_lsn)?;
-        engine.end_recovery();
-        Ok(WalCheckpointer {
+        let recovery = Recovery {
+            snapshot_lsn,
+            snapshot_location,
+            objects,
+            log_location: log_dir.display().to_string(),
+            log: Box::new(LogReplay {
+                replay: wal.replay(snapshot_lsn)?,
+                buf: AlignedVec::new(),
+                dir: log_dir.display().to_string(),
+            }),
+        };
+        let checkpointer = WalCheckpointer {
             data_dir,
             _lock: lock,
             wal,
@@ -251,7 +239,8 @@ impl<S: SnapshotStore> Checkpointer for WalCheckpointer<S> {
             failures: 0,
             retry_at: None,
             encode_buf: AlignedVec::new(),
-        })
+        };
+        Ok((checkpointer, recovery))
     }
 
     fn record(&mut self, change: &Change<'_>) -> Result<(), Error> {
@@ -267,9 +256,9 @@ impl<S: SnapshotStore> Checkpointer for WalCheckpointer<S> {
         Ok(())
     }
 
-    fn checkpoint(&mut self, engine: &dyn EngineState) -> Result<CheckpointReport, Error> {
+    fn checkpoint(&mut self, state: &dyn StateView) -> Result<CheckpointReport, Error> {
         let start = Instant::now();
-        let result = self.write_checkpoint(engine);
+        let result = self.write_checkpoint(state);
         match &result {
             Ok(report) => {
                 self.last_checkpoint = Instant::now();
@@ -332,11 +321,11 @@ impl<S: SnapshotStore> WalCheckpointer<S> {
     }
 
     /// Syncs the log, stores a snapshot of `engine`, and drops the log no kept snapshot needs.
-    fn write_checkpoint(&mut self, engine: &dyn EngineState) -> Result<CheckpointReport, Error> {
+    fn write_checkpoint(&mut self, state: &dyn StateView) -> Result<CheckpointReport, Error> {
         let start = Instant::now();
         self.wal.sync()?;
         let lsn = self.wal.last_lsn();
-        let body = snapshot_body(engine, lsn)?;
+        let body = snapshot_body(state, lsn)?;
         let bytes = body.len() as u64;
         self.snapshots.write(lsn, body)?;
         if let Some(oldest) = self.snapshots.retain(self.settings.keep)? {
@@ -350,13 +339,13 @@ impl<S: SnapshotStore> WalCheckpointer<S> {
     }
 }
 
-/// The snapshot of `engine`'s whole catalog and state, covering log records up to `lsn`.
-pub fn snapshot_body(engine: &dyn EngineState, lsn: u64) -> Result<AlignedVec, Error> {
-    let objects: Vec<ObjectImageV2> = engine
+/// The snapshot of a whole catalog and state, covering log records up to `lsn`.
+pub fn snapshot_body(view: &dyn StateView, lsn: u64) -> Result<AlignedVec, Error> {
+    let objects: Vec<ObjectImageV2> = view
         .catalog()
         .into_iter()
         .map(|(name, ddl)| {
-            let state = engine
+            let state = view
                 .export(&name)
                 .map_or(StateImageV2::Source, image::state_image_v2);
             ObjectImageV2 { name, ddl, state }
@@ -374,9 +363,6 @@ fn validate_image(header: &SnapshotHeader, body: &SnapshotBody) -> Result<(), St
         _ => access::<ArchivedSnapshotImageV2>(body).map(|_| ()),
     }
 }
-
-/// One catalog object of a snapshot: name, DDL and state.
-type SnapshotObject = (String, String, ObjectState);
 
 /// The catalog of a snapshot body in creation order, and the LSN it says it covers.
 fn snapshot_objects(
@@ -403,28 +389,34 @@ fn snapshot_objects(
     })
 }
 
-/// Applies one decoded WAL record to the engine.
-fn replay_record(engine: &mut dyn EngineState, record: &ArchivedLogRecord) -> Result<(), Error> {
-    match record {
-        ArchivedLogRecord::Ddl(text) => engine.replay(&Change::Ddl(text.as_str())),
-        ArchivedLogRecord::Insert {
-            target,
-            replace,
-            columns,
-        } => {
-            let columns: Vec<Column> = columns.iter().map(image::column_from).collect();
-            engine.replay(&Change::Insert {
-                target: target.as_str(),
-                columns: &columns,
-                replace: *replace,
-            })
-        }
-        ArchivedLogRecord::Delete { table, keys } => {
-            let keys: Vec<_> = keys.iter().map(image::key_from).collect();
-            engine.replay(&Change::Delete {
-                table: table.as_str(),
-                keys: &keys,
-            })
-        }
+/// The changes logged after a snapshot, decoded record by record as recovery pulls them.
+struct LogReplay {
+    replay: Replay,
+    /// Reused aligned copy of each payload (rkyv reads archives from aligned memory).
+    buf: AlignedVec<16>,
+    /// The WAL directory, for errors.
+    dir: String,
+}
+
+impl Iterator for LogReplay {
+    type Item = Result<(u64, OwnedChange), Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (lsn, payload) = match self.replay.next_record() {
+            Ok(Some(record)) => record,
+            Ok(None) => return None,
+            Err(e) => return Some(Err(e.into())),
+        };
+        self.buf.clear();
+        self.buf.extend_from_slice(payload);
+        Some(match access::<ArchivedLogRecord>(&self.buf) {
+            Ok(record) => Ok((lsn, image::owned_change(record))),
+            Err(reason) => Err(PersistError::BadRecord {
+                dir: self.dir.clone(),
+                lsn,
+                reason: format!("it does not decode: {reason}"),
+            }
+            .into()),
+        })
     }
 }

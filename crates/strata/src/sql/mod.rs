@@ -79,9 +79,39 @@ impl ObjectKind {
     }
 }
 
-/// One parsed statement.
+/// One parsed statement, ready for [`Engine::run`](crate::Engine::run). Prints as SQL text
+/// that parses back to the same statement.
 #[derive(Clone, Debug)]
-pub enum Statement {
+pub struct Statement(Parsed);
+
+impl Statement {
+    /// A short name of the statement's kind, e.g. for metrics: `select`, `insert`, ….
+    pub fn kind(&self) -> &'static str {
+        self.0.kind()
+    }
+
+    /// Whether it returns rows (SELECT, SHOW, DESCRIBE).
+    pub fn returns_rows(&self) -> bool {
+        matches!(
+            self.0,
+            Parsed::Query(_) | Parsed::Show(_) | Parsed::Describe(_)
+        )
+    }
+
+    pub(crate) fn parsed(&self) -> &Parsed {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for Statement {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A parsed statement, as the planner reads it.
+#[derive(Clone, Debug)]
+pub(crate) enum Parsed {
     CreateSource {
         name: String,
         columns: Vec<ColumnSpec>,
@@ -121,21 +151,21 @@ pub enum Statement {
     Checkpoint,
 }
 
-impl Statement {
+impl Parsed {
     /// A short name of the statement's kind, e.g. for metrics: `select`, `insert`, ….
     pub fn kind(&self) -> &'static str {
         match self {
-            Statement::CreateSource { .. } => "create_source",
-            Statement::CreateTable { .. } => "create_table",
-            Statement::CreateView { .. } => "create_view",
-            Statement::CreateIndex { .. } => "create_index",
-            Statement::Insert { .. } => "insert",
-            Statement::Delete { .. } => "delete",
-            Statement::Query(_) => "select",
-            Statement::Show(_) => "show",
-            Statement::Describe(_) => "describe",
-            Statement::Drop { .. } => "drop",
-            Statement::Checkpoint => "checkpoint",
+            Parsed::CreateSource { .. } => "create_source",
+            Parsed::CreateTable { .. } => "create_table",
+            Parsed::CreateView { .. } => "create_view",
+            Parsed::CreateIndex { .. } => "create_index",
+            Parsed::Insert { .. } => "insert",
+            Parsed::Delete { .. } => "delete",
+            Parsed::Query(_) => "select",
+            Parsed::Show(_) => "show",
+            Parsed::Describe(_) => "describe",
+            Parsed::Drop { .. } => "drop",
+            Parsed::Checkpoint => "checkpoint",
         }
     }
 }
@@ -193,7 +223,7 @@ impl Piece<'_> {
     /// Parses the statement; `None` if the piece holds only blanks and comments. Error
     /// positions are those in the whole script.
     pub fn parse(&self) -> Option<Result<Statement, SqlError>> {
-        parse_piece(self)
+        parse_piece(self).map(|r| r.map(Statement))
     }
 }
 
@@ -290,7 +320,7 @@ fn statement_len(sql: &str) -> usize {
 }
 
 /// Tokenizes and parses one statement's text.
-fn parse_piece(piece: &Piece<'_>) -> Option<Result<Statement, SqlError>> {
+fn parse_piece(piece: &Piece<'_>) -> Option<Result<Parsed, SqlError>> {
     // Leading blanks make the tokenizer's positions those of the whole script.
     let padded;
     let text = if piece.line > 1 || piece.column > 1 {
@@ -391,7 +421,7 @@ fn check_operator_chains(tokens: &[TokenWithSpan]) -> Result<(), SqlError> {
 }
 
 /// Parses exactly one statement.
-pub fn parse_one(sql: &str) -> Result<Statement, SqlError> {
+pub(crate) fn parse_one(sql: &str) -> Result<Statement, SqlError> {
     let mut it = statements(sql)?;
     let first = it
         .next()
@@ -415,7 +445,7 @@ impl Iterator for Statements<'_> {
                     self.failed = true;
                     return Some(Err(e));
                 }
-                Some(ok) => return Some(ok),
+                Some(Ok(stmt)) => return Some(Ok(stmt)),
             }
         }
         None
@@ -481,7 +511,7 @@ fn skip(parser: &mut Parser<'_>, n: usize) {
     }
 }
 
-fn parse_statement(parser: &mut Parser<'_>) -> Result<Statement, StmtError> {
+fn parse_statement(parser: &mut Parser<'_>) -> Result<Parsed, StmtError> {
     if peek_words(parser, &["create", "source"]) {
         skip(parser, 2);
         let name = parse_name(parser)?;
@@ -499,7 +529,7 @@ fn parse_statement(parser: &mut Parser<'_>) -> Result<Statement, StmtError> {
             .into());
         }
         let columns = column_specs(&columns, None)?;
-        return Ok(Statement::CreateSource { name, columns });
+        return Ok(Parsed::CreateSource { name, columns });
     }
     if peek_words(parser, &["show"]) {
         skip(parser, 1);
@@ -514,20 +544,20 @@ fn parse_statement(parser: &mut Parser<'_>) -> Result<Statement, StmtError> {
             },
             _ => return Ok(parser.expected("SOURCES, TABLES, VIEWS or INDEXES", what)?),
         };
-        return Ok(Statement::Show(kind));
+        return Ok(Parsed::Show(kind));
     }
     if peek_words(parser, &["describe"]) || peek_words(parser, &["desc"]) {
         skip(parser, 1);
-        return Ok(Statement::Describe(parse_name(parser)?));
+        return Ok(Parsed::Describe(parse_name(parser)?));
     }
     if peek_words(parser, &["checkpoint"]) {
         skip(parser, 1);
-        return Ok(Statement::Checkpoint);
+        return Ok(Parsed::Checkpoint);
     }
     if peek_words(parser, &["drop", "source"]) {
         skip(parser, 2);
         let if_exists = parser.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
-        return Ok(Statement::Drop {
+        return Ok(Parsed::Drop {
             kind: ObjectKind::Source,
             name: parse_name(parser)?,
             if_exists,
@@ -586,7 +616,7 @@ fn column_specs(
 }
 
 /// Converts a statement parsed by sqlparser into one of ours, rejecting what Strata does not do.
-fn convert(stmt: ast::Statement) -> Result<Statement, SqlError> {
+fn convert(stmt: ast::Statement) -> Result<Parsed, SqlError> {
     use ast::Statement as S;
     let unsupported = |what: &str| Err(SqlError::Unsupported(what.to_string()));
     match stmt {
@@ -626,7 +656,7 @@ fn convert(stmt: ast::Statement) -> Result<Statement, SqlError> {
             if ct.query.is_some() {
                 return unsupported("CREATE TABLE ... AS SELECT");
             }
-            Ok(Statement::CreateTable {
+            Ok(Parsed::CreateTable {
                 name,
                 columns,
                 primary_key,
@@ -639,7 +669,7 @@ fn convert(stmt: ast::Statement) -> Result<Statement, SqlError> {
             if !cv.columns.is_empty() {
                 return unsupported("a column list on a view: name columns with AS aliases");
             }
-            Ok(Statement::CreateView {
+            Ok(Parsed::CreateView {
                 name: expr::object_name(&cv.name)?,
                 query: cv.query,
             })
@@ -656,7 +686,7 @@ fn convert(stmt: ast::Statement) -> Result<Statement, SqlError> {
                 },
                 _ => return unsupported("an index on several columns"),
             };
-            Ok(Statement::CreateIndex {
+            Ok(Parsed::CreateIndex {
                 name,
                 table: expr::object_name(&ci.table_name)?,
                 column,
@@ -691,7 +721,7 @@ fn convert(stmt: ast::Statement) -> Result<Statement, SqlError> {
                 }
                 _ => return unsupported("INSERT without VALUES: use INSERT INTO t VALUES (...)"),
             };
-            Ok(Statement::Insert {
+            Ok(Parsed::Insert {
                 target,
                 columns,
                 rows: InsertRows::Exprs(rows),
@@ -712,12 +742,12 @@ fn convert(stmt: ast::Statement) -> Result<Statement, SqlError> {
             if del.using.is_some() || del.returning.is_some() || del.limit.is_some() {
                 return unsupported("DELETE with USING, RETURNING or LIMIT");
             }
-            Ok(Statement::Delete {
+            Ok(Parsed::Delete {
                 table,
                 selection: del.selection.map(Box::new),
             })
         }
-        S::Query(q) => Ok(Statement::Query(q)),
+        S::Query(q) => Ok(Parsed::Query(q)),
         S::Drop {
             object_type,
             if_exists,
@@ -734,15 +764,13 @@ fn convert(stmt: ast::Statement) -> Result<Statement, SqlError> {
                 [n] => expr::object_name(n)?,
                 _ => return unsupported("dropping several objects in one statement"),
             };
-            Ok(Statement::Drop {
+            Ok(Parsed::Drop {
                 kind,
                 name,
                 if_exists,
             })
         }
-        S::ExplainTable { table_name, .. } => {
-            Ok(Statement::Describe(expr::object_name(&table_name)?))
-        }
+        S::ExplainTable { table_name, .. } => Ok(Parsed::Describe(expr::object_name(&table_name)?)),
         other => {
             let text = other.to_string();
             let head: String = text
@@ -783,7 +811,7 @@ fn sql_literal(v: &Value) -> String {
 /// Reads `INSERT [OR REPLACE] INTO name [(cols)] VALUES (lit, …), …` whose values are all
 /// plain literals straight from the tokens, without building a syntax tree. `None` for
 /// anything else, which then goes through the full parser (and gets its error messages).
-fn literal_insert(tokens: &[TokenWithSpan]) -> Option<Result<Statement, SqlError>> {
+fn literal_insert(tokens: &[TokenWithSpan]) -> Option<Result<Parsed, SqlError>> {
     let mut it = tokens
         .iter()
         .map(|t| &t.token)
@@ -877,7 +905,7 @@ fn literal_insert(tokens: &[TokenWithSpan]) -> Option<Result<Statement, SqlError
         .into_iter()
         .map(|row| row.iter().map(expr::literal).collect::<Result<Vec<_>, _>>())
         .collect::<Result<Vec<_>, _>>();
-    Some(rows.map(|rows| Statement::Insert {
+    Some(rows.map(|rows| Parsed::Insert {
         target,
         columns,
         rows: InsertRows::Literals(rows),
@@ -906,7 +934,7 @@ pub fn quote_ident(name: &str) -> String {
 
 /// Statements as SQL text that parses back to the same statement: the form in which
 /// persistent tiers log DDL.
-impl std::fmt::Display for Statement {
+impl std::fmt::Display for Parsed {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let list = |cols: &[ColumnSpec]| {
             cols.iter()
@@ -915,10 +943,10 @@ impl std::fmt::Display for Statement {
                 .join(", ")
         };
         match self {
-            Statement::CreateSource { name, columns } => {
+            Parsed::CreateSource { name, columns } => {
                 write!(f, "CREATE SOURCE {} ({})", quote_ident(name), list(columns))
             }
-            Statement::CreateTable {
+            Parsed::CreateTable {
                 name,
                 columns,
                 primary_key,
@@ -929,14 +957,14 @@ impl std::fmt::Display for Statement {
                 list(columns),
                 quote_ident(&columns[*primary_key].name)
             ),
-            Statement::CreateView { name, query } => {
+            Parsed::CreateView { name, query } => {
                 write!(
                     f,
                     "CREATE MATERIALIZED VIEW {} AS {query}",
                     quote_ident(name)
                 )
             }
-            Statement::CreateIndex {
+            Parsed::CreateIndex {
                 name,
                 table,
                 column,
@@ -947,7 +975,7 @@ impl std::fmt::Display for Statement {
                 quote_ident(table),
                 quote_ident(column)
             ),
-            Statement::Insert {
+            Parsed::Insert {
                 target,
                 columns,
                 rows,
@@ -976,17 +1004,17 @@ impl std::fmt::Display for Statement {
                 };
                 write!(f, " VALUES {}", rows.join(", "))
             }
-            Statement::Delete { table, selection } => {
+            Parsed::Delete { table, selection } => {
                 write!(f, "DELETE FROM {}", quote_ident(table))?;
                 match selection {
                     Some(s) => write!(f, " WHERE {s}"),
                     None => Ok(()),
                 }
             }
-            Statement::Query(q) => write!(f, "{q}"),
-            Statement::Show(kind) => write!(f, "SHOW {}", kind.plural()),
-            Statement::Describe(name) => write!(f, "DESCRIBE {}", quote_ident(name)),
-            Statement::Drop {
+            Parsed::Query(q) => write!(f, "{q}"),
+            Parsed::Show(kind) => write!(f, "SHOW {}", kind.plural()),
+            Parsed::Describe(name) => write!(f, "DESCRIBE {}", quote_ident(name)),
+            Parsed::Drop {
                 kind,
                 name,
                 if_exists,
@@ -1004,7 +1032,7 @@ impl std::fmt::Display for Statement {
                     quote_ident(name)
                 )
             }
-            Statement::Checkpoint => f.write_str("CHECKPOINT"),
+            Parsed::Checkpoint => f.write_str("CHECKPOINT"),
         }
     }
 }
@@ -1052,13 +1080,13 @@ mod tests {
                 panic!("full parse of {text}")
             };
             let (
-                Statement::Insert {
+                Parsed::Insert {
                     rows: InsertRows::Literals(fast_rows),
                     target: t1,
                     columns: c1,
                     replace: r1,
                 },
-                Statement::Insert {
+                Parsed::Insert {
                     rows: InsertRows::Exprs(full_rows),
                     target: t2,
                     columns: c2,

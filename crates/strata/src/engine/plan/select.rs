@@ -1,6 +1,6 @@
 //! Planning `SELECT`: projection or grouped aggregation, plus ORDER BY and LIMIT.
 
-use super::aggregate::{AggFunc, AggPlan, AggSpec};
+use crate::engine::aggregate::{AggFunc, AggPlan, AggSpec};
 use crate::error::SqlError;
 use crate::sql::expr::{self, bind, bind_with, function_args, is_aggregate, BinOp, Expr, Scope};
 use crate::types::{DataType, Value};

@@ -1,0 +1,187 @@
+//! Rows in: appends to sources (every view on the source is updated), writes to and deletes
+//! from tables — the prepare and apply steps of the [pipeline](super::pipeline) for data.
+
+use super::kernel::{state_full, unknown, Kernel};
+use super::pipeline::{AppendToView, Prepared, Work};
+use super::subscribe::Touched;
+use crate::batch::Column;
+use crate::error::{ExecError, Result, SqlError};
+use crate::profile::PhysicalProfile;
+use crate::sql::expr::Expr;
+use crate::sql::ObjectKind;
+use crate::state::{Full, StateBackend};
+use crate::types::{Key, Value};
+
+impl<P: PhysicalProfile> Kernel<P> {
+    /// Prepares validated columns (schema order) for a source or a table: every view of a
+    /// source evaluates them and reserves the groups they create; a table checks its keys
+    /// and its capacity. All or nothing: on `Err` nothing is reserved.
+    pub fn prepare_insert<'a>(
+        &mut self,
+        target: &'a str,
+        columns: &'a [Column],
+        replace: bool,
+    ) -> Result<Prepared<'a, P>> {
+        let work = if self.sources.contains_key(target) {
+            if replace {
+                return Err(SqlError::Unsupported(format!(
+                    "INSERT OR REPLACE into source `{target}`: a source is append-only"
+                ))
+                .into());
+            }
+            self.prepare_append(target, columns)?
+        } else {
+            self.prepare_write(target, columns, replace)?
+        };
+        Ok(Prepared { work })
+    }
+
+    fn prepare_append<'a>(
+        &mut self,
+        source: &'a str,
+        columns: &'a [Column],
+    ) -> Result<Work<'a, P>> {
+        let rows = columns.first().map_or(0, Column::len);
+        let mut parts = Vec::new();
+        if rows > 0 {
+            // Evaluate everything first; nothing is touched.
+            for (name, v) in self.views.iter().filter(|(_, v)| v.source == source) {
+                let agg = v.state.prepare(columns, rows).map_err(|e| match e {
+                    ExecError::Eval(m) => {
+                        ExecError::Eval(format!("materialized view `{name}`: {m}"))
+                    }
+                    other => other,
+                })?;
+                parts.push(AppendToView {
+                    view: name.clone(),
+                    agg,
+                    groups_before: v.state.len(),
+                });
+            }
+            // Then reserve the new groups; a full view undoes every view's new groups.
+            for i in 0..parts.len() {
+                let view = self.views.get_mut(&parts[i].view).expect("prepared above");
+                if let Err(full) = view.state.assign_slots(&mut parts[i].agg) {
+                    let object = format!("materialized view `{}`", parts[i].view);
+                    for part in &parts[..i] {
+                        let v = self.views.get_mut(&part.view).expect("prepared above");
+                        v.state.rollback(part.groups_before);
+                    }
+                    return Err(state_full::<P>(object, full));
+                }
+            }
+        }
+        Ok(Work::Append {
+            source,
+            columns,
+            views: parts,
+        })
+    }
+
+    fn prepare_write<'a>(
+        &self,
+        name: &'a str,
+        columns: &'a [Column],
+        replace: bool,
+    ) -> Result<Work<'a, P>> {
+        let rows = columns.first().map_or(0, Column::len);
+        let table = self
+            .tables
+            .get(name)
+            .ok_or_else(|| unknown(ObjectKind::Table, name))?;
+        let pk = table.primary_key;
+        let key_ty = table.schema.columns[pk].ty;
+        let mut keys: Vec<Key> = Vec::with_capacity(rows);
+        let mut seen = rustc_hash::FxHashSet::default();
+        let mut new_keys = 0usize;
+        for r in 0..rows {
+            let key = Key::from_value(&columns[pk].value(r));
+            let exists = table.rows.get(&key).is_some();
+            let first_in_batch = seen.insert(key.clone());
+            if !replace && (exists || !first_in_batch) {
+                return Err(ExecError::DuplicateKey {
+                    table: name.to_string(),
+                    key: crate::sql::expr::excerpt(&key.to_value(key_ty).to_string()),
+                }
+                .into());
+            }
+            new_keys += (!exists && first_in_batch) as usize;
+            keys.push(key);
+        }
+        if let Some(cap) = table.rows.capacity() {
+            if table.rows.len() + new_keys > cap {
+                return Err(state_full::<P>(
+                    format!("table `{name}`"),
+                    Full { capacity: cap },
+                ));
+            }
+        }
+        Ok(Work::Write {
+            table: name,
+            columns,
+            replace,
+            keys,
+        })
+    }
+
+    /// Primary keys of the rows of `table` that `filter` selects (all without one).
+    pub(super) fn matching_keys(&self, table: &str, filter: Option<&Expr>) -> Result<Vec<Key>> {
+        let t = self
+            .tables
+            .get(table)
+            .ok_or_else(|| unknown(ObjectKind::Table, table))?;
+        let mut doomed = Vec::new();
+        for (key, row) in t.rows.iter() {
+            if filter.map_or(Ok(true), |f| f.is_true(&row[..]))? {
+                doomed.push(key.clone());
+            }
+        }
+        Ok(doomed)
+    }
+
+    pub(super) fn apply_append(&mut self, parts: Vec<AppendToView<'_>>) {
+        for part in parts {
+            let v = self
+                .views
+                .get_mut(&part.view)
+                .expect("prepared views exist");
+            if v.subscribers.is_empty() {
+                v.state.accumulate(&part.agg);
+                v.state.recycle(part.agg);
+                continue;
+            }
+            let touched = Touched::before(&v.state, &part.agg, part.groups_before);
+            v.state.accumulate(&part.agg);
+            v.state.recycle(part.agg);
+            touched.notify(&v.state, &mut v.subscribers);
+        }
+    }
+
+    pub(super) fn apply_write(&mut self, name: &str, columns: &[Column], keys: &[Key]) {
+        let table = self.tables.get_mut(name).expect("prepared tables exist");
+        let mut replaced = Vec::new();
+        for (r, key) in keys.iter().enumerate() {
+            let row: Box<[Value]> = columns.iter().map(|c| c.value(r)).collect();
+            let old = table
+                .rows
+                .insert(key.clone(), row)
+                .expect("capacity is checked when the write is prepared");
+            if let Some(old) = old {
+                replaced.push((key.clone(), old));
+            }
+        }
+        self.update_indexes(name, &replaced, keys);
+    }
+
+    pub(super) fn remove_keys(&mut self, table: &str, keys: &[Key]) {
+        let mut removed = Vec::with_capacity(keys.len());
+        if let Some(t) = self.tables.get_mut(table) {
+            for key in keys {
+                if let Some(row) = t.rows.remove(key) {
+                    removed.push((key.clone(), row));
+                }
+            }
+        }
+        self.update_indexes(table, &removed, &[]);
+    }
+}
