@@ -1,0 +1,162 @@
+//! Group keys: fixed-width keys of one or two values (grouping on them never allocates),
+//! general keys, the index from key to slot, and the key columns of a prepared batch.
+
+use crate::batch::{Column, ColumnData};
+use crate::engine::batch_rows::BatchRow;
+use crate::error::ExecError;
+use crate::profile::PhysicalProfile;
+use crate::sql::expr::Expr;
+use crate::state::{Full, StateBackend};
+use crate::types::{DataType, Key, Value};
+use std::borrow::Cow;
+use std::hash::{Hash, Hasher};
+
+/// A key of up to `N` fixed-width values (BIGINT, TIMESTAMP, BOOLEAN, DOUBLE bits) with a
+/// NULL mask: grouping on such columns never allocates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct FixedKey<const N: usize> {
+    pub(super) values: [i64; N],
+    pub(super) nulls: u8,
+}
+
+impl<const N: usize> Hash for FixedKey<N> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // The NULL mask is left out: it only separates keys whose values are equal.
+        for v in self.values {
+            state.write_i64(v);
+        }
+    }
+}
+
+/// Group key → slot, specialised by key shape.
+pub(super) enum GroupIndex<P: PhysicalProfile> {
+    Fixed1 {
+        map: P::State<FixedKey<1>, u32>,
+        keys: Vec<FixedKey<1>>,
+    },
+    Fixed2 {
+        map: P::State<FixedKey<2>, u32>,
+        keys: Vec<FixedKey<2>>,
+    },
+    General {
+        map: P::State<Key, u32>,
+        keys: Vec<Key>,
+    },
+}
+
+/// A fixed-width key column as i64 values with its NULL mask.
+pub(super) type FixedColumn<'a> = (Cow<'a, [i64]>, Option<Cow<'a, [bool]>>);
+
+/// Group keys of a prepared batch, one per selected row.
+pub(super) enum PreparedKeys<'a> {
+    Fixed { columns: Vec<FixedColumn<'a>> },
+    General(Vec<Key>),
+}
+
+pub(super) fn fixed_to_key<const N: usize>(k: &FixedKey<N>) -> Key {
+    let part = |i: usize| {
+        if k.nulls & (1 << i) != 0 {
+            Key::Null
+        } else {
+            Key::Int(k.values[i])
+        }
+    };
+    if N == 1 {
+        part(0)
+    } else {
+        Key::Composite((0..N).map(part).collect())
+    }
+}
+
+pub(super) fn key_to_fixed<const N: usize>(key: &Key, width: usize) -> Option<FixedKey<N>> {
+    let parts: &[Key] = match key {
+        Key::Composite(parts) if width != 1 => parts,
+        single if width == 1 => std::slice::from_ref(single),
+        _ => return None,
+    };
+    if parts.len() != N {
+        return None;
+    }
+    let mut k = FixedKey {
+        values: [0; N],
+        nulls: 0,
+    };
+    for (i, p) in parts.iter().enumerate() {
+        match p {
+            Key::Int(v) => k.values[i] = *v,
+            Key::Null => k.nulls |= 1 << i,
+            _ => return None,
+        }
+    }
+    Some(k)
+}
+
+#[inline]
+pub(super) fn slot_for<K: Eq + Hash + Clone, S: StateBackend<K, u32>>(
+    map: &mut S,
+    keys: &mut Vec<K>,
+    key: K,
+) -> Result<u32, Full> {
+    let next = keys.len() as u32;
+    let (slot, inserted) = map.get_or_insert_with(key.clone(), || next)?;
+    if inserted {
+        keys.push(key);
+    }
+    Ok(*slot)
+}
+
+/// The values of a column as i64 (BIGINT, TIMESTAMP, BOOLEAN as 0/1, DOUBLE as canonical bits).
+pub(super) fn fixed_column<'a>(
+    e: &Expr,
+    columns: &'a [Column],
+    rows: usize,
+) -> Result<FixedColumn<'a>, ExecError> {
+    if let Some(i) = e.as_column() {
+        let col = &columns[i];
+        let nulls = col.nulls.as_deref().map(Cow::Borrowed);
+        return Ok(match &col.data {
+            ColumnData::BigInt(v) | ColumnData::Timestamp(v) => {
+                (Cow::Borrowed(v.as_slice()), nulls)
+            }
+            ColumnData::Double(v) => (
+                Cow::Owned(
+                    v.iter()
+                        .map(|d| crate::types::normalize_bits(*d) as i64)
+                        .collect(),
+                ),
+                nulls,
+            ),
+            ColumnData::Boolean(v) => (Cow::Owned(v.iter().map(|b| *b as i64).collect()), nulls),
+            ColumnData::Text(_) => unreachable!("text keys use the general index"),
+        });
+    }
+    // A computed key (e.g. a tumbling window): evaluated per row.
+    let mut vals = Vec::with_capacity(rows);
+    let mut null_rows: Option<Vec<bool>> = None;
+    for r in 0..rows {
+        let v = e.eval(&BatchRow { columns, row: r })?;
+        match Key::from_value(&v) {
+            Key::Int(x) => vals.push(x),
+            _ => {
+                vals.push(0);
+                null_rows.get_or_insert_with(|| vec![false; rows])[r] = true;
+            }
+        }
+    }
+    Ok((Cow::Owned(vals), null_rows.map(Cow::Owned)))
+}
+
+pub(super) fn push_fixed<const N: usize>(
+    row: &mut Vec<Value>,
+    key: &FixedKey<N>,
+    types: &[DataType],
+) {
+    for (i, (v, t)) in key.values.iter().zip(types).enumerate() {
+        row.push(if key.nulls & (1 << i) != 0 {
+            Value::Null
+        } else {
+            Key::Int(*v).to_value(*t)
+        });
+    }
+}

@@ -1,0 +1,370 @@
+//! Incremental grouped aggregation: the operator behind materialized views and behind
+//! aggregates in ad-hoc queries.
+//!
+//! A batch is applied in three phases so that a failure leaves no trace:
+//! 1. [`AggState::prepare`] evaluates filter, group keys and aggregate arguments (no state touched);
+//! 2. [`AggState::assign_slots`] maps each selected row's group key to a dense slot number,
+//!    inserting new groups (the only step that can hit a full fixed-capacity map, and which
+//!    [`AggState::rollback`] undoes);
+//! 3. [`AggState::accumulate`] updates columnar accumulators indexed by slot, in typed loops.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `keys.rs` | group keys: fixed-width keys, the group index, key columns |
+//! | `accumulate.rs` | the accumulator layout of a group record and the typed fold loops |
+//! | `output.rs` | a group's row as the view shows it, lookups by key, all rows |
+//! | `image.rs` | a view's groups in and out of snapshots |
+
+mod accumulate;
+mod image;
+mod keys;
+mod output;
+
+pub use image::ImportError;
+
+use accumulate::{AccKind, AccLayout};
+use keys::{fixed_column, slot_for, FixedKey, GroupIndex, PreparedKeys};
+
+use super::batch_rows::BatchRow;
+use crate::batch::Column;
+use crate::error::ExecError;
+use crate::profile::PhysicalProfile;
+use crate::sql::expr::Expr;
+use crate::state::{Full, StateBackend};
+use crate::types::{DataType, Key};
+use std::borrow::Cow;
+use std::hash::Hash;
+use std::sync::Arc;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AggFunc {
+    CountStar,
+    Count,
+    Sum,
+    Min,
+    Max,
+    Avg,
+}
+
+/// One aggregate of a grouped query: function, argument (over input columns), result type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AggSpec {
+    pub func: AggFunc,
+    pub arg: Option<Expr>,
+    pub ty: DataType,
+}
+
+/// A grouped aggregation over the rows of one input.
+#[derive(Clone, Debug)]
+pub struct AggPlan {
+    pub filter: Option<Expr>,
+    /// Group expressions over input columns.
+    pub groups: Vec<Expr>,
+    pub aggs: Vec<AggSpec>,
+    /// Predicate over the post-aggregation row `[groups…, aggregates…]`.
+    pub having: Option<Expr>,
+    /// Output expressions over the post-aggregation row.
+    pub output: Vec<Expr>,
+}
+
+impl AggPlan {
+    fn group_types(&self) -> Vec<DataType> {
+        self.groups
+            .iter()
+            .map(|g| g.ty().unwrap_or(DataType::BigInt))
+            .collect()
+    }
+}
+
+/// A batch evaluated against one view: nothing in it refers to state yet.
+pub struct Prepared<'a> {
+    rows: usize,
+    /// Selected row numbers, or `None` for all rows.
+    selection: Option<Vec<u32>>,
+    keys: PreparedKeys<'a>,
+    args: Vec<Option<Cow<'a, Column>>>,
+    slots: Vec<u32>,
+}
+
+impl Prepared<'_> {
+    fn selected(&self) -> usize {
+        self.selection.as_ref().map_or(self.rows, Vec::len)
+    }
+}
+
+/// The state of one grouped aggregation.
+pub struct AggState<P: PhysicalProfile> {
+    plan: AggPlan,
+    group_types: Vec<DataType>,
+    index: GroupIndex<P>,
+    /// Where each aggregate lives in a record.
+    layout: Vec<AccLayout>,
+    /// Words per group record.
+    stride: usize,
+    /// Group records, row-major: all of a group's aggregates share a cache line or two,
+    /// so one row touches one record instead of one array per aggregate.
+    records: Vec<i64>,
+    /// MIN/MAX of text, per group.
+    texts: Vec<Vec<Option<Arc<str>>>>,
+    /// The slot buffer of the last batch, kept for the next: a fresh one per batch costs a
+    /// page fault per 4 KiB (large allocations come straight from the OS).
+    spare_slots: Vec<u32>,
+}
+
+/// The largest slot buffer kept between batches (4M rows).
+const MAX_SPARE_SLOTS: usize = 1 << 22;
+
+fn is_fixed_width(ty: DataType) -> bool {
+    ty != DataType::Text
+}
+
+impl<P: PhysicalProfile> AggState<P> {
+    /// Creates the state for `plan`, holding up to `capacity` groups in fixed-capacity tiers.
+    pub fn new(plan: AggPlan, capacity: usize) -> Self {
+        let group_types = plan.group_types();
+        let fixed = group_types.iter().all(|t| is_fixed_width(*t));
+        let index = match group_types.len() {
+            1 if fixed => GroupIndex::Fixed1 {
+                map: StateBackend::with_capacity(capacity),
+                keys: Vec::new(),
+            },
+            2 if fixed => GroupIndex::Fixed2 {
+                map: StateBackend::with_capacity(capacity),
+                keys: Vec::new(),
+            },
+            _ => GroupIndex::General {
+                map: StateBackend::with_capacity(capacity),
+                keys: Vec::new(),
+            },
+        };
+        let mut layout = Vec::with_capacity(plan.aggs.len());
+        let mut stride = 0;
+        let mut texts = Vec::new();
+        for a in &plan.aggs {
+            let arg_ty = a.arg.as_ref().and_then(Expr::ty);
+            let max = a.func == AggFunc::Max;
+            let kind = match (a.func, arg_ty) {
+                (AggFunc::CountStar | AggFunc::Count, _) => AccKind::Count,
+                (AggFunc::Avg, _) => AccKind::Avg,
+                (AggFunc::Sum, Some(DataType::Double)) => AccKind::SumDouble,
+                (AggFunc::Sum, _) => AccKind::SumInt,
+                (_, Some(DataType::Double)) => AccKind::ExtremeDouble { max },
+                (_, Some(DataType::Text)) => {
+                    texts.push(Vec::new());
+                    AccKind::ExtremeText {
+                        max,
+                        index: texts.len() - 1,
+                    }
+                }
+                _ => AccKind::ExtremeInt { max },
+            };
+            layout.push(AccLayout {
+                kind,
+                offset: stride,
+            });
+            stride += kind.words();
+        }
+        AggState {
+            plan,
+            group_types,
+            index,
+            layout,
+            stride,
+            records: Vec::new(),
+            texts,
+            spare_slots: Vec::new(),
+        }
+    }
+
+    pub fn plan(&self) -> &AggPlan {
+        &self.plan
+    }
+
+    /// Number of groups.
+    pub fn len(&self) -> usize {
+        match &self.index {
+            GroupIndex::Fixed1 { keys, .. } => keys.len(),
+            GroupIndex::Fixed2 { keys, .. } => keys.len(),
+            GroupIndex::General { keys, .. } => keys.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Phase 1: evaluates the plan's expressions over `columns` (the input's columns in
+    /// schema order, all of `rows` length). Changes nothing.
+    pub fn prepare<'a>(
+        &self,
+        columns: &'a [Column],
+        rows: usize,
+    ) -> Result<Prepared<'a>, ExecError> {
+        let selection = match &self.plan.filter {
+            None => None,
+            Some(f) => {
+                let mut sel = Vec::with_capacity(rows);
+                for r in 0..rows {
+                    if f.is_true(&BatchRow { columns, row: r })? {
+                        sel.push(r as u32);
+                    }
+                }
+                Some(sel)
+            }
+        };
+        let keys = match &self.index {
+            GroupIndex::General { .. } => {
+                let mut keys = Vec::with_capacity(selection.as_ref().map_or(rows, Vec::len));
+                let each = |r: usize, keys: &mut Vec<Key>| -> Result<(), ExecError> {
+                    let row = BatchRow { columns, row: r };
+                    keys.push(match self.plan.groups.as_slice() {
+                        [g] => Key::from_value(&g.eval(&row)?),
+                        gs => Key::Composite(
+                            gs.iter()
+                                .map(|g| Ok(Key::from_value(&g.eval(&row)?)))
+                                .collect::<Result<_, ExecError>>()?,
+                        ),
+                    });
+                    Ok(())
+                };
+                match &selection {
+                    Some(sel) => sel.iter().try_for_each(|&r| each(r as usize, &mut keys))?,
+                    None => (0..rows).try_for_each(|r| each(r, &mut keys))?,
+                }
+                PreparedKeys::General(keys)
+            }
+            _ => PreparedKeys::Fixed {
+                columns: self
+                    .plan
+                    .groups
+                    .iter()
+                    .map(|g| fixed_column(g, columns, rows))
+                    .collect::<Result<_, _>>()?,
+            },
+        };
+        let args = self
+            .plan
+            .aggs
+            .iter()
+            .map(|a| match &a.arg {
+                None => Ok(None),
+                Some(e) => evaluate_column(e, columns, rows).map(Some),
+            })
+            .collect::<Result<_, ExecError>>()?;
+        Ok(Prepared {
+            rows,
+            selection,
+            keys,
+            args,
+            slots: Vec::new(),
+        })
+    }
+
+    /// Phase 2: assigns a slot to every selected row, creating groups as needed. On `Full`
+    /// the groups created by this call are removed again.
+    pub fn assign_slots(&mut self, prepared: &mut Prepared<'_>) -> Result<(), Full> {
+        let before = self.len();
+        let n = prepared.selected();
+        let mut slots = std::mem::take(&mut self.spare_slots);
+        slots.clear();
+        slots.reserve(n);
+        let result = match (&mut self.index, &prepared.keys) {
+            (GroupIndex::Fixed1 { map, keys }, PreparedKeys::Fixed { columns }) => {
+                let (vals, nulls) = &columns[0];
+                let mut go = |row: usize| -> Result<(), Full> {
+                    let null = nulls.as_ref().is_some_and(|n| n[row]);
+                    let key = FixedKey {
+                        values: [if null { 0 } else { vals[row] }],
+                        nulls: null as u8,
+                    };
+                    slots.push(slot_for(map, keys, key)?);
+                    Ok(())
+                };
+                match &prepared.selection {
+                    Some(sel) => sel.iter().try_for_each(|&r| go(r as usize)),
+                    None => (0..n).try_for_each(go),
+                }
+            }
+            (GroupIndex::Fixed2 { map, keys }, PreparedKeys::Fixed { columns }) => {
+                let ((a, an), (b, bn)) = (&columns[0], &columns[1]);
+                let mut go = |row: usize| -> Result<(), Full> {
+                    let a_null = an.as_ref().is_some_and(|n| n[row]);
+                    let b_null = bn.as_ref().is_some_and(|n| n[row]);
+                    let key = FixedKey {
+                        values: [
+                            if a_null { 0 } else { a[row] },
+                            if b_null { 0 } else { b[row] },
+                        ],
+                        nulls: a_null as u8 | (b_null as u8) << 1,
+                    };
+                    slots.push(slot_for(map, keys, key)?);
+                    Ok(())
+                };
+                match &prepared.selection {
+                    Some(sel) => sel.iter().try_for_each(|&r| go(r as usize)),
+                    None => (0..n).try_for_each(go),
+                }
+            }
+            (GroupIndex::General { map, keys }, PreparedKeys::General(batch_keys)) => batch_keys
+                .iter()
+                .try_for_each(|k| slot_for(map, keys, k.clone()).map(|s| slots.push(s))),
+            _ => unreachable!("prepared keys always match the index they were prepared for"),
+        };
+        prepared.slots = slots;
+        if result.is_err() {
+            self.rollback(before);
+        }
+        result
+    }
+
+    /// Takes back the buffers of a batch that was accumulated (or given up), for the next.
+    pub fn recycle(&mut self, prepared: Prepared<'_>) {
+        if prepared.slots.capacity() <= MAX_SPARE_SLOTS {
+            self.spare_slots = prepared.slots;
+        }
+    }
+
+    /// Removes the groups created after there were `groups` of them (before accumulation).
+    pub fn rollback(&mut self, groups: usize) {
+        fn undo<K: Eq + Hash + Clone, S: StateBackend<K, u32>>(
+            map: &mut S,
+            keys: &mut Vec<K>,
+            to: usize,
+        ) {
+            for k in keys.drain(to..) {
+                map.remove(&k);
+            }
+        }
+        match &mut self.index {
+            GroupIndex::Fixed1 { map, keys } => undo(map, keys, groups),
+            GroupIndex::Fixed2 { map, keys } => undo(map, keys, groups),
+            GroupIndex::General { map, keys } => undo(map, keys, groups),
+        }
+    }
+
+    /// Applies one batch (all three phases) to this state alone.
+    pub fn apply(&mut self, columns: &[Column], rows: usize) -> Result<(), crate::Error> {
+        let mut prepared = self.prepare(columns, rows)?;
+        self.assign_slots(&mut prepared)
+            .map_err(|f| ExecError::Eval(f.to_string()))?;
+        self.accumulate(&prepared);
+        self.recycle(prepared);
+        Ok(())
+    }
+}
+
+/// An aggregate argument as a column: borrowed when it is a plain column reference.
+fn evaluate_column<'a>(
+    e: &Expr,
+    columns: &'a [Column],
+    rows: usize,
+) -> Result<Cow<'a, Column>, ExecError> {
+    if let Some(i) = e.as_column() {
+        return Ok(Cow::Borrowed(&columns[i]));
+    }
+    let ty = e.ty().unwrap_or(DataType::BigInt);
+    let values = (0..rows)
+        .map(|r| e.eval(&BatchRow { columns, row: r }))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Cow::Owned(Column::from_values(ty, &values)))
+}
