@@ -123,7 +123,8 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
     fn from(e: E) -> Failure {
         let error = e.into();
         let code = match error.downcast_ref::<Error>() {
-            Some(Error::Config(_)) => 2,
+            // Storage that cannot be used as configured is a configuration error too.
+            Some(Error::Config(_) | Error::Persist(strata::PersistError::Unusable { .. })) => 2,
             _ if error.downcast_ref::<strata::ConfigError>().is_some() => 2,
             _ => 1,
         };

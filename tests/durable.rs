@@ -473,7 +473,7 @@ fn a_store_failing_mid_checkpoint_loses_nothing_and_the_next_checkpoint_succeeds
     // The state object goes up, the manifest does not.
     faults.fail_put(2);
     write_rows(&mut e, 11, 20);
-    let err = e.checkpoint().unwrap_err().to_string();
+    let err = e.checkpoint().unwrap_err().report();
     assert!(
         err.contains("injected put failure") && err.contains("MANIFEST.json"),
         "{err}"

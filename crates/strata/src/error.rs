@@ -1,10 +1,16 @@
 //! Errors, one enum per family of operations. Messages are lowercase, name the object and
-//! say what to do.
+//! say what to do. Every enum is `#[non_exhaustive]`: new failures get new variants. A
+//! message names the tier only where the failure is the tier's (a requirement it has, a
+//! statement it lacks); errors about a file or a store name the file or the store.
+//!
+//! Causes from other crates are kept as `source()`, not copied into the message: print an
+//! error with its chain (`{:#}` with anyhow, or [`Error::report`]).
 
 use crate::profile::ProfileKind;
 
 /// Any error from the library.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error(transparent)]
     Config(#[from] ConfigError),
@@ -14,12 +20,41 @@ pub enum Error {
     Exec(#[from] ExecError),
     #[error(transparent)]
     Persist(#[from] PersistError),
+    #[error(transparent)]
+    Server(#[from] ServerError),
 }
+
+impl Error {
+    /// The message with the messages of its causes, `outer: inner: …`, on one line.
+    pub fn report(&self) -> String {
+        report(self)
+    }
+}
+
+/// An error's message with the messages of its causes, `outer: inner: …`.
+pub(crate) fn report(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        let message = c.to_string();
+        // `transparent` variants repeat their inner error's message as their own.
+        if !text.ends_with(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// A cause from another crate (an object store client, the async runtime).
+pub type Cause = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// Choosing and configuring a profile.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     #[error(
         "profile `{requested}` is not compiled into this build (it was built with `{compiled}`); \
@@ -45,6 +80,7 @@ pub enum ConfigError {
 
 /// A statement that cannot run as written. Nothing was changed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SqlError {
     #[error("syntax error: {0}")]
     Parse(String),
@@ -107,6 +143,7 @@ pub enum SqlError {
 
 /// A failure while applying a valid statement or batch. Nothing of it was applied.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExecError {
     #[error(
         "state of {object} is full: it holds its capacity of {capacity} keys (profile `{profile}` \
@@ -128,6 +165,7 @@ pub enum ExecError {
 
 /// Local files of persistent tiers: the data directory, WAL segments, snapshots, indexes.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PersistError {
     // The OS error is part of the message, not a `source`, so that it is printed once.
     #[error("{op} {path}: {cause}")]
@@ -165,14 +203,32 @@ pub enum PersistError {
     },
     #[error("the WAL is unusable after an earlier I/O error ({0}); restart strata to recover from the files on disk")]
     Poisoned(String),
-    /// The data directory cannot be created, written or locked by this process.
+    /// Storage that cannot be used as configured: a data directory that cannot be created,
+    /// written or locked, an object store URL that does not work. An engine reports it for
+    /// its own storage as its tier's `ProfileRequirementError`.
     #[error("{requirement}")]
-    DataDir { requirement: String },
-    #[error("object store: cannot {op} {location}: {cause}")]
+    Unusable { requirement: String },
+    #[error("object store: cannot {op} {location}")]
     ObjectStore {
         op: String,
         location: String,
-        cause: String,
+        #[source]
+        source: Cause,
+    },
+    /// A change or a snapshot that cannot be encoded (nothing was written).
+    #[error("cannot encode {what}: {cause}")]
+    Encode { what: &'static str, cause: String },
+}
+
+/// The HTTP server of the networked tiers.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    #[error("server: cannot {what}")]
+    Failed {
+        what: String,
+        #[source]
+        source: Cause,
     },
 }
 

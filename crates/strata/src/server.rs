@@ -28,7 +28,7 @@
 //! The engine is synchronous, and its object store client blocks on a runtime of its own,
 //! so every engine call runs on a blocking thread (`spawn_blocking`), one at a time.
 
-use crate::error::{ConfigError, Error};
+use crate::error::{Cause, ConfigError, Error, ServerError};
 use crate::format::{write_result, OutputFormat};
 use crate::metrics::{Histogram, StorageMetrics};
 use crate::profile::{ActiveProfile, PhysicalProfile};
@@ -81,13 +81,11 @@ impl ServerSettings {
     /// Refuses to serve a non-loopback address without a token.
     pub fn check(&self) -> Result<(), ConfigError> {
         if !self.listen.ip().is_loopback() && self.token.as_deref().is_none_or(str::is_empty) {
-            return Err(ConfigError::ProfileRequirementError {
-                profile: ActiveProfile::KIND,
-                requirement: format!(
-                    "a bearer token to listen on {}, which is not a loopback address: set \
-                     [server] token or STRATA_SERVER_TOKEN (or listen on 127.0.0.1)",
-                    self.listen
-                ),
+            return Err(ConfigError::Invalid {
+                origin: format!("[server] listen = {}", self.listen),
+                message: "listening beyond loopback needs a bearer token: set [server] token or \
+                          STRATA_SERVER_TOKEN (or listen on 127.0.0.1)"
+                    .into(),
             });
         }
         Ok(())
@@ -179,10 +177,12 @@ pub fn serve(
     engine.close()
 }
 
-fn server_error(what: &str, cause: impl std::fmt::Display) -> Error {
-    Error::Exec(crate::error::ExecError::Eval(format!(
-        "server: cannot {what}: {cause}"
-    )))
+fn server_error(what: &str, cause: impl Into<Cause>) -> Error {
+    ServerError::Failed {
+        what: what.to_string(),
+        source: cause.into(),
+    }
+    .into()
 }
 
 async fn shutdown_signal() {
@@ -299,11 +299,12 @@ async fn sql(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
             None,
         ),
         Ok(Err(Failed { statement, error })) => {
+            // The client's statement or data is at fault, or the server (storage, …) is.
             let status = match error {
                 Error::Sql(_) | Error::Exec(_) => StatusCode::BAD_REQUEST,
-                Error::Config(_) | Error::Persist(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
-            error_response(status, &error.to_string(), Some(statement))
+            error_response(status, &error.report(), Some(statement))
         }
         Ok(Ok(blocks)) if csv => {
             let mut out = Vec::new();
@@ -377,7 +378,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
                 }
                 Err(e) => {
                     r.failing_since.get_or_insert_with(Instant::now);
-                    r.last_error = Some(e.to_string());
+                    r.last_error = Some(e.report());
                 }
             }
             r.probed_at = Some(Instant::now());

@@ -114,12 +114,13 @@ impl<P: PhysicalProfile> EngineBuilder<P> {
     }
 }
 
-/// A data directory that cannot be created, written or locked is unmet by the engine's own
-/// tier: its errors become that tier's `ProfileRequirementError` (exit code 2 in `strata`).
-/// Other storage errors stay what they are.
+/// Storage that cannot be used as configured (a data directory that cannot be created,
+/// written or locked; an object store that does not work) is a requirement of the engine's
+/// own tier unmet: it becomes that tier's `ProfileRequirementError` (exit code 2 in
+/// `strata`). Other storage errors stay what they are.
 fn own_storage<P: PhysicalProfile>(error: Error) -> Error {
     match error {
-        Error::Persist(PersistError::DataDir { requirement }) => {
+        Error::Persist(PersistError::Unusable { requirement }) => {
             ConfigError::ProfileRequirementError {
                 profile: P::KIND,
                 requirement,

@@ -75,7 +75,7 @@ impl<S: SnapshotStore> std::fmt::Debug for WalCheckpointer<S> {
 
 /// A data directory that cannot be created, written or locked.
 fn unmet(requirement: String) -> Error {
-    PersistError::DataDir { requirement }.into()
+    PersistError::Unusable { requirement }.into()
 }
 
 /// Creates the data directory if needed, checks it is writable, and takes its lock.
@@ -246,7 +246,10 @@ impl<S: SnapshotStore> Checkpointer for WalCheckpointer<S> {
     fn record(&mut self, change: &Change<'_>) -> Result<(), Error> {
         let buf = std::mem::take(&mut self.encode_buf);
         let payload = image::encode_change(change, buf)
-            .map_err(|e| crate::error::ExecError::Eval(format!("cannot encode change: {e}")))?;
+            .map_err(|e| PersistError::Encode {
+                what: "change",
+                cause: e.to_string(),
+            })?;
         let appended = self.wal.append(&payload);
         // Keep the buffer for the next record, unless one huge record grew it.
         if payload.capacity() <= 64 << 20 {
@@ -353,7 +356,13 @@ pub fn snapshot_body(view: &dyn StateView, lsn: u64) -> Result<AlignedVec, Error
         .collect();
     let image = SnapshotImageV2 { lsn, objects };
     rkyv::to_bytes::<rancor::Error>(&image)
-        .map_err(|e| crate::error::ExecError::Eval(format!("cannot encode snapshot: {e}")).into())
+        .map_err(|e| {
+            PersistError::Encode {
+                what: "snapshot",
+                cause: e.to_string(),
+            }
+            .into()
+        })
 }
 
 /// Checks a snapshot body as the image of its format version.

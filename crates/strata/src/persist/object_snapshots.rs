@@ -34,8 +34,7 @@ use super::snapshot::{
 };
 use super::snapshot_store::SnapshotStore;
 use crate::checkpoint::{ObjectStoreSettings, PersistSettings};
-use crate::error::{ConfigError, Error, PersistError};
-use crate::profile::{ActiveProfile, PhysicalProfile};
+use crate::error::{Cause, Error, PersistError};
 use bytes::Bytes;
 use futures_util::TryStreamExt;
 use object_store::aws::AmazonS3Builder;
@@ -101,12 +100,9 @@ pub fn register_store(name: &str, store: Arc<dyn ObjectStore>) {
         .insert(name.to_string(), store);
 }
 
+/// A store that cannot be used as configured (see [`PersistError::Unusable`]).
 fn unmet(requirement: String) -> Error {
-    ConfigError::ProfileRequirementError {
-        profile: ActiveProfile::KIND,
-        requirement,
-    }
-    .into()
+    PersistError::Unusable { requirement }.into()
 }
 
 /// Opens the store a URL names, without any I/O. Errors say what is wrong with the URL or
@@ -240,7 +236,7 @@ impl ObjectSnapshots {
             .map_err(|e| PersistError::ObjectStore {
                 op: "start the async runtime for".into(),
                 location: url.clone(),
-                cause: e.to_string(),
+                source: e.into(),
             })?;
         let snapshots = ObjectSnapshots {
             store,
@@ -252,8 +248,9 @@ impl ObjectSnapshots {
         };
         snapshots.probe_now().map_err(|e| {
             unmet(format!(
-                "a reachable, writable object store at {}: the startup probe failed: {e}",
-                snapshots.url
+                "a reachable, writable object store at {}: the startup probe failed: {}",
+                snapshots.url,
+                crate::error::report(&e)
             ))
         })?;
         Ok(snapshots)
@@ -292,11 +289,11 @@ impl ObjectSnapshots {
         format!("{}/{rel}", self.url)
     }
 
-    fn error(&self, op: &str, path: &ObjectPath, cause: impl std::fmt::Display) -> PersistError {
+    fn error(&self, op: &str, path: &ObjectPath, cause: impl Into<Cause>) -> PersistError {
         PersistError::ObjectStore {
             op: op.to_string(),
             location: self.location(path),
-            cause: cause.to_string(),
+            source: cause.into(),
         }
     }
 
@@ -559,8 +556,8 @@ impl ObjectSnapshots {
                 }
                 Err(reason) => {
                     let skipped = self.checkpoint_dir(lsn);
-                    eprintln!(
-                        "warning: checkpoint {} is damaged ({reason}); trying the previous one",
+                    tracing::warn!(
+                        "checkpoint {} is damaged ({reason}); trying the previous one",
                         self.location(&skipped)
                     );
                 }
@@ -628,8 +625,8 @@ impl SnapshotStore for ObjectSnapshots {
                     settings.data_dir.display()
                 )));
             }
-            eprintln!(
-                "warning: {} holds an embedded-tier snapshot (log position {lsn}) that this tier \
+            tracing::warn!(
+                "{} holds an embedded-tier snapshot (log position {lsn}) that this tier \
                  ignores: its checkpoints are in {}",
                 local.path().display(),
                 store.url
