@@ -30,30 +30,34 @@
 //! S3 part needs `STRATA_TEST_S3_ENDPOINT` (see `scripts/s3-test-server`); without it, it is
 //! skipped with a note.
 
-#[path = "common/report.rs"]
-mod report;
+mod common;
+
+use common::report::{gib, load_average, pattern, proc_kb, secs, thousands, verdict};
+use common::{
+    capacity_for, dir_bytes, err, filesystem_of, ints, key_of, raw_read, raw_write, value_of,
+    Fallible,
+};
 use futures_util::TryStreamExt;
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload, WriteMultipart};
-use report::{gib, load_average, pattern, proc_kb, secs, thousands, verdict};
 use rkyv::rancor;
-use std::fs::{self, File};
+use std::fs;
 use std::hint::black_box;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use strata::batch::{Batch, Column};
 use strata::checkpoint::{ObjectStoreSettings, PersistSettings, SyncMode};
-use strata::persist::image::{self, ArchivedSnapshotImageV2};
-use strata::persist::local::snapshot_body;
-use strata::persist::object_snapshots::{open_store, ObjectSnapshots, PART_BYTES};
-use strata::persist::snapshot::HEADER_LEN;
-use strata::persist::snapshot_store::SnapshotStore;
 use strata::testing::crc32c;
+use strata::testing::image::{self, ArchivedSnapshotImageV2};
+use strata::testing::local::snapshot_body;
+use strata::testing::object_snapshots::{open_store, ObjectSnapshots, PART_BYTES};
+use strata::testing::snapshot::HEADER_LEN;
+use strata::testing::snapshot_store::SnapshotStore;
 use strata::testing::{futures_util, object_store, rkyv, tokio};
-use strata::{ActiveProfile, Engine, PhysicalProfile, Value};
+use strata::{ActiveProfile, Engine, PhysicalProfile};
+use strata::{Batch, Column};
 
 type P = ActiveProfile;
 
@@ -142,66 +146,12 @@ impl Plan {
 // ---------------------------------------------------------------------------------------
 // Small helpers
 
-type Fallible<T> = Result<T, String>;
-
-fn err<E: std::fmt::Display>(context: &str) -> impl Fn(E) -> String + '_ {
-    move |e| format!("{context}: {e}")
-}
-
-fn capacity_for(keys: usize) -> usize {
-    keys.next_power_of_two()
-        .min(strata::profile::active().max_keys)
-}
-
-/// The i-th key: distinct (an odd multiplier is a bijection mod 2^64) and spread over the
-/// whole key space.
-fn key_of(i: usize) -> i64 {
-    (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) as i64
-}
-
-fn value_of(k: i64) -> i64 {
-    ((k as u64) >> 40) as i64 % 1000
-}
-
 fn memory() -> String {
     format!(
         "RSS {}, peak {}",
         gib(proc_kb("/proc/self/status", "VmRSS:").unwrap_or(0)),
         gib(proc_kb("/proc/self/status", "VmHWM:").unwrap_or(0))
     )
-}
-
-/// The filesystem holding `path`: (mount point, type, device), from /proc/mounts.
-fn filesystem_of(path: &Path) -> String {
-    let path = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let Ok(mounts) = fs::read_to_string("/proc/mounts") else {
-        return "unknown (no /proc/mounts)".to_string();
-    };
-    mounts
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() >= 3).then(|| (f[1].to_string(), f[2].to_string(), f[0].to_string()))
-        })
-        .filter(|(mnt, _, _)| path.starts_with(mnt))
-        .max_by_key(|(mnt, _, _)| mnt.len())
-        .map(|(mnt, ty, dev)| format!("{ty} on {dev}, mounted at {mnt}"))
-        .unwrap_or_else(|| "unknown".to_string())
-}
-
-/// Total size of the regular files under `dir` (recursively).
-fn dir_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries.flatten() {
-            match e.file_type() {
-                Ok(t) if t.is_dir() => total += dir_bytes(&e.path()),
-                Ok(t) if t.is_file() => total += e.metadata().map_or(0, |m| m.len()),
-                _ => {}
-            }
-        }
-    }
-    total
 }
 
 /// A progress line, with the time since the start of the run.
@@ -406,33 +356,6 @@ fn clear_store(raw: &Raw, kind: &StoreKind, settings: &ObjectStoreSettings) -> F
     raw.clear(&store, &prefix)
 }
 
-/// Writes `len` bytes sequentially to a new file and fsyncs it.
-fn raw_write(path: &Path, len: u64, chunk: &[u8]) -> Fallible<Duration> {
-    let _ = fs::remove_file(path);
-    let start = Instant::now();
-    let mut f = File::create(path).map_err(err("raw create"))?;
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(chunk.len() as u64) as usize;
-        f.write_all(&chunk[..n]).map_err(err("raw write"))?;
-        left -= n as u64;
-    }
-    f.sync_all().map_err(err("raw fsync"))?;
-    Ok(start.elapsed())
-}
-
-/// Reads a whole file into memory.
-fn raw_read(path: &Path, len: u64) -> Fallible<Duration> {
-    let start = Instant::now();
-    let bytes = fs::read(path).map_err(err("raw read"))?;
-    let time = start.elapsed();
-    if bytes.len() as u64 != len {
-        return Err(format!("read {} bytes, expected {len}", bytes.len()));
-    }
-    black_box(&bytes);
-    Ok(time)
-}
-
 // ---------------------------------------------------------------------------------------
 // States and checks
 
@@ -465,15 +388,6 @@ fn add_tail(engine: &mut Engine<P>, extra: usize, batch: usize) -> Fallible<()> 
         i += n;
     }
     Ok(())
-}
-
-fn ints(row: &[Value]) -> Fallible<Vec<i64>> {
-    row.iter()
-        .map(|v| match v {
-            Value::Int(x) => Ok(*x),
-            other => Err(format!("unexpected value {other:?}")),
-        })
-        .collect()
 }
 
 /// `COUNT(*), SUM(n), SUM(s)` of the view after `keys` keys and a tail of `extra` rows.

@@ -23,21 +23,24 @@
 //! (about 3–5 minutes on 2 cores), `STRATA_BENCH_QUICK=1` a short run (under a minute);
 //! without `--bench` (as `cargo test --all-targets` runs it) a smoke run with tiny sizes.
 
-#[path = "common/report.rs"]
-mod report;
-use report::{gib, load_average, pattern, proc_kb, secs, thousands, verdict};
+mod common;
+
+use common::report::{gib, load_average, pattern, proc_kb, secs, thousands, verdict};
+use common::{
+    capacity_for, compare_aggregates, dir_bytes, engine_aggregates, err, files_under,
+    filesystem_of, ints, key_of, raw_read, raw_write, reference_aggregates, sqlite_aggregates,
+    value_of, Aggregates, Fallible,
+};
 use rusqlite::Connection;
 use rustc_hash::FxHashMap;
 use std::fs::{self, File, OpenOptions};
-use std::hint::black_box;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use strata::batch::{Batch, Column};
 use strata::bench::workload;
-use strata::bench::{compare_aggregates, reference_aggregates, Aggregates};
 use strata::checkpoint::{ObjectState, PersistSettings, SyncMode};
-use strata::{ActiveProfile, Engine, Key, PhysicalProfile, Value};
+use strata::{ActiveProfile, Engine, Key, PhysicalProfile};
+use strata::{Batch, Column};
 
 type P = ActiveProfile;
 
@@ -130,12 +133,6 @@ impl Sizes {
 // ---------------------------------------------------------------------------------------
 // Small helpers
 
-type Fallible<T> = Result<T, String>;
-
-fn err<E: std::fmt::Display>(context: &str) -> impl Fn(E) -> String + '_ {
-    move |e| format!("{context}: {e}")
-}
-
 fn settings(dir: &Path, sync: SyncMode) -> PersistSettings {
     PersistSettings {
         data_dir: dir.to_path_buf(),
@@ -157,40 +154,11 @@ fn open(dir: &Path, sync: SyncMode, capacity: usize) -> Fallible<Engine<P>> {
         .map_err(|e| format!("opening {}: {e}", dir.display()))
 }
 
-fn capacity_for(keys: usize) -> usize {
-    keys.next_power_of_two()
-        .min(strata::profile::active().max_keys)
-}
-
 fn tempdir_in(root: &Path, prefix: &str) -> Fallible<tempfile::TempDir> {
     tempfile::Builder::new()
         .prefix(prefix)
         .tempdir_in(root)
         .map_err(|e| format!("creating a temp dir in {}: {e}", root.display()))
-}
-
-/// Total size of the regular files under `dir` (recursively).
-fn dir_bytes(dir: &Path) -> u64 {
-    files_under(dir)
-        .iter()
-        .filter_map(|p| fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum()
-}
-
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(entries) = fs::read_dir(dir) {
-        for e in entries.flatten() {
-            let p = e.path();
-            match e.file_type() {
-                Ok(t) if t.is_dir() => out.extend(files_under(&p)),
-                Ok(t) if t.is_file() => out.push(p),
-                _ => {}
-            }
-        }
-    }
-    out
 }
 
 fn rss() -> u64 {
@@ -204,24 +172,6 @@ fn peak_rss() -> u64 {
 /// Resets the peak RSS to the current RSS (Linux: `5` to /proc/self/clear_refs).
 fn reset_peak_rss() -> bool {
     fs::write("/proc/self/clear_refs", "5").is_ok()
-}
-
-/// The filesystem holding `path`: (mount point, type, device), from /proc/mounts.
-fn filesystem_of(path: &Path) -> String {
-    let path = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let Ok(mounts) = fs::read_to_string("/proc/mounts") else {
-        return "unknown (no /proc/mounts)".to_string();
-    };
-    mounts
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() >= 3).then(|| (f[1].to_string(), f[2].to_string(), f[0].to_string()))
-        })
-        .filter(|(mnt, _, _)| path.starts_with(mnt))
-        .max_by_key(|(mnt, _, _)| mnt.len())
-        .map(|(mnt, ty, dev)| format!("{ty} on {dev}, mounted at {mnt}"))
-        .unwrap_or_else(|| "unknown".to_string())
 }
 
 /// Drops the page cache of a file (it is fsynced first so its pages are clean):
@@ -252,43 +202,6 @@ fn drop_cache(_path: &Path) -> Fallible<bool> {
 
 // ---------------------------------------------------------------------------------------
 // Aggregates and checks
-
-fn ints(row: &[Value]) -> Fallible<Vec<i64>> {
-    row.iter()
-        .map(|v| match v {
-            Value::Int(x) => Ok(*x),
-            other => Err(format!("unexpected value {other:?}")),
-        })
-        .collect()
-}
-
-fn engine_aggregates(engine: &mut Engine<P>) -> Fallible<Aggregates> {
-    let rs = engine
-        .query("SELECT k, n, total, lo, hi FROM stats")
-        .map_err(err("strata query"))?;
-    let mut map = Aggregates::default();
-    for row in rs.rows {
-        let x = ints(&row)?;
-        map.insert(x[0], [x[1], x[2], x[3], x[4]]);
-    }
-    Ok(map)
-}
-
-fn sqlite_aggregates(conn: &Connection) -> Fallible<Aggregates> {
-    let mut stmt = conn
-        .prepare("SELECT k, n, total, lo, hi FROM stats")
-        .map_err(err("sqlite"))?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?],
-            ))
-        })
-        .map_err(err("sqlite"))?;
-    rows.collect::<Result<Aggregates, _>>()
-        .map_err(err("sqlite"))
-}
 
 /// The exported state of the `stats` view.
 fn view_state(engine: &Engine<P>) -> Fallible<ObjectState> {
@@ -609,42 +522,6 @@ fn print_b(s: &Sizes, f: &IngestFigures) {
 
 // ---------------------------------------------------------------------------------------
 // (c) snapshot write and restore
-
-/// The i-th key of the snapshot states: distinct (an odd multiplier is a bijection mod 2^64)
-/// and spread over the whole key space.
-fn key_of(i: usize) -> i64 {
-    (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15) as i64
-}
-
-fn value_of(k: i64) -> i64 {
-    ((k as u64) >> 40) as i64 % 1000
-}
-
-/// Writes `len` bytes sequentially to a new file and fsyncs it.
-fn raw_write(path: &Path, len: u64, chunk: &[u8]) -> Fallible<Duration> {
-    let start = Instant::now();
-    let mut f = File::create(path).map_err(err("raw create"))?;
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(chunk.len() as u64) as usize;
-        f.write_all(&chunk[..n]).map_err(err("raw write"))?;
-        left -= n as u64;
-    }
-    f.sync_all().map_err(err("raw fsync"))?;
-    Ok(start.elapsed())
-}
-
-/// Reads a whole file into memory.
-fn raw_read(path: &Path, len: u64) -> Fallible<Duration> {
-    let start = Instant::now();
-    let bytes = fs::read(path).map_err(err("raw read"))?;
-    let time = start.elapsed();
-    if bytes.len() as u64 != len {
-        return Err(format!("read {} bytes, expected {len}", bytes.len()));
-    }
-    black_box(&bytes);
-    Ok(time)
-}
 
 fn newest_snapshot(dir: &Path) -> Fallible<(PathBuf, u64)> {
     let snaps = dir.join("snapshots");

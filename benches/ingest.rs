@@ -12,18 +12,20 @@
 //! `cargo bench --no-default-features --features bare-metal --bench ingest`;
 //! `STRATA_BENCH_QUICK=1` picks smaller sizes. Arguments (cargo passes `--bench`) are ignored.
 
-#[path = "common/report.rs"]
-#[allow(dead_code)] // the other benchmarks use the rest
-mod report;
-use report::{load_average, thousands};
+mod common;
+
+use common::report::{load_average, thousands};
+use common::{
+    capacity_for, compare_aggregates, engine_aggregates, reference_aggregates, sqlite_aggregates,
+    Aggregates,
+};
 use rusqlite::Connection;
 use std::fmt::Write as _;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
-use strata::batch::{Batch, Column};
 use strata::bench::{bench_engine, ingest_vs_fxhashmap, workload};
-use strata::bench::{compare_aggregates, reference_aggregates, Aggregates};
-use strata::{ActiveProfile, Engine, PhysicalProfile, Value};
+use strata::{ActiveProfile, PhysicalProfile};
+use strata::{Batch, Column};
 
 type P = ActiveProfile;
 
@@ -68,50 +70,8 @@ impl Sizes {
     }
 }
 
-/// Reads the engine's `stats` view.
-fn engine_aggregates(engine: &mut Engine<P>) -> Result<Aggregates, String> {
-    let rs = engine
-        .query("SELECT k, n, total, lo, hi FROM stats")
-        .map_err(|e| e.to_string())?;
-    let mut map = Aggregates::default();
-    for row in rs.rows {
-        let mut ints = [0i64; 5];
-        for (slot, v) in ints.iter_mut().zip(&row) {
-            match v {
-                Value::Int(x) => *slot = *x,
-                other => return Err(format!("strata: unexpected value {other:?} in stats")),
-            }
-        }
-        map.insert(ints[0], [ints[1], ints[2], ints[3], ints[4]]);
-    }
-    Ok(map)
-}
-
-/// Reads SQLite's `stats` table.
-fn sqlite_aggregates(conn: &Connection) -> Result<Aggregates, String> {
-    let mut stmt = conn
-        .prepare("SELECT k, n, total, lo, hi FROM stats")
-        .map_err(|e| e.to_string())?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                [r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?],
-            ))
-        })
-        .map_err(|e| e.to_string())?;
-    rows.collect::<Result<Aggregates, _>>()
-        .map_err(|e| e.to_string())
-}
-
 fn rate(rows: usize, d: Duration) -> f64 {
     rows as f64 / d.as_secs_f64()
-}
-
-fn capacity_for(keys: usize) -> usize {
-    // Same sizing as `ingest_vs_fxhashmap`; read at run time (the bound is `usize::MAX` in growing tiers).
-    keys.next_power_of_two()
-        .min(strata::profile::active().max_keys)
 }
 
 /// (a)/(b): one key count. Returns the table row and whether the result was verified.

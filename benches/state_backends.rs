@@ -9,32 +9,20 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 use rustc_hash::FxHashMap;
 use std::hint::black_box;
 use strata::state::{ElasticTable, FixedTable, StateBackend};
+use strata::testing::SplitMix64;
 
 const OPS: usize = 1_000_000;
 
-/// splitmix64: a deterministic key stream without a `rand` dependency.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-}
-
 /// `OPS` keys drawn from `distinct` random ids: every id once, then uniform picks.
 fn key_stream(distinct: usize) -> Vec<i64> {
-    let mut rng = SplitMix(distinct as u64);
-    let ids: Vec<i64> = (0..distinct).map(|_| rng.next() as i64).collect();
+    let mut rng = SplitMix64(distinct as u64);
+    let ids: Vec<i64> = (0..distinct).map(|_| rng.next_u64() as i64).collect();
     (0..OPS)
         .map(|i| {
             if i < distinct {
                 ids[i]
             } else {
-                ids[(rng.next() % distinct as u64) as usize]
+                ids[(rng.next_u64() % distinct as u64) as usize]
             }
         })
         .collect()

@@ -1,10 +1,13 @@
 //! The `strata` command line: runs SQL, ingests files, prints the profile, benchmarks.
 
-#[cfg(feature = "object-store")]
-#[path = "cli/durable.rs"]
-mod durable_commands;
 #[path = "cli/logging.rs"]
 mod logging;
+#[cfg(feature = "server")]
+#[path = "cli/serve.rs"]
+mod serve;
+#[cfg(feature = "object-store")]
+#[path = "cli/store.rs"]
+mod store;
 
 use logging::LogFormat;
 
@@ -78,7 +81,14 @@ enum Command {
     },
     #[cfg(feature = "object-store")]
     #[command(flatten)]
-    Store(durable_commands::StoreCommand),
+    Store(store::StoreCommand),
+    /// Serve SQL and health over HTTP until SIGTERM/SIGINT (then a final checkpoint).
+    #[cfg(feature = "server")]
+    Serve {
+        /// HOST:PORT to listen on (default: [server] listen, else 127.0.0.1:7878).
+        #[arg(long)]
+        listen: Option<String>,
+    },
     /// Measure typed batch ingest into a grouped view against a hand-written FxHashMap loop.
     Bench {
         /// Distinct keys per run (repeatable).
@@ -185,10 +195,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             print_profile();
             #[cfg(feature = "object-store")]
             if let Ok(c) = &config {
-                println!(
-                    "{}",
-                    durable_commands::last_checkpoint(c, cli.data.as_deref())
-                );
+                println!("{}", store::last_checkpoint(c, cli.data.as_deref()));
             }
             let verdict = config.and_then(|c| c.validate::<ActiveProfile>().map_err(Failure::from));
             match verdict {
@@ -254,7 +261,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
         #[cfg(feature = "object-store")]
         Command::Store(command) => {
             let config = load_config(&cli)?;
-            durable_commands::run(command, &config, cli.data.as_deref())
+            store::run(command, &config, cli.data.as_deref())
+        }
+        #[cfg(feature = "server")]
+        Command::Serve { listen } => {
+            let config = load_config(&cli)?;
+            serve::run(listen.as_deref(), &config, cli.data.as_deref())
         }
         Command::Bench {
             keys,

@@ -1,14 +1,13 @@
 //! The `strata` command line as a contract (issue §5): outputs, exit codes (0 ok, 1 runtime
 //! error, 2 usage or config error), one-line errors, and never a panic for a user error.
 
+mod common;
+
+use common::cli;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use strata::{ActiveProfile, PhysicalProfile};
-
-#[path = "common/cli.rs"]
-#[allow(dead_code)] // not every helper is used here
-mod cli_support;
 
 const QUICKSTART_CSV: &str = "\
 page,views,avg_ms,longest
@@ -27,16 +26,16 @@ fn manifest_dir() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `strata` (see [`cli_support::strata`]) run from the crate root, with a fresh data
+/// `strata` (see [`cli::strata`]) run from the crate root, with a fresh data
 /// directory (and, in the durable tier, its object store) in tiers that persist.
 fn strata(args: &[&str]) -> Command {
-    let mut cmd = cli_support::strata(None);
+    let mut cmd = cli::strata(None);
     cmd.current_dir(manifest_dir()).args(args);
     if ActiveProfile::PERSISTENT {
         // Each command gets a data directory of its own, so that tests neither share state
         // nor wait for each other's directory lock (its object store goes beside it).
         let dir = tempfile::tempdir().unwrap().keep().join("data");
-        cli_support::with_store(&mut cmd, &dir);
+        cli::with_store(&mut cmd, &dir);
         cmd.env("STRATA_STORAGE_DATA_DIR", dir);
     }
     cmd

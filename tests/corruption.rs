@@ -21,13 +21,12 @@
 //! - a missing or damaged secondary-index file (`indexes.redb`) → rebuilt from the tables
 //!   with a notice, and queries answer as before.
 
+mod common;
+
+use common::cli;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::{Path, PathBuf};
-
-#[path = "common/cli.rs"]
-#[allow(dead_code)] // not every helper is used here
-mod cli_support;
 
 /// Rows written by [`build_store`]; row `i` goes to table `kv` and to source `events`.
 const ROWS: u64 = 15;
@@ -63,7 +62,7 @@ impl Run {
 
 /// Runs `strata --data DATA ARGS…`; never a panic.
 fn run(data: &Path, args: &[&str]) -> Run {
-    let out = cli_support::strata(Some(data))
+    let out = cli::strata(Some(data))
         .args(args)
         .output()
         .expect("run strata");
@@ -229,7 +228,7 @@ fn damaged_newest_snapshot_falls_back_to_the_previous_one() {
     ];
     for (i, (what, damage)) in damages.iter().enumerate() {
         let data = tmp.path().join(format!("case{i}"));
-        cli_support::copy_dir(&pristine, &data);
+        cli::copy_dir(&pristine, &data);
         let snaps = snapshots(&data);
         let (older, newest) = (&snaps[0], &snaps[1]);
         edit(newest, damage);
@@ -292,7 +291,7 @@ fn deleted_newest_snapshot_or_snapshot_dir_loses_nothing() {
     // Observed: a missing snapshot file is simply not there; the older one and the WAL
     // after it are used, silently.
     let data = tmp.path().join("no-newest");
-    cli_support::copy_dir(&pristine, &data);
+    cli::copy_dir(&pristine, &data);
     fs::remove_file(snapshots(&data).pop().unwrap()).unwrap();
     let r = query(&data);
     assert!(r.ok(), "{}", r.stderr);
@@ -301,7 +300,7 @@ fn deleted_newest_snapshot_or_snapshot_dir_loses_nothing() {
     // Observed: without `snapshots/` the whole WAL is replayed (no segment was ever removed:
     // segments are 64 MiB), silently; the next checkpoint recreates the directory.
     let data = tmp.path().join("no-snapshot-dir");
-    cli_support::copy_dir(&pristine, &data);
+    cli::copy_dir(&pristine, &data);
     fs::remove_dir_all(data.join("snapshots")).unwrap();
     let r = query(&data);
     assert!(r.ok(), "{}", r.stderr);
@@ -337,7 +336,7 @@ fn deleted_wal_dir_opens_at_the_newest_snapshot() {
 
     // Both directories gone: an empty store (the catalog is gone too).
     let data = tmp.path().join("nothing");
-    cli_support::copy_dir(&tmp.path().join("pristine"), &data);
+    cli::copy_dir(&tmp.path().join("pristine"), &data);
     fs::remove_dir_all(data.join("wal")).unwrap();
     fs::remove_dir_all(data.join("snapshots")).unwrap();
     let r = run(
@@ -369,7 +368,7 @@ fn corrupt_wal_record_mid_log_stops_startup_and_repair_keeps_the_prefix() {
     ];
     for (i, (what, victim, damage)) in cases.iter().enumerate() {
         let data = tmp.path().join(format!("case{i}"));
-        cli_support::copy_dir(&pristine, &data);
+        cli::copy_dir(&pristine, &data);
         let seg = segment(&data);
         let (off, len) = all[*victim];
         let file_len = fs::metadata(&seg).unwrap().len();
@@ -459,7 +458,7 @@ fn damaged_wal_segment_header() {
 
     // A flipped byte in the header's first-LSN field: corruption at offset 0.
     let data = tmp.path().join("lsn");
-    cli_support::copy_dir(&pristine, &data);
+    cli::copy_dir(&pristine, &data);
     let seg = segment(&data);
     edit(&seg, |b| b[12] ^= 0x04);
     let r = query(&data);
@@ -475,7 +474,7 @@ fn damaged_wal_segment_header() {
 
     // Bad magic: not a strata file; repair refuses to touch it.
     let data = tmp.path().join("magic");
-    cli_support::copy_dir(&pristine, &data);
+    cli::copy_dir(&pristine, &data);
     let seg = segment(&data);
     edit(&seg, |b| b[..8].copy_from_slice(b"NOTSTRAT"));
     for args in [
@@ -524,7 +523,7 @@ fn torn_wal_tail_is_truncated_with_a_warning() {
     ];
     for (i, (what, new_len, dropped)) in cases.iter().enumerate() {
         let data = tmp.path().join(format!("case{i}"));
-        cli_support::copy_dir(&pristine, &data);
+        cli::copy_dir(&pristine, &data);
         let seg = segment(&data);
         if *new_len == end {
             edit(&seg, |b| b[(end - 2) as usize] ^= 0x20);
@@ -577,7 +576,7 @@ fn torn_wal_tail_is_truncated_with_a_warning() {
         ("garbage", b"\xff\xfe not a frame".to_vec()),
     ] {
         let data = tmp.path().join(format!("junk-{what}"));
-        cli_support::copy_dir(&pristine, &data);
+        cli::copy_dir(&pristine, &data);
         let seg = segment(&data);
         edit(&seg, |b| b.extend_from_slice(&junk));
         let r = query(&data);
@@ -608,7 +607,7 @@ fn lock_file_contents_do_not_matter() {
     ];
     for (what, bytes) in junk {
         let data = tmp.path().join(what.replace(' ', "-"));
-        cli_support::copy_dir(&pristine, &data);
+        cli::copy_dir(&pristine, &data);
         fs::write(data.join("LOCK"), bytes).unwrap();
         let r = query(&data);
         assert!(r.ok(), "{what}: {}", r.stderr);
@@ -616,14 +615,14 @@ fn lock_file_contents_do_not_matter() {
     }
     // A missing LOCK is created.
     let data = tmp.path().join("missing");
-    cli_support::copy_dir(&pristine, &data);
+    cli::copy_dir(&pristine, &data);
     fs::remove_file(data.join("LOCK")).unwrap();
     assert!(query(&data).ok());
     assert!(data.join("LOCK").is_file());
 
     // A LOCK that cannot be opened as a file (a directory): a clear startup error.
     let data = tmp.path().join("lock-dir");
-    cli_support::copy_dir(&pristine, &data);
+    cli::copy_dir(&pristine, &data);
     fs::remove_file(data.join("LOCK")).unwrap();
     fs::create_dir(data.join("LOCK")).unwrap();
     let r = query(&data);
@@ -665,7 +664,7 @@ fn random_damage_gives_a_prefix_or_one_error_line() {
     let (mut opened, mut refused) = (0, 0);
     for case in 0..40 {
         let data = tmp.path().join(format!("case{case}"));
-        cli_support::copy_dir(&pristine, &data);
+        cli::copy_dir(&pristine, &data);
         let mut targets = snapshots(&data);
         targets.push(segment(&data));
         let target = targets[rand(targets.len() as u64) as usize].clone();
@@ -767,7 +766,7 @@ fn missing_or_damaged_index_file_is_rebuilt() {
     ];
     for (i, (what, damage, must_notice)) in cases.iter().enumerate() {
         let data = tmp.path().join(format!("case{i}"));
-        cli_support::copy_dir(&pristine, &data);
+        cli::copy_dir(&pristine, &data);
         damage(&index_file(&data));
         let r = sql(&data, &queries);
         assert!(r.ok(), "{what}: {}", r.stderr);

@@ -26,15 +26,15 @@
 //! `STRATA_CRASH_TRIALS` (default 20 per path) sets the number of trials, `STRATA_CRASH_SEED`
 //! the seed (printed on failure).
 
+mod common;
+
+use common::cli;
 use std::fmt::Write as _;
 use std::fs;
 use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-
-#[path = "common/cli.rs"]
-#[allow(dead_code)] // not every helper is used here
-mod cli_support;
+use strata::testing::SplitMix64;
 
 /// Distinct keys of the grouped views.
 const KEYS: u64 = 997;
@@ -87,19 +87,12 @@ fn val(seq: u64) -> i64 {
     ((seq * 31 + 7) % 1000) as i64 - 300
 }
 
-/// splitmix64: small, seedable, good enough to pick parameters.
-struct Rng(u64);
+/// The shared generator, with the picks these tests make.
+struct Rng(SplitMix64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
     fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.0.below(n)
     }
     fn range(&mut self, lo: u64, hi: u64) -> u64 {
         lo + self.below(hi - lo + 1)
@@ -113,9 +106,9 @@ fn env_number(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
 }
 
-/// `strata --data DATA` (see [`cli_support::strata`]).
+/// `strata --data DATA` (see [`cli::strata`]).
 fn strata(data: &Path) -> Command {
-    cli_support::strata(Some(data))
+    cli::strata(Some(data))
 }
 
 fn assert_no_panic(what: &str, stderr: &str) {
@@ -475,7 +468,7 @@ fn acknowledged(path: Route, first: u64, stdout: &str, stderr: &str) -> u64 {
 fn crash_trials(path: Route, default_seed: u64) {
     let seed = env_number("STRATA_CRASH_SEED").unwrap_or(default_seed);
     let trials = env_number("STRATA_CRASH_TRIALS").map_or(DEFAULT_TRIALS, |n| n.max(1) as usize);
-    let mut rng = Rng(seed);
+    let mut rng = Rng(SplitMix64(seed));
     let mut stats = Stats::default();
     let start = Instant::now();
     let mut trial = 0;
@@ -670,7 +663,7 @@ fn sql_inserts_survive_sigkill() {
 fn clean_run_matches_the_model() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let mut rng = Rng(7);
+    let mut rng = Rng(SplitMix64(7));
     let t = ingest_trial(tmp.path(), &mut rng, 0, 1);
     let out = strata(&data)
         .env("STRATA_LOG", "strata=debug")
@@ -767,7 +760,7 @@ fn lock_names_the_holder_and_dies_with_it() {
 fn interrupted_ingest_reports_exactly_what_was_acknowledged() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    let mut rng = Rng(11);
+    let mut rng = Rng(SplitMix64(11));
     let mut t = ingest_trial(tmp.path(), &mut rng, 0, 1);
     // Small batches, so that the run lasts well beyond the first acknowledgement.
     let at = t.args.iter().position(|a| a == "--batch-size").unwrap();
@@ -844,7 +837,7 @@ fn losing_the_local_disk_after_sigkill_recovers_the_last_checkpoint() {
     let seed = env_number("STRATA_CRASH_SEED").unwrap_or(0x5EED_0003);
     let trials =
         env_number("STRATA_CRASH_TRIALS").map_or(DEFAULT_TRIALS / 2, |n| n.max(1) as usize);
-    let mut rng = Rng(seed);
+    let mut rng = Rng(SplitMix64(seed));
     let mut trials_with_rows = 0;
     for trial in 0..trials {
         let tmp = tempfile::tempdir().unwrap();

@@ -14,14 +14,13 @@
 //! Injected fsync/write failures at the WAL level (`FaultInjector`) are tested in
 //! `tests/wal.rs`; the engine has no hook to inject them through `Engine`.
 
+mod common;
+
+use common::cli;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use strata::{ActiveProfile, ConfigError, Engine, Error, PhysicalProfile};
-
-#[path = "common/cli.rs"]
-#[allow(dead_code)] // not every helper is used here
-mod cli_support;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_strata")
@@ -44,10 +43,10 @@ fn finish(out: Output) -> Run {
     run
 }
 
-/// `strata --data DATA ARGS…` (see [`cli_support::strata`]), with no periodic checkpoints.
+/// `strata --data DATA ARGS…` (see [`cli::strata`]), with no periodic checkpoints.
 fn strata(data: &Path, args: &[&str]) -> Run {
     finish(
-        cli_support::strata(Some(data))
+        cli::strata(Some(data))
             .env("STRATA_CHECKPOINT_INTERVAL", "0")
             .args(args)
             .output()
@@ -59,7 +58,7 @@ fn strata(data: &Path, args: &[&str]) -> Run {
 /// past the limit fail with EFBIG instead of killing the process.
 fn strata_limited(kib: u64, data: &Path, args: &[&str]) -> Run {
     // The environment and arguments of `strata --data DATA`, through bash.
-    let strata = cli_support::strata(Some(data));
+    let strata = cli::strata(Some(data));
     let mut cmd = Command::new("bash");
     for (key, value) in strata.get_envs() {
         match value {
@@ -139,7 +138,7 @@ fn data_dir_that_cannot_be_created_is_a_clear_startup_error() {
         assert!(r.stdout.is_empty());
 
         let Err(err) = Engine::builder()
-            .persist(cli_support::persist_settings(&data))
+            .persist(cli::persist_settings(&data))
             .build()
         else {
             panic!("building an engine on {} must fail", data.display());

@@ -5,7 +5,10 @@
 //! `STRATA_REQUIRE_S3=1` so that a missing server fails instead of skipping).
 #![cfg(feature = "object-store")]
 
+mod common;
+
 use async_trait::async_trait;
+use common::cli;
 use futures_util::stream::BoxStream;
 use futures_util::TryStreamExt;
 use object_store::memory::InMemory;
@@ -20,13 +23,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use strata::checkpoint::{ObjectStoreSettings, PersistSettings, SyncMode};
-use strata::persist::object_snapshots::{open_store, register_store, PART_BYTES};
+use strata::testing::object_snapshots::{open_store, register_store, PART_BYTES};
 use strata::testing::{futures_util, object_store, tokio};
 use strata::{Batch, Column, ConfigError, Engine, Error};
-
-#[path = "common/cli.rs"]
-#[allow(dead_code)] // not every helper is used here
-mod cli_support;
 
 // ---------------------------------------------------------------------------------------
 // Stores under test
@@ -608,7 +607,7 @@ fn fixture_dir() -> PathBuf {
 
 /// `strata --data DATA ARGS` with the store `url`; returns (exit code, stdout, stderr).
 fn cli(data: &Path, url: &str, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = cli_support::strata(Some(data))
+    let out = cli::strata(Some(data))
         .env("STRATA_OBJECT_STORE_URL", url)
         .args(args)
         .output()
@@ -627,7 +626,7 @@ fn migrate_backup_and_restore_keep_every_answer() {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path();
     let embedded = root.join("embedded");
-    cli_support::copy_dir(&fixture_dir().join("data"), &embedded);
+    cli::copy_dir(&fixture_dir().join("data"), &embedded);
     let queries = fixture_dir().join("make/queries.sql");
     let queries = queries.to_str().unwrap();
     let expected = std::fs::read_to_string(fixture_dir().join("expected.csv")).unwrap();

@@ -1,5 +1,5 @@
 #![cfg(feature = "persistence")]
-//! Secondary-index storage (`strata::persist::index`): the order-preserving byte encoding
+//! Secondary-index storage (`strata::testing::index_store`): the order-preserving byte encoding
 //! (property tests against `Value::total_cmp`), lookups against a brute-force filter, apply /
 //! rebuild / drop, durability across reopen and a real `SIGKILL`, and damaged or missing
 //! files. The throughput comparison with a `BTreeMap` is `#[ignore]`d; run it by hand with
@@ -17,10 +17,11 @@ use std::time::Instant;
 use strata::testing::redb;
 
 use proptest::prelude::*;
-use strata::persist::index::{
+use strata::testing::index_store::{
     decode_entry, decode_key, decode_value, encode_entry, encode_key, encode_value, IndexStore,
     FILE_NAME,
 };
+use strata::testing::SplitMix64;
 use strata::{Key, PersistError, Value};
 
 // ---------------------------------------------------------------------------------------------
@@ -47,7 +48,7 @@ fn entry(v: &Value, k: &Key) -> Vec<u8> {
 /// -0.0 as 0.0 and every NaN as one NaN: the equality the index (and SQL) uses.
 fn norm(v: &Value) -> Value {
     match v {
-        Value::Double(d) => Value::Double(f64::from_bits(strata::types::normalize_bits(*d))),
+        Value::Double(d) => Value::Double(f64::from_bits(strata::testing::normalize_bits(*d))),
         v => v.clone(),
     }
 }
@@ -103,23 +104,6 @@ fn as_ref(b: &Bound<Value>) -> Bound<&Value> {
         Bound::Included(v) => Bound::Included(v),
         Bound::Excluded(v) => Bound::Excluded(v),
         Bound::Unbounded => Bound::Unbounded,
-    }
-}
-
-/// splitmix64: a small deterministic generator for the scenario tests.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 
@@ -575,7 +559,7 @@ fn apply_with_removals_tracks_a_table() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = open_new(dir.path());
     store.create("t").unwrap();
-    let mut rng = Rng(7);
+    let mut rng = SplitMix64(7);
     let mut model: HashMap<Key, Value> = HashMap::new();
     let pool = ["", "a", "a\0", "a\0b", "ab", "b", "\0"];
     for batch in 0..40 {
@@ -916,9 +900,9 @@ fn missing_file_is_created_and_reported() {
 #[test]
 fn garbage_file_is_recreated_and_reported() {
     for garbage in [b"hello, not a database".to_vec(), {
-        let mut rng = Rng(3);
+        let mut rng = SplitMix64(3);
         (0..64 * 1024)
-            .map(|_| rng.next() as u8)
+            .map(|_| rng.next_u64() as u8)
             .collect::<Vec<u8>>()
     }] {
         let dir = tempfile::tempdir().unwrap();
@@ -977,7 +961,7 @@ fn flipped_bytes_never_go_unnoticed() {
     let path = dir.path().join(FILE_NAME);
     let pristine = fs::read(&path).unwrap();
     let mut rebuilt = 0;
-    let mut rng = Rng(11);
+    let mut rng = SplitMix64(11);
     let offsets: Vec<usize> = (0..12)
         .map(|_| rng.below(pristine.len() as u64) as usize)
         .chain([0, 8, 100, 600])
@@ -1067,7 +1051,7 @@ fn measure_against_btreemap() {
     const N: i64 = 100_000;
     const BATCH: usize = 10_000;
     const LOOKUPS: usize = 10_000;
-    let mut rng = Rng(99);
+    let mut rng = SplitMix64(99);
     let rows: Vec<(Value, Key)> = (0..N)
         .map(|i| (Value::Int(rng.below(50_000) as i64), Key::Int(i)))
         .collect();

@@ -3,14 +3,13 @@
 //! index file.
 #![cfg(feature = "persistence")]
 
+mod common;
+
+use common::cli;
 use proptest::prelude::*;
 use std::path::{Path, PathBuf};
 use strata::checkpoint::{PersistSettings, SyncMode};
 use strata::Engine;
-
-#[path = "common/cli.rs"]
-#[allow(dead_code)] // not every helper is used here
-mod cli_support;
 
 /// The data directory in the temporary directory `tmp` (its object store in the durable
 /// tier goes beside it, also in `tmp`).
@@ -22,7 +21,7 @@ fn settings(tmp: &Path) -> PersistSettings {
     PersistSettings {
         sync: SyncMode::Never,
         checkpoint_interval: None,
-        ..cli_support::persist_settings(&data(tmp))
+        ..cli::persist_settings(&data(tmp))
     }
 }
 

@@ -426,7 +426,7 @@ fn sql_double(v: Option<f64>) -> String {
 
 fn sql_ts(v: Option<i64>) -> String {
     v.map_or("NULL".into(), |ms| {
-        format!("'{}'", strata::types::format_timestamp(ms))
+        format!("'{}'", strata::testing::format_timestamp(ms))
     })
 }
 

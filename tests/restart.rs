@@ -15,19 +15,15 @@
 //!   --format csv` processes (a failing statement ends a `strata sql` run, so each one runs
 //!   alone and its stderr line is spliced in).
 
+mod common;
+
+use common::cli;
+use common::sql_suite::{run_into, scripts, Script};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use strata::testing::crc32c;
 
 use strata::Engine;
-
-#[path = "common/sql_suite.rs"]
-mod sql_suite;
-use sql_suite::{expected_path, run_into, sql_dir};
-
-#[path = "common/cli.rs"]
-#[allow(dead_code)] // not every helper is used here
-mod cli_support;
 
 /// The tests of this file run one at a time. Once, reopening a directory right after
 /// closing it failed with "in use by another strata process (pid <this process>)" while
@@ -66,7 +62,7 @@ fn split_statements(script: &str) -> Vec<String> {
 /// on it in the durable tier.
 fn open(dir: &Path) -> Engine {
     Engine::builder()
-        .persist(cli_support::persist_settings(dir))
+        .persist(cli::persist_settings(dir))
         .build()
         .unwrap_or_else(|e| panic!("reopening {}: {e}", dir.display()))
 }
@@ -101,30 +97,6 @@ fn run_in_groups(pieces: &[String], cuts: &[usize], checkpoint: impl Fn(usize) -
     blocks.join("\n")
 }
 
-fn scripts() -> Vec<(String, String, PathBuf)> {
-    let dir = sql_dir();
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("tests/sql exists")
-        .map(|e| e.expect("readable directory entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
-        .collect();
-    paths.sort();
-    assert!(
-        paths.len() >= 5,
-        "expected the SQL scripts in {}",
-        dir.display()
-    );
-    paths
-        .into_iter()
-        .map(|p| {
-            let name = p.file_stem().unwrap().to_string_lossy().to_string();
-            let script = std::fs::read_to_string(&p).expect("readable script");
-            let expected = expected_path(&dir, &name);
-            (name, script, expected)
-        })
-        .collect()
-}
-
 /// The first differing line, for failure messages.
 fn first_difference(expected: &str, actual: &str) -> String {
     let (e, a): (Vec<&str>, Vec<&str>) = (expected.lines().collect(), actual.lines().collect());
@@ -147,7 +119,12 @@ fn first_difference(expected: &str, actual: &str) -> String {
 fn check_against_expected(variant: &str, run: impl Fn(&[String]) -> String) {
     let _serial = serial();
     let mut failures = Vec::new();
-    for (name, script, expected_file) in scripts() {
+    for Script {
+        name,
+        text: script,
+        expected: expected_file,
+    } in scripts()
+    {
         let pieces = split_statements(&script);
         let actual = run(&pieces);
         let expected = if PERSISTENCE_DEPENDENT.contains(&name.as_str()) {
@@ -200,7 +177,13 @@ fn restart_in_the_middle_after_a_checkpoint() {
 fn restart_every_few_statements() {
     let _serial = serial();
     let mut failures = Vec::new();
-    for (n, (name, script, _)) in scripts().into_iter().enumerate() {
+    for (
+        n,
+        Script {
+            name, text: script, ..
+        },
+    ) in scripts().into_iter().enumerate()
+    {
         let pieces = split_statements(&script);
         let single = run_in_groups(&pieces, &[], |_| false);
         let cuts: Vec<usize> = (1..pieces.len()).filter(|i| i % 3 == n % 3).collect();
@@ -219,7 +202,7 @@ fn restart_every_few_statements() {
 
 /// `strata --data DIR sql -f FILE --format csv`, returning (exit code, stdout, stderr).
 fn cli(dir: &Path, file: &Path) -> (Option<i32>, String, String) {
-    let out = cli_support::strata(Some(dir))
+    let out = cli::strata(Some(dir))
         .args(["sql", "-f"])
         .arg(file)
         .args(["--format", "csv"])
@@ -253,7 +236,12 @@ fn failing_pieces(pieces: &[String]) -> Vec<bool> {
 fn restart_in_the_middle_through_the_cli() {
     let _serial = serial();
     let mut failures = Vec::new();
-    for (name, script, expected_file) in scripts() {
+    for Script {
+        name,
+        text: script,
+        expected: expected_file,
+    } in scripts()
+    {
         let pieces = split_statements(&script);
         let failing = failing_pieces(&pieces);
         let tmp = tempfile::tempdir().unwrap();
@@ -345,7 +333,7 @@ fn fixture_dir() -> PathBuf {
 /// A copy of the fixture's data directory, and the paths of its snapshot and WAL segment.
 fn fixture_copy(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let data = root.join("data");
-    cli_support::copy_dir(&fixture_dir().join("data"), &data);
+    cli::copy_dir(&fixture_dir().join("data"), &data);
     let only = |sub: &str| {
         let files: Vec<PathBuf> = std::fs::read_dir(data.join(sub))
             .unwrap()
@@ -355,7 +343,7 @@ fn fixture_copy(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
         files[0].clone()
     };
     let (snap, wal) = (only("snapshots"), only("wal"));
-    if cli_support::DURABLE {
+    if cli::DURABLE {
         // The durable tier refuses a directory with embedded-tier snapshots (they belong in
         // its object store: `strata migrate`, tested in tests/durable.rs). The fixture's WAL
         // holds the whole log, so without the snapshot it still reads the same.
@@ -373,7 +361,7 @@ fn problems(stderr: &str) -> Vec<&str> {
 }
 
 fn run_cli(data: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = cli_support::strata(Some(data))
+    let out = cli::strata(Some(data))
         .args(args)
         .output()
         .expect("run strata");
@@ -436,7 +424,7 @@ fn reads_the_embedded_v1_fixture() {
     assert_eq!(rs.rows.len(), 3);
     assert_eq!(rs.rows[2][1].to_string(), "three");
     drop(engine);
-    if !cli_support::DURABLE {
+    if !cli::DURABLE {
         std::fs::remove_file(snap).unwrap(); // the v1 snapshot, now older than the new one
     }
     let (code, stdout, stderr) =
@@ -453,7 +441,7 @@ fn reads_the_embedded_v2_fixture() {
     let fixture = fixture_dir().with_file_name("embedded-v2");
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    cli_support::copy_dir(&fixture.join("data"), &data);
+    cli::copy_dir(&fixture.join("data"), &data);
     let snapshots = data.join("snapshots");
     let snap = std::fs::read_dir(&snapshots)
         .unwrap()
@@ -462,7 +450,7 @@ fn reads_the_embedded_v2_fixture() {
         .unwrap()
         .path();
     assert_eq!(std::fs::read(&snap).unwrap()[8..12], 2u32.to_le_bytes());
-    if cli_support::DURABLE {
+    if cli::DURABLE {
         // As with v1: the durable tier reads the fixture from its WAL alone.
         std::fs::remove_dir_all(&snapshots).unwrap();
     }
@@ -505,13 +493,13 @@ fn bump_wal_version(path: &Path, version: u32) {
 /// tier (whose snapshots are in the object store; `snapshots/` is not read) a checkpoint
 /// taken into the store now (the state object in it), with the name that errors give it.
 fn snapshot_read_on_open(data: &Path, local: PathBuf) -> (PathBuf, String) {
-    if !cli_support::DURABLE {
+    if !cli::DURABLE {
         let name = local.display().to_string();
         return (local, name);
     }
     let (code, _, stderr) = run_cli(data, &["checkpoint"]);
     assert_eq!(code, Some(0), "{stderr}");
-    let checkpoints = cli_support::store_dir(data).join("checkpoints");
+    let checkpoints = cli::store_dir(data).join("checkpoints");
     let epochs: Vec<PathBuf> = std::fs::read_dir(&checkpoints)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -546,7 +534,7 @@ fn newer_format_versions_are_refused() {
         match which {
             "snapshot" => {
                 bump_snapshot_version(&target, 99);
-                if cli_support::DURABLE {
+                if cli::DURABLE {
                     update_manifest_crc(&target);
                 }
             }

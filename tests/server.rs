@@ -3,15 +3,14 @@
 //! loses nothing. The client is a few lines of HTTP/1.1 over a TcpStream.
 #![cfg(feature = "server")]
 
+mod common;
+
+use common::cli;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
-
-#[path = "common/cli.rs"]
-#[allow(dead_code)] // not every helper is used here
-mod cli_support;
 
 /// A running `strata serve`, killed when dropped.
 struct Server {
@@ -35,7 +34,7 @@ fn start(data: &Path, env: &[(&str, &str)]) -> Server {
 }
 
 fn start_with(data: &Path, env: &[(&str, &str)], args: &[&str]) -> Server {
-    let mut cmd = cli_support::strata(Some(data));
+    let mut cmd = cli::strata(Some(data));
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -217,7 +216,7 @@ fn a_token_is_required_when_configured_and_beyond_loopback() {
     drop(server);
 
     // Listening on every interface without a token: refused at startup, exit 2.
-    let out = cli_support::strata(Some(&tmp.path().join("other")))
+    let out = cli::strata(Some(&tmp.path().join("other")))
         .args(["serve", "--listen", "0.0.0.0:0"])
         .output()
         .unwrap();
@@ -272,7 +271,7 @@ fn sigterm_finishes_cleanly_and_loses_nothing() {
     assert!(status.success(), "exit status {status}");
     // The final checkpoint holds everything: it comes back without the local disk.
     std::fs::remove_dir_all(&data).unwrap();
-    let out = cli_support::strata(Some(&data))
+    let out = cli::strata(Some(&data))
         .args([
             "sql",
             "SELECT k, n, s FROM agg ORDER BY k",
@@ -559,7 +558,7 @@ fn health_reports_an_unreachable_store_and_answers_503_after_the_bound() {
     let health: serde_json::Value = serde_json::from_str(&r.body).unwrap();
     assert_eq!(health["object_store"], "reachable");
     // The store's directory turns into a file: every put fails from now on.
-    let store = cli_support::store_dir(&data);
+    let store = cli::store_dir(&data);
     std::fs::remove_dir_all(&store).unwrap();
     std::fs::write(&store, b"not a directory").unwrap();
     // Probes run at most every 5 s.

@@ -1,5 +1,5 @@
 #![cfg(feature = "persistence")]
-//! The snapshot file layer (`strata::persist::snapshot`): atomic writes, newest-first
+//! The snapshot file layer (`strata::testing::snapshot`): atomic writes, newest-first
 //! fallback over damaged files, version refusal, retention, and never a panic on any input.
 //!
 //! Throughput (by hand, prints MB/s vs raw file I/O; no timing assertions):
@@ -10,7 +10,7 @@ use proptest::prelude::*;
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use strata::persist::snapshot::{
+use strata::testing::snapshot::{
     file_name, parse_file_name, read_file, verify_file, SnapshotBody, SnapshotDir, SnapshotHeader,
     BODY_ALIGN, FORMAT_VERSION, HEADER_LEN, MAGIC,
 };

@@ -20,14 +20,11 @@
 //! expected files of the compiled profile and lists them. Review every change by hand
 //! before committing it: the expected files are the specification, not a recording.
 
-use std::fmt::Write as _;
-use std::path::PathBuf;
+mod common;
+
+use common::sql_suite::{diff, run_into, scripts, sql_dir, Script};
 use strata::profile::{ActiveProfile, PhysicalProfile};
 use strata::Engine;
-
-#[path = "common/sql_suite.rs"]
-mod sql_suite;
-use sql_suite::{expected_path, run_into, sql_dir};
 
 /// Runs a script on a fresh engine and renders its output.
 fn run_script(script: &str) -> String {
@@ -40,96 +37,27 @@ fn run_script(script: &str) -> String {
     blocks.join("\n")
 }
 
-/// A line diff (longest common subsequence), `-` expected, `+` actual, with 2 lines of context.
-fn diff(expected: &str, actual: &str) -> String {
-    let a: Vec<&str> = expected.lines().collect();
-    let b: Vec<&str> = actual.lines().collect();
-    let (n, m) = (a.len(), b.len());
-    let mut lcs = vec![vec![0u32; m + 1]; n + 1];
-    for i in (0..n).rev() {
-        for j in (0..m).rev() {
-            lcs[i][j] = if a[i] == b[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
-        }
-    }
-    let mut ops: Vec<(char, &str)> = Vec::new();
-    let (mut i, mut j) = (0, 0);
-    while i < n || j < m {
-        if i < n && j < m && a[i] == b[j] {
-            ops.push((' ', a[i]));
-            i += 1;
-            j += 1;
-        } else if i < n && (j == m || lcs[i + 1][j] >= lcs[i][j + 1]) {
-            ops.push(('-', a[i]));
-            i += 1;
-        } else {
-            ops.push(('+', b[j]));
-            j += 1;
-        }
-    }
-    let changed: Vec<usize> = ops
-        .iter()
-        .enumerate()
-        .filter(|(_, (c, _))| *c != ' ')
-        .map(|(k, _)| k)
-        .collect();
-    let mut out = String::new();
-    let mut last_printed: Option<usize> = None;
-    for (k, (c, line)) in ops.iter().enumerate() {
-        let near = changed.iter().any(|&x| x.abs_diff(k) <= 2);
-        if !near {
-            continue;
-        }
-        if last_printed.is_some_and(|l| l + 1 != k) || (last_printed.is_none() && k > 0) {
-            out.push_str("  ...\n");
-        }
-        let _ = writeln!(out, "{c} {line}");
-        last_printed = Some(k);
-    }
-    if expected.ends_with('\n') != actual.ends_with('\n') {
-        out.push_str("  (the files differ in the final newline)\n");
-    }
-    out
-}
-
 #[test]
 fn sql_scripts_match_expected_output() {
-    let dir = sql_dir();
     let bless = std::env::var("STRATA_BLESS").is_ok_and(|v| v == "1");
-    let mut scripts: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .expect("tests/sql exists")
-        .map(|e| e.expect("readable directory entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
-        .collect();
-    scripts.sort();
-    assert!(
-        scripts.len() >= 5,
-        "expected the SQL scripts in {}",
-        dir.display()
-    );
-
+    let scripts = scripts();
     let mut failures = Vec::new();
-    for script_path in &scripts {
-        let name = script_path
-            .file_stem()
-            .unwrap()
-            .to_string_lossy()
-            .to_string();
-        let script = std::fs::read_to_string(script_path).expect("readable script");
-        let actual = run_script(&script);
-        let expected_file = expected_path(&dir, &name);
+    for Script {
+        name,
+        text,
+        expected: expected_file,
+    } in &scripts
+    {
+        let actual = run_script(text);
         if bless {
-            let old = std::fs::read_to_string(&expected_file).unwrap_or_default();
+            let old = std::fs::read_to_string(expected_file).unwrap_or_default();
             if old != actual {
-                std::fs::write(&expected_file, &actual).expect("writable expected file");
+                std::fs::write(expected_file, &actual).expect("writable expected file");
                 eprintln!("blessed {}", expected_file.display());
             }
             continue;
         }
-        match std::fs::read_to_string(&expected_file) {
+        match std::fs::read_to_string(expected_file) {
             Ok(expected) if expected == actual => {
                 eprintln!("ok   {name} ({})", ActiveProfile::NAME)
             }

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use strata::persist::wal::{
+use strata::checkpoint::SyncMode;
+use strata::testing::wal::{
     segment_file_name, FaultInjector, OnCorruption, Recovered, Wal, FORMAT_VERSION,
     FRAME_HEADER_LEN, HEADER_LEN, MAX_RECORD_BYTES,
 };
-use strata::persist::SyncPolicy;
 use strata::PersistError;
 
 const BIG: u64 = 64 << 20;
@@ -31,13 +31,13 @@ fn frame_len(lsn: u64) -> u64 {
 }
 
 fn open(dir: &Path, segment_bytes: u64) -> (Wal, Recovered) {
-    Wal::open(dir, SyncPolicy::Never, segment_bytes, OnCorruption::Refuse).unwrap()
+    Wal::open(dir, SyncMode::Never, segment_bytes, OnCorruption::Refuse).unwrap()
 }
 
 fn open_err(dir: &Path, repair: bool) -> PersistError {
     Wal::open(
         dir,
-        SyncPolicy::Never,
+        SyncMode::Never,
         BIG,
         if repair {
             OnCorruption::Repair { covered_lsn: 0 }
@@ -174,8 +174,7 @@ fn lsns_continue_after_reopen() {
     let dir = tmp.path();
     let mut next = 1;
     for round in 0..5 {
-        let (mut wal, rec) =
-            Wal::open(dir, SyncPolicy::Always, 1500, OnCorruption::Refuse).unwrap();
+        let (mut wal, rec) = Wal::open(dir, SyncMode::Always, 1500, OnCorruption::Refuse).unwrap();
         assert_eq!(rec.last_lsn, next - 1, "round {round}");
         append_range(&mut wal, next, next + 19);
         next += 20;
@@ -328,7 +327,7 @@ fn flipped_byte_in_a_middle_record_is_corruption() {
 
         let (mut wal, rec) = Wal::open(
             &dir,
-            SyncPolicy::Always,
+            SyncMode::Always,
             BIG,
             OnCorruption::Repair { covered_lsn: 0 },
         )
@@ -390,7 +389,7 @@ fn corruption_in_an_earlier_segment_drops_later_segments_on_repair() {
     let len1 = fs::metadata(&files[1]).unwrap().len();
     let (mut wal, rec) = Wal::open(
         dir,
-        SyncPolicy::Never,
+        SyncMode::Never,
         1500,
         OnCorruption::Repair { covered_lsn: 0 },
     )
@@ -428,7 +427,7 @@ fn missing_middle_segment_is_corruption() {
     }
     let (mut wal, rec) = Wal::open(
         dir,
-        SyncPolicy::Never,
+        SyncMode::Never,
         1500,
         OnCorruption::Repair { covered_lsn: 0 },
     )
@@ -531,7 +530,7 @@ fn bad_magic_is_refused() {
     }
 }
 
-fn open_faulty(dir: &Path, policy: SyncPolicy, segment_bytes: u64) -> (Wal, FaultInjector) {
+fn open_faulty(dir: &Path, policy: SyncMode, segment_bytes: u64) -> (Wal, FaultInjector) {
     let faults = FaultInjector::new();
     let (wal, _) = Wal::open_with(
         dir,
@@ -549,7 +548,7 @@ fn open_faulty(dir: &Path, policy: SyncPolicy, segment_bytes: u64) -> (Wal, Faul
 fn check_failed_append(arm: impl Fn(&FaultInjector), op: &str) {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (mut wal, faults) = open_faulty(dir, SyncPolicy::Always, BIG);
+    let (mut wal, faults) = open_faulty(dir, SyncMode::Always, BIG);
     append_range(&mut wal, 1, 5);
     let seg = segments(dir)[0].clone();
     let len = fs::metadata(&seg).unwrap().len();
@@ -589,7 +588,7 @@ fn failed_fsync_is_rolled_back() {
 fn failed_rollback_poisons() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (mut wal, faults) = open_faulty(dir, SyncPolicy::Always, BIG);
+    let (mut wal, faults) = open_faulty(dir, SyncMode::Always, BIG);
     append_range(&mut wal, 1, 5);
     faults.fail_write(1);
     faults.fail_set_len(1);
@@ -642,7 +641,7 @@ fn failed_write_on_a_fresh_segment_is_rolled_back() {
     // the next record goes there with the same LSN.
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let (mut wal, faults) = open_faulty(dir, SyncPolicy::Always, 600);
+    let (mut wal, faults) = open_faulty(dir, SyncMode::Always, 600);
     append_range(&mut wal, 1, 3);
     let mut lsn = 4;
     loop {
@@ -725,7 +724,7 @@ fn advance_past_a_newer_snapshot() {
 #[test]
 fn always_syncs_every_append_and_once_per_batch() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, faults) = open_faulty(tmp.path(), SyncPolicy::Always, BIG);
+    let (mut wal, faults) = open_faulty(tmp.path(), SyncMode::Always, BIG);
     append_range(&mut wal, 1, 3);
     assert_eq!((faults.writes(), faults.syncs()), (3, 3));
     let batch: Vec<Vec<u8>> = (4..=13).map(payload).collect();
@@ -737,7 +736,7 @@ fn always_syncs_every_append_and_once_per_batch() {
 #[test]
 fn never_does_not_sync_appends() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, faults) = open_faulty(tmp.path(), SyncPolicy::Never, BIG);
+    let (mut wal, faults) = open_faulty(tmp.path(), SyncMode::Never, BIG);
     append_range(&mut wal, 1, 20);
     assert_eq!(faults.syncs(), 0);
     wal.sync().unwrap();
@@ -749,7 +748,7 @@ fn never_does_not_sync_appends() {
 #[test]
 fn interval_policy_syncs_in_the_background() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, faults) = open_faulty(tmp.path(), SyncPolicy::Interval { ms: 20 }, BIG);
+    let (mut wal, faults) = open_faulty(tmp.path(), SyncMode::Interval { ms: 20 }, BIG);
     append_range(&mut wal, 1, 5);
     assert_eq!(faults.syncs(), 0, "append does not wait for the fsync");
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -767,7 +766,7 @@ fn interval_policy_syncs_in_the_background() {
     assert_eq!(faults.syncs(), synced);
     // Across a new segment too.
     drop(wal);
-    let (mut wal, faults) = open_faulty(tmp.path(), SyncPolicy::Interval { ms: 20 }, 600);
+    let (mut wal, faults) = open_faulty(tmp.path(), SyncMode::Interval { ms: 20 }, 600);
     append_range(&mut wal, 6, 40);
     let synced = faults.syncs();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -784,7 +783,7 @@ fn interval_policy_syncs_in_the_background() {
 #[test]
 fn interval_policy_syncs_on_drop() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, faults) = open_faulty(tmp.path(), SyncPolicy::Interval { ms: 600_000 }, BIG);
+    let (mut wal, faults) = open_faulty(tmp.path(), SyncMode::Interval { ms: 600_000 }, BIG);
     append_range(&mut wal, 1, 5);
     assert_eq!(faults.syncs(), 0);
     let start = Instant::now();
@@ -799,7 +798,7 @@ fn interval_policy_syncs_on_drop() {
 #[test]
 fn interval_fsync_failure_poisons() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, faults) = open_faulty(tmp.path(), SyncPolicy::Interval { ms: 10 }, BIG);
+    let (mut wal, faults) = open_faulty(tmp.path(), SyncMode::Interval { ms: 10 }, BIG);
     faults.fail_sync(1);
     append_range(&mut wal, 1, 2);
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -824,7 +823,7 @@ fn interval_fsync_failure_poisons() {
 #[test]
 fn oversized_record_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
-    let (mut wal, faults) = open_faulty(tmp.path(), SyncPolicy::Always, BIG);
+    let (mut wal, faults) = open_faulty(tmp.path(), SyncMode::Always, BIG);
     append_range(&mut wal, 1, 1);
     // Zeroed allocation: the pages are never touched, the size check comes first.
     let huge = vec![0u8; MAX_RECORD_BYTES + 1];
@@ -860,7 +859,7 @@ fn throughput_always_vs_raw_append_fsync() {
         fs::remove_file(path).unwrap();
         t
     };
-    let wal = |n: usize, policy: SyncPolicy, round: usize| {
+    let wal = |n: usize, policy: SyncMode, round: usize| {
         let dir = tmp.path().join(format!("wal{round}{policy:?}"));
         let (mut wal, _) = Wal::open(&dir, policy, 1 << 30, OnCorruption::Refuse).unwrap();
         let start = Instant::now();
@@ -873,19 +872,19 @@ fn throughput_always_vs_raw_append_fsync() {
         t
     };
     raw(50, true, 99);
-    wal(50, SyncPolicy::Always, 99);
+    wal(50, SyncMode::Always, 99);
     let mb = (N * SIZE) as f64 / 1e6;
     let mut ratios = Vec::new();
     let mut cpu_ratios = Vec::new();
     for round in 0..5 {
         let (r, w) = if round % 2 == 0 {
-            (raw(N, true, round), wal(N, SyncPolicy::Always, round))
+            (raw(N, true, round), wal(N, SyncMode::Always, round))
         } else {
-            let w = wal(N, SyncPolicy::Always, round);
+            let w = wal(N, SyncMode::Always, round);
             (raw(N, true, round), w)
         };
         let rn = raw(N, false, round);
-        let wn = wal(N, SyncPolicy::Never, round);
+        let wn = wal(N, SyncMode::Never, round);
         println!(
             "round {round}: fsync each: raw {:.0} MB/s ({:.0} us/append), wal {:.0} MB/s ({:.0} \
              us/append), ratio {:.3} | no fsync: raw {:.0} us, wal {:.0} us, ratio {:.3}",
@@ -913,7 +912,7 @@ fn throughput_always_vs_raw_append_fsync() {
 fn repair_covered(dir: &Path, segment_bytes: u64, covered_lsn: u64) -> (Wal, Recovered) {
     Wal::open(
         dir,
-        SyncPolicy::Never,
+        SyncMode::Never,
         segment_bytes,
         OnCorruption::Repair { covered_lsn },
     )

@@ -1,5 +1,4 @@
-//! Formatting and machine facts shared by the benchmarks (included with `#[path]`; not
-//! every benchmark uses every function).
+//! Formatting and machine facts for the benchmarks' reports.
 
 use std::fs;
 use std::time::Duration;

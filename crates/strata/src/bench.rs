@@ -52,7 +52,7 @@ struct Agg {
 }
 
 /// The hand-written ceiling: one `FxHashMap` entry update per row.
-pub fn baseline_aggregate(keys: &[i64], values: &[i64], capacity: usize) -> usize {
+fn baseline_aggregate(keys: &[i64], values: &[i64], capacity: usize) -> usize {
     let mut map: FxHashMap<i64, Agg> = FxHashMap::default();
     map.reserve(capacity);
     for (&k, &v) in keys.iter().zip(values) {
@@ -126,43 +126,4 @@ pub fn ingest_vs_fxhashmap<P: PhysicalProfile>(
         strata_rows_per_sec: rows as f64 / best_strata.as_secs_f64(),
         baseline_rows_per_sec: rows as f64 / best_base.as_secs_f64(),
     })
-}
-
-/// Per-key `[COUNT, SUM, MIN, MAX]`: what the benchmarks' view holds, to check every side.
-pub type Aggregates = FxHashMap<i64, [i64; 4]>;
-
-/// The view's expected contents, computed directly from the workload.
-pub fn reference_aggregates(keys: &[i64], values: &[i64]) -> Aggregates {
-    let mut map = Aggregates::default();
-    for (&k, &v) in keys.iter().zip(values) {
-        let e = map.entry(k).or_insert([0, 0, i64::MAX, i64::MIN]);
-        e[0] += 1;
-        e[1] += v;
-        e[2] = e[2].min(v);
-        e[3] = e[3].max(v);
-    }
-    map
-}
-
-/// Compares one side's aggregates with the reference: every key, every column.
-pub fn compare_aggregates(side: &str, got: &Aggregates, want: &Aggregates) -> Result<(), String> {
-    if got.len() != want.len() {
-        return Err(format!(
-            "{side}: {} groups, expected {}",
-            got.len(),
-            want.len()
-        ));
-    }
-    for (k, w) in want {
-        match got.get(k) {
-            Some(g) if g == w => {}
-            Some(g) => {
-                return Err(format!(
-                    "{side}: key {k} has (n, total, lo, hi) = {g:?}, expected {w:?}"
-                ))
-            }
-            None => return Err(format!("{side}: key {k} is missing")),
-        }
-    }
-    Ok(())
 }

@@ -215,6 +215,13 @@ pub enum PersistError {
         #[source]
         source: Cause,
     },
+    /// A store that a copy must not write into, because it already holds checkpoints.
+    #[error(
+        "{store} already holds checkpoints (newest: {newest}); write into an empty store or prefix"
+    )]
+    NotEmpty { store: String, newest: String },
+    #[error("{dir} is not a strata data directory (it has no wal/ or snapshots/)")]
+    NotADataDirectory { dir: String },
     /// A change or a snapshot that cannot be encoded (nothing was written).
     #[error("cannot encode {what}: {cause}")]
     Encode { what: &'static str, cause: String },

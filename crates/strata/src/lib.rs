@@ -68,29 +68,34 @@ macro_rules! notice {
 }
 pub(crate) use notice;
 
-pub mod batch;
+// The facade: what an embedding application (and the `strata` command line) uses. Every
+// other item is private to the crate; the integration tests reach internals through
+// `testing` (feature `testing`, never in a release build).
+mod batch;
 pub mod bench;
-pub mod change;
+mod change;
 pub mod checkpoint;
 pub mod config;
-pub mod engine;
-pub mod error;
+mod engine;
+mod error;
 pub mod format;
 pub mod index;
 pub mod ingest;
 pub mod metrics;
 pub mod network;
 #[cfg(feature = "persistence")]
-pub mod persist;
+mod persist;
 pub mod profile;
 #[cfg(feature = "server")]
 pub mod server;
 pub mod sql;
 pub mod state;
+#[cfg(feature = "object-store")]
+pub mod store;
 #[cfg(feature = "testing")]
 #[doc(hidden)]
 pub mod testing;
-pub mod types;
+mod types;
 
 /// `<version> (profile <tier>)`: the version and the compiled tier, as `strata --version` prints it.
 pub const VERSION: &str = concat!(
@@ -101,7 +106,11 @@ pub const VERSION: &str = concat!(
 );
 
 pub use batch::{Batch, Column, ColumnData};
+pub use change::{Change, OwnedChange};
 pub use engine::{Engine, EngineBuilder, ResultSet, ViewChange, ViewSubscriber};
-pub use error::{ConfigError, Error, ExecError, PersistError, Result, SqlError};
+pub use error::{
+    Cause, ConfigError, Error, ExecError, PersistError, Result, ServerError, SqlError,
+};
 pub use profile::{ActiveProfile, PhysicalProfile, ProfileKind};
+pub use sql::Statement;
 pub use types::{DataType, Key, Value};

@@ -12,7 +12,7 @@
 //!   "last_checkpoint_unix_ms", "object_store": "reachable"|"unreachable",
 //!   "object_store_error"}`; the store is probed at most every 5 s, and the answer is 503
 //!   (`"status": "unavailable"`) once it has been unreachable for `unhealthy_after`.
-//! - `GET /metrics`: Prometheus text (see [`render_metrics`]).
+//! - `GET /metrics`: Prometheus text (see `render_metrics` for every metric).
 //! - `GET /views/<name>/changes`: Server-Sent Events, one `change` event per changed group of
 //!   the view (`{"op": "upsert", "key": {...}, "row": {...}}` or `{"op": "delete", "key":
 //!   {...}}`), with keep-alive comments. A client that falls [`SSE_BUFFER`] events behind is

@@ -503,8 +503,8 @@ pub fn state_from(a: &ArchivedStateImage) -> ObjectState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::checkpoint::SyncMode;
     use crate::persist::wal::{wal_dir, OnCorruption, Wal};
-    use crate::persist::SyncPolicy;
     use std::path::Path;
 
     /// The owned record `encode_change` used to build (and clone every column into).
@@ -705,7 +705,7 @@ mod tests {
             std::fs::copy(entry.path(), wal_copy.join(entry.file_name())).unwrap();
         }
         let (wal, _) =
-            Wal::open(&wal_copy, SyncPolicy::Never, 64 << 20, OnCorruption::Refuse).unwrap();
+            Wal::open(&wal_copy, SyncMode::Never, 64 << 20, OnCorruption::Refuse).unwrap();
         let mut records = 0;
         let mut buf = AlignedVec::new();
         let mut replay = wal.replay(0).unwrap();

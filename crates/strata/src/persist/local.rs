@@ -245,11 +245,10 @@ impl<S: SnapshotStore> Checkpointer for WalCheckpointer<S> {
 
     fn record(&mut self, change: &Change<'_>) -> Result<(), Error> {
         let buf = std::mem::take(&mut self.encode_buf);
-        let payload = image::encode_change(change, buf)
-            .map_err(|e| PersistError::Encode {
-                what: "change",
-                cause: e.to_string(),
-            })?;
+        let payload = image::encode_change(change, buf).map_err(|e| PersistError::Encode {
+            what: "change",
+            cause: e.to_string(),
+        })?;
         let appended = self.wal.append(&payload);
         // Keep the buffer for the next record, unless one huge record grew it.
         if payload.capacity() <= 64 << 20 {
@@ -355,14 +354,13 @@ pub fn snapshot_body(view: &dyn StateView, lsn: u64) -> Result<AlignedVec, Error
         })
         .collect();
     let image = SnapshotImageV2 { lsn, objects };
-    rkyv::to_bytes::<rancor::Error>(&image)
-        .map_err(|e| {
-            PersistError::Encode {
-                what: "snapshot",
-                cause: e.to_string(),
-            }
-            .into()
-        })
+    rkyv::to_bytes::<rancor::Error>(&image).map_err(|e| {
+        PersistError::Encode {
+            what: "snapshot",
+            cause: e.to_string(),
+        }
+        .into()
+    })
 }
 
 /// Checks a snapshot body as the image of its format version.

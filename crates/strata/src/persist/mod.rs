@@ -2,7 +2,7 @@
 //! directory, and (durable) snapshots in an object store. Compiled only into those tiers.
 
 pub mod image;
-pub mod index;
+pub mod index_store;
 pub mod local;
 #[cfg(feature = "object-store")]
 pub mod object_snapshots;
@@ -10,6 +10,3 @@ pub mod redb_indexes;
 pub mod snapshot;
 pub mod snapshot_store;
 pub mod wal;
-
-/// When the WAL is fsynced.
-pub use crate::checkpoint::SyncMode as SyncPolicy;

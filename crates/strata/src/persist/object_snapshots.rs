@@ -91,6 +91,7 @@ fn registry() -> &'static Mutex<HashMap<String, Arc<dyn ObjectStore>>> {
     STORES.get_or_init(Default::default)
 }
 
+#[cfg(feature = "testing")]
 /// Makes `memory://NAME` open `store` in this process (e.g. a fault-injecting wrapper in a
 /// test). Replaces an earlier store of that name.
 pub fn register_store(name: &str, store: Arc<dyn ObjectStore>) {

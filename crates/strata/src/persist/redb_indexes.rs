@@ -1,6 +1,6 @@
 //! The index backend of the embedded tier: [`IndexStore`] (redb) behind [`IndexBackend`].
 
-use super::index::IndexStore;
+use super::index_store::IndexStore;
 use crate::checkpoint::PersistSettings;
 use crate::index::IndexBackend;
 use crate::types::{Key, Value};
@@ -23,7 +23,7 @@ impl IndexBackend for RedbIndexes {
     }
 
     fn discard(settings: &PersistSettings) -> Result<bool, crate::Error> {
-        let path = settings.data_dir.join(super::index::FILE_NAME);
+        let path = settings.data_dir.join(super::index_store::FILE_NAME);
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),

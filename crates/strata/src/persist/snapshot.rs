@@ -150,6 +150,7 @@ impl SnapshotHeader {
 
 /// What [`SnapshotDir::write`] wrote.
 #[derive(Clone, Debug)]
+#[cfg_attr(not(feature = "testing"), allow(dead_code))] // read by the tests
 pub struct SnapshotInfo {
     /// The LSN the snapshot covers.
     pub lsn: u64,
@@ -518,6 +519,7 @@ pub fn parse_file_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
+#[cfg(feature = "testing")]
 /// Reads one snapshot file whole and checks it (magic, version, header CRCs, length, body
 /// CRC). No check of the file name. Errors: [`PersistError::Io`], [`PersistError::BadMagic`],
 /// [`PersistError::UnsupportedVersion`], [`PersistError::CorruptSnapshot`].
@@ -525,6 +527,7 @@ pub fn read_file(path: &Path) -> Result<(SnapshotHeader, SnapshotBody), PersistE
     read_checked(path, None).map_err(|f| f.into_error(path))
 }
 
+#[cfg(feature = "testing")]
 /// Checks one snapshot file like [`read_file`], streaming the body through a fixed 1 MiB
 /// buffer instead of keeping it.
 pub fn verify_file(path: &Path) -> Result<SnapshotHeader, PersistError> {

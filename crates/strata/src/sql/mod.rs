@@ -1,7 +1,11 @@
 //! The SQL front end: sqlparser's tokenizer and parser with Strata's dialect, plus the
 //! statements sqlparser does not know (`CREATE SOURCE`, `SHOW SOURCES`, `CHECKPOINT`, …).
+//!
+//! Public: splitting and parsing a script into [`Statement`]s, which
+//! [`Engine::run`](crate::Engine::run) runs one at a time. sqlparser's syntax tree stays
+//! inside the crate: the planner turns it into Strata's own `Plan`.
 
-pub mod expr;
+pub(crate) mod expr;
 
 use crate::error::SqlError;
 use crate::types::{DataType, Value};
@@ -23,7 +27,7 @@ const MAX_CHAINED_OPERATORS: usize = 128;
 /// Strata's dialect: generic SQL identifiers and literals. The streaming statements are
 /// recognised by [`Statements`] before sqlparser sees them.
 #[derive(Debug, Default)]
-pub struct StrataDialect;
+pub(crate) struct StrataDialect;
 
 impl Dialect for StrataDialect {
     fn is_identifier_start(&self, ch: char) -> bool {
@@ -43,7 +47,7 @@ static DIALECT: StrataDialect = StrataDialect;
 
 /// A column as declared in `CREATE SOURCE` or `CREATE TABLE`.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ColumnSpec {
+pub(crate) struct ColumnSpec {
     pub name: String,
     pub ty: DataType,
     pub not_null: bool,
@@ -52,7 +56,7 @@ pub struct ColumnSpec {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ObjectKind {
+pub(crate) enum ObjectKind {
     Source,
     Table,
     View,
@@ -172,7 +176,7 @@ impl Parsed {
 
 /// The rows of `INSERT … VALUES`.
 #[derive(Clone, Debug)]
-pub enum InsertRows {
+pub(crate) enum InsertRows {
     /// Rows of plain literals, read straight from the tokens: the fast path of bulk inserts.
     Literals(Vec<Vec<Value>>),
     /// Rows with constant expressions (`1 + 2`, `TIMESTAMP '…'`), parsed by sqlparser.
@@ -185,10 +189,6 @@ impl InsertRows {
             InsertRows::Literals(r) => r.len(),
             InsertRows::Exprs(r) => r.len(),
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 
@@ -914,7 +914,7 @@ fn literal_insert(tokens: &[TokenWithSpan]) -> Option<Result<Parsed, SqlError>> 
 }
 
 /// An identifier as SQL text: bare when it reads back as itself, double-quoted otherwise.
-pub fn quote_ident(name: &str) -> String {
+pub(crate) fn quote_ident(name: &str) -> String {
     let bare = name
         .chars()
         .next()

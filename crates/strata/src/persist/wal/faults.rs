@@ -13,12 +13,13 @@ use std::sync::Arc;
 /// and pass another to [`Wal::open_with`].
 ///
 /// ```no_run
-/// # use strata::persist::{SyncPolicy, wal::{Wal, FaultInjector, OnCorruption}};
+/// # use strata::checkpoint::SyncMode;
+/// # use strata::testing::wal::{Wal, FaultInjector, OnCorruption};
 /// # use std::sync::Arc;
 /// let faults = FaultInjector::new();
 /// let opener = Arc::new(faults.clone());
 /// let (mut wal, _) = Wal::open_with(
-///     "wal".as_ref(), SyncPolicy::Always, 64 << 20, OnCorruption::Refuse, opener,
+///     "wal".as_ref(), SyncMode::Always, 64 << 20, OnCorruption::Refuse, opener,
 /// )?;
 /// faults.fail_sync(1); // the next fsync fails
 /// assert!(wal.append(b"x").is_err()); // rolled back: not in the log

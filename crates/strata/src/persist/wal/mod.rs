@@ -36,18 +36,18 @@
 //!
 //! # Sync policies and what a crash can lose
 //!
-//! - [`SyncPolicy::Always`]: [`Wal::append`] returns `Ok` only after `fdatasync` of the
+//! - [`SyncMode::Always`]: [`Wal::append`] returns `Ok` only after `fdatasync` of the
 //!   segment. A crash (of the process, the OS or the power) loses no acknowledged record.
 //!   [`Wal::append_batch`] writes several records with one write and one fsync (group
 //!   commit).
-//! - [`SyncPolicy::Interval`]: appends return once the bytes are written to the OS. A
+//! - [`SyncMode::Interval`]: appends return once the bytes are written to the OS. A
 //!   background thread fsyncs the current segment every `ms` milliseconds if anything was
 //!   written since. A crash of the process alone loses nothing (the OS still holds the
 //!   bytes); a crash of the OS or a power failure loses at most the records of the last
 //!   `ms` milliseconds (plus the duration of one fsync). A failed background fsync poisons
 //!   the WAL: records acknowledged since the previous sync may be gone from the disk, so the
 //!   process must restart and recover from what the disk holds.
-//! - [`SyncPolicy::Never`]: strata does not fsync appended records; the OS writes them back
+//! - [`SyncMode::Never`]: strata does not fsync appended records; the OS writes them back
 //!   when it likes (typically within ~30 s on Linux). A process crash loses nothing, an OS
 //!   crash or power failure may lose any record since the last explicit [`Wal::sync`].
 //!
@@ -128,11 +128,12 @@ mod syncer;
 
 #[cfg(feature = "testing")]
 pub use faults::FaultInjector;
-pub use format::{
-    segment_file_name, wal_dir, FORMAT_VERSION, FRAME_HEADER_LEN, HEADER_LEN, MAGIC,
-    MAX_RECORD_BYTES, WAL_DIR,
-};
-pub use recovery::{OnCorruption, Recovered, Truncation};
+pub use format::{segment_file_name, wal_dir, FRAME_HEADER_LEN, HEADER_LEN, MAX_RECORD_BYTES};
+#[cfg(feature = "testing")]
+pub use format::{FORMAT_VERSION, MAGIC, WAL_DIR};
+#[cfg(feature = "testing")]
+pub use recovery::Truncation;
+pub use recovery::{OnCorruption, Recovered};
 pub use replay::Replay;
 pub use segment::{FsOpener, SegmentFile, SegmentOpener};
 
@@ -148,7 +149,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::SyncPolicy;
+use crate::checkpoint::SyncMode;
 use crate::error::PersistError;
 use crate::metrics::Histogram;
 
@@ -171,7 +172,7 @@ struct Segment {
 /// directory at a time (the engine's data-directory lock ensures that).
 pub struct Wal {
     dir: PathBuf,
-    policy: SyncPolicy,
+    policy: SyncMode,
     segment_bytes: u64,
     opener: Arc<dyn SegmentOpener>,
     /// Oldest first; the last one is the current segment. Empty only before the first
@@ -213,10 +214,10 @@ impl Wal {
     /// `segment_bytes` is the size at which a new segment is started (e.g. 64 MiB).
     /// Leftover temporary files of an interrupted segment creation are deleted.
     ///
-    /// With [`SyncPolicy::Interval`] this starts the background sync thread.
+    /// With [`SyncMode::Interval`] this starts the background sync thread.
     pub fn open(
         dir: &Path,
-        sync: SyncPolicy,
+        sync: SyncMode,
         segment_bytes: u64,
         on_corruption: OnCorruption,
     ) -> Result<(Wal, Recovered), PersistError> {
@@ -228,7 +229,7 @@ impl Wal {
     /// files.
     pub fn open_with(
         dir: &Path,
-        sync: SyncPolicy,
+        sync: SyncMode,
         segment_bytes: u64,
         on_corruption: OnCorruption,
         opener: Arc<dyn SegmentOpener>,
@@ -257,7 +258,7 @@ impl Wal {
             repaired,
         };
         let syncer = match sync {
-            SyncPolicy::Interval { ms } => {
+            SyncMode::Interval { ms } => {
                 let handle = match (&file, segments.last()) {
                     (Some(f), Some(seg)) => Some((
                         seg.path.clone(),
@@ -268,7 +269,7 @@ impl Wal {
                 };
                 Some(Syncer::start(ms, handle, dir)?)
             }
-            SyncPolicy::Always | SyncPolicy::Never => None,
+            SyncMode::Always | SyncMode::Never => None,
         };
         let wal = Wal {
             dir: dir.to_path_buf(),
@@ -288,13 +289,15 @@ impl Wal {
         Ok((wal, recovered))
     }
 
+    #[cfg(feature = "testing")]
     /// The WAL directory.
     pub fn dir(&self) -> &Path {
         &self.dir
     }
 
+    #[cfg(feature = "testing")]
     /// The sync policy it was opened with.
-    pub fn policy(&self) -> SyncPolicy {
+    pub fn policy(&self) -> SyncMode {
         self.policy
     }
 
@@ -303,6 +306,7 @@ impl Wal {
         self.next_lsn - 1
     }
 
+    #[cfg(feature = "testing")]
     /// LSN of the oldest record still in the log (`last_lsn() + 1` if it holds none).
     pub fn first_lsn(&self) -> u64 {
         self.segments.first().map_or(self.next_lsn, |s| s.first_lsn)
@@ -607,7 +611,7 @@ impl Wal {
         if let Err(e) = file.write_all_at_end(bytes) {
             return Err(self.roll_back(before, "write", e));
         }
-        if self.policy == SyncPolicy::Always {
+        if self.policy == SyncMode::Always {
             let start = Instant::now();
             if let Err(e) = file.sync_data() {
                 return Err(self.roll_back(before, "fsync", e));

@@ -71,6 +71,7 @@ pub struct Recovered {
 }
 
 impl Recovered {
+    #[cfg(feature = "testing")]
     /// Number of records in the log.
     pub fn records(&self) -> u64 {
         self.last_lsn + 1 - self.first_lsn

@@ -130,6 +130,7 @@ fn double_order_bits(v: f64) -> u64 {
     }
 }
 
+#[cfg(feature = "testing")]
 fn double_from_order_bits(ordered: u64) -> f64 {
     let bits = if ordered >> 63 == 1 {
         ordered & !(1 << 63)
@@ -242,6 +243,7 @@ pub fn encode_entry(value: &Value, key: &Key, out: &mut Vec<u8>) {
     encode_key(key, out);
 }
 
+#[cfg(feature = "testing")]
 /// Decodes the value encoding at the start of `bytes`: the value and the bytes it took.
 /// `None` if the bytes are not a valid encoding. DOUBLE comes back normalised (-0.0 as 0.0,
 /// NaN as the one canonical NaN).
@@ -312,6 +314,7 @@ fn decode_key_at(bytes: &[u8], depth: usize) -> Option<(Key, usize)> {
     })
 }
 
+#[cfg(feature = "testing")]
 /// Decodes a whole index entry back into `(value, key)`; `None` unless `bytes` is exactly one
 /// value encoding followed by one key encoding.
 pub fn decode_entry(bytes: &[u8]) -> Option<(Value, Key)> {
@@ -756,6 +759,7 @@ impl IndexStore {
         })
     }
 
+    #[cfg(feature = "testing")]
     /// The path of the index file.
     pub fn path(&self) -> &Path {
         &self.path
@@ -827,12 +831,14 @@ impl IndexStore {
         self.indexes.contains_key(index)
     }
 
+    #[cfg(feature = "testing")]
     /// The names of the indexes in the file, in no particular order (to find indexes the
     /// catalog no longer has).
     pub fn names(&self) -> impl Iterator<Item = &str> + '_ {
         self.indexes.keys().map(String::as_str)
     }
 
+    #[cfg(feature = "testing")]
     /// Creates `index`, empty. An index of that name that already exists is emptied. Not
     /// durable until the next [`mark_durable`](Self::mark_durable).
     pub fn create(&mut self, index: &str) -> Result<(), PersistError> {
@@ -959,6 +965,7 @@ impl IndexStore {
         Ok(())
     }
 
+    #[cfg(feature = "testing")]
     /// Primary keys of the rows whose column value equals `value`, in the order of their entries
     /// (by primary-key encoding for a probe of the column's type).
     /// NULL equals nothing (as in SQL): `lookup_eq(NULL)` is empty; use
@@ -991,6 +998,7 @@ impl IndexStore {
         self.scan(index, &ranges)
     }
 
+    #[cfg(feature = "testing")]
     /// Primary keys of the rows whose column value is NULL (`IS NULL`). `index` must exist.
     pub fn lookup_null(&self, index: &str) -> Result<Vec<Key>, PersistError> {
         let kinds = self.kinds(index)?;
@@ -1000,6 +1008,7 @@ impl IndexStore {
         self.scan(index, &[(vec![TAG_NULL], vec![TAG_NULL + 1])])
     }
 
+    #[cfg(feature = "testing")]
     /// Every `(value, key)` entry of `index`, in index order (for checks and debugging).
     pub fn entries(&self, index: &str) -> Result<Vec<(Value, Key)>, PersistError> {
         self.kinds(index)?;
@@ -1094,6 +1103,7 @@ impl IndexStore {
         }
     }
 
+    #[cfg(feature = "testing")]
     /// Closes the file, making pending changes durable (without recording an LSN), and reports
     /// errors that dropping the store would ignore.
     pub fn close(self) -> Result<(), PersistError> {
