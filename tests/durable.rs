@@ -9,6 +9,7 @@ mod common;
 
 use async_trait::async_trait;
 use common::cli;
+use common::stores::{store_settings, stores, unique};
 use futures_util::stream::BoxStream;
 use futures_util::TryStreamExt;
 use object_store::memory::InMemory;
@@ -21,7 +22,7 @@ use object_store::{
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 use strata::checkpoint::{ObjectStoreSettings, PersistSettings, SyncMode};
 use strata::testing::object_snapshots::{open_store, register_store, PART_BYTES};
 use strata::testing::{futures_util, object_store, tokio};
@@ -30,58 +31,6 @@ use strata::{Batch, Column, ConfigError, Engine, Error};
 // ---------------------------------------------------------------------------------------
 // Stores under test
 // ---------------------------------------------------------------------------------------
-
-fn unique(name: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!("{name}-{}-{nanos}", std::process::id())
-}
-
-/// Settings for a store URL; S3 ones get the test server's endpoint and credentials.
-fn store_settings(url: &str) -> ObjectStoreSettings {
-    let mut s = ObjectStoreSettings {
-        url: Some(url.to_string()),
-        timeout: Duration::from_secs(20),
-        ..ObjectStoreSettings::default()
-    };
-    if url.starts_with("s3://") {
-        s.endpoint = std::env::var("STRATA_TEST_S3_ENDPOINT").ok();
-        s.allow_http = true;
-        s.region = Some("us-east-1".into());
-        s.access_key_id = Some("test".into());
-        s.secret_access_key = Some("test".into());
-    }
-    s
-}
-
-/// One fresh, empty store of each kind available: `(kind, url)`.
-fn stores(test: &str, tmp: &Path) -> Vec<(&'static str, String)> {
-    let mut out = vec![
-        ("memory", format!("memory://{}", unique(test))),
-        (
-            "file",
-            format!("file://{}", tmp.join(format!("{test}-store")).display()),
-        ),
-    ];
-    match std::env::var("STRATA_TEST_S3_ENDPOINT") {
-        Ok(_) => {
-            let bucket =
-                std::env::var("STRATA_TEST_S3_BUCKET").unwrap_or_else(|_| "strata-test".into());
-            out.push(("s3", format!("s3://{bucket}/{}", unique(test))));
-        }
-        Err(_) => {
-            assert!(
-                std::env::var_os("STRATA_REQUIRE_S3").is_none(),
-                "STRATA_REQUIRE_S3 is set but STRATA_TEST_S3_ENDPOINT is not: start the server \
-                 with scripts/s3-test-server"
-            );
-            eprintln!("note: no S3 test server (STRATA_TEST_S3_ENDPOINT unset): s3 skipped");
-        }
-    }
-    out
-}
 
 fn persist(data: &Path, url: &str) -> PersistSettings {
     PersistSettings {

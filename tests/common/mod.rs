@@ -4,3 +4,5 @@
 
 pub mod cli;
 pub mod sql_suite;
+#[cfg(feature = "object-store")]
+pub mod stores;

@@ -80,7 +80,9 @@ impl<P: PhysicalProfile> EngineBuilder<P> {
     /// Builds an engine holding what another checkpointer's storage holds (e.g. an embedded
     /// data directory read by a durable build, to migrate it), and returns that
     /// checkpointer beside it. The engine records nothing: it has no checkpointer of its own.
-    pub fn recover_with<C: Checkpointer>(
+    /// (What `strata::store::migrate` reads an embedded directory with.)
+    #[cfg(feature = "object-store")]
+    pub(crate) fn recover_with<C: Checkpointer>(
         self,
         settings: &PersistSettings,
     ) -> Result<(Engine<P>, C)> {
