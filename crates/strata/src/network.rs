@@ -1,20 +1,129 @@
-//! Networks: how a node sees the other members of its cluster.
+//! Networks: how a node sees the other members of its deployment, and, in multi-node tiers,
+//! the node through which every statement runs.
 
-/// A node's view of the cluster.
-pub trait Network: Default {
+use crate::batch::Batch;
+use crate::checkpoint::PersistSettings;
+use crate::engine::ResultSet;
+use crate::error::Result;
+use crate::sql::Statement;
+use crate::types::DataType;
+use std::net::SocketAddr;
+
+/// A node's view of its deployment. `Default` is a node that joined nothing (an ephemeral
+/// engine, which runs statements on its own kernel). Contract, per method:
+pub trait Network: Sized + Default {
+    /// Joins the deployment the settings name: a single node has nothing to join; a
+    /// cluster node validates its settings, binds its node-to-node address, joins the
+    /// membership and catches up with the shared log before it returns.
+    fn open(settings: &PersistSettings, cluster: &ClusterSettings, capacity: usize)
+        -> Result<Self>;
+
     /// Number of live members, this node included.
     fn members(&self) -> usize;
+
+    /// The node every statement runs through in a multi-node tier; `None` where the engine
+    /// runs statements on its own kernel (single-node tiers).
+    #[doc(hidden)]
+    fn node(&self) -> Option<&dyn Node>;
 }
 
-/// The network of single-node tiers: zero-sized; this node is the whole cluster.
+/// The network of single-node tiers: zero-sized; this node is the whole deployment.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct SingleNode;
 
 impl Network for SingleNode {
+    fn open(_: &PersistSettings, _: &ClusterSettings, _: usize) -> Result<Self> {
+        Ok(SingleNode)
+    }
+
     #[inline(always)]
     fn members(&self) -> usize {
         1
     }
+
+    #[inline(always)]
+    fn node(&self) -> Option<&dyn Node> {
+        None
+    }
 }
 
 static_assertions::assert_eq_size!(SingleNode, ());
+
+/// A member of a multi-node deployment, as the engine and the server use it: every method
+/// may be called from several threads at once.
+#[doc(hidden)]
+pub trait Node: Send + Sync {
+    /// Runs one statement: a read gathers its rows from the owners of the shards it needs
+    /// (after every write acknowledged before the call); a write is ordered and recorded by
+    /// the log's owner and applied by the owners of its keys.
+    fn run(&self, stmt: &Statement) -> Result<Option<ResultSet>>;
+    /// Appends a typed batch to a source or writes it to a table (`replace`: upsert).
+    fn write_batch(&self, target: &str, batch: &Batch, replace: bool) -> Result<usize>;
+    /// Column names and types of an object, as of the newest catalog this node applied.
+    fn columns_of(&self, name: &str) -> Option<Vec<(String, DataType)>>;
+    /// `(kind, name, keys)` of the state this node holds, per table and view.
+    fn state_sizes(&self) -> Vec<(&'static str, String, usize)>;
+    /// Rows this node inserted through its clients since it started.
+    fn rows_ingested(&self) -> u64;
+    /// Checkpoints every shard this node owns (and the catalog, on the log's owner).
+    fn checkpoint(&self) -> Result<crate::checkpoint::CheckpointReport>;
+    /// Checks that the object store is reachable now.
+    fn probe_storage(&self) -> Result<()>;
+    /// When this node last checkpointed.
+    fn last_checkpoint(&self) -> Option<std::time::SystemTime>;
+    /// The counters of its storage.
+    fn storage_metrics(&self) -> crate::metrics::StorageMetrics;
+    /// What `/health` and `/metrics` show of the cluster.
+    fn cluster_status(&self) -> ClusterStatus;
+    /// Leaves the deployment: checkpoints what it owns and stops its threads.
+    fn close(&self) -> Result<()>;
+}
+
+/// How a node joins a multi-node deployment, as `[cluster]` in the config sets it. Ignored by
+/// single-node tiers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// Unique in the cluster, stable across restarts.
+    pub node_id: String,
+    /// The node-to-node address: gossip (UDP) and requests between nodes (HTTP over TCP)
+    /// both use this host and port.
+    pub listen: SocketAddr,
+    /// Addresses of other nodes to join through; none, or only this node's own address,
+    /// bootstraps a new cluster.
+    pub seeds: Vec<String>,
+    /// Shards of a new cluster (recorded once by the node that creates the cluster; a later
+    /// node's setting must agree). `None`: 16.
+    pub shards: Option<u32>,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            node_id: String::new(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7946)),
+            seeds: Vec::new(),
+            shards: None,
+        }
+    }
+}
+
+/// What a cluster node reports about the cluster.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ClusterStatus {
+    pub node_id: String,
+    /// The live members this node sees, by node id.
+    pub members: Vec<String>,
+    pub shards_owned: usize,
+    pub shards_total: usize,
+    /// The node that owns the log (orders every write), if known.
+    pub log_owner: Option<String>,
+    /// Shards this node took over (loaded from a checkpoint and the log) since it started.
+    pub takeovers: u64,
+    /// Appends refused because another node took the log over.
+    pub fenced_writes: u64,
+    /// Durations of the object store puts of the log, in seconds.
+    pub put_seconds: crate::metrics::Histogram,
+    /// Log entries appended (on the log's owner) and the changes they held.
+    pub log_entries: u64,
+    pub log_changes: u64,
+}

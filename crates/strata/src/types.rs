@@ -310,6 +310,44 @@ impl Key {
         }
     }
 
+    /// The shard of this key among `shards` (at least 1): a hash of the key's canonical
+    /// bytes, fixed by this definition (FNV-1a, then the splitmix64 finalizer), so that every
+    /// node and every version of Strata puts a key in the same shard.
+    pub fn shard(&self, shards: u32) -> u32 {
+        fn feed(key: &Key, h: &mut u64) {
+            let mut bytes = |b: &[u8]| {
+                for &x in b {
+                    *h = (*h ^ x as u64).wrapping_mul(0x0000_0100_0000_01B3);
+                }
+            };
+            match key {
+                Key::Null => bytes(&[0]),
+                Key::Int(v) => {
+                    bytes(&[1]);
+                    bytes(&v.to_le_bytes());
+                }
+                Key::Text(t) => {
+                    bytes(&[2]);
+                    bytes(&(t.len() as u64).to_le_bytes());
+                    bytes(t.as_bytes());
+                }
+                Key::Composite(parts) => {
+                    bytes(&[3]);
+                    bytes(&(parts.len() as u64).to_le_bytes());
+                    for p in parts.iter() {
+                        feed(p, h);
+                    }
+                }
+            }
+        }
+        let mut h = 0xCBF2_9CE4_8422_2325u64;
+        feed(self, &mut h);
+        h = (h ^ (h >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        h = (h ^ (h >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        h ^= h >> 31;
+        (h % shards.max(1) as u64) as u32
+    }
+
     /// Decodes a single-column key of type `ty`.
     pub fn to_value(&self, ty: DataType) -> Value {
         match (self, ty) {

@@ -6,6 +6,7 @@ use super::Engine;
 use crate::checkpoint::{Checkpointer, PersistSettings};
 use crate::error::{ConfigError, Error, PersistError, Result};
 use crate::index::IndexBackend;
+use crate::network::{ClusterSettings, Network};
 use crate::profile::{ActiveProfile, IndexSupport, PhysicalProfile, ProfileKind};
 
 /// Settings an engine is built with; `strata` fills them from the config file.
@@ -14,6 +15,7 @@ pub struct EngineBuilder<P: PhysicalProfile = ActiveProfile> {
     profile: Option<String>,
     capacity: Option<usize>,
     persist: Option<PersistSettings>,
+    cluster: ClusterSettings,
     ephemeral: bool,
     _profile: std::marker::PhantomData<P>,
 }
@@ -39,6 +41,12 @@ impl<P: PhysicalProfile> EngineBuilder<P> {
         self
     }
 
+    /// How a node of a multi-node tier joins its cluster (ignored by single-node tiers).
+    pub fn cluster(mut self, settings: ClusterSettings) -> Self {
+        self.cluster = settings;
+        self
+    }
+
     /// The data directory of persistent tiers, with default settings otherwise.
     pub fn data_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
         self.persist
@@ -55,7 +63,7 @@ impl<P: PhysicalProfile> EngineBuilder<P> {
     }
 
     /// Builds the engine. Persistent tiers open the data directory here and recover the
-    /// last acknowledged state from it.
+    /// last acknowledged state from it; multi-node tiers join their cluster.
     pub fn build(self) -> Result<Engine<P>> {
         let mut engine = self.empty()?;
         if P::PERSISTENT && !self.ephemeral {
@@ -69,6 +77,12 @@ impl<P: PhysicalProfile> EngineBuilder<P> {
                 }
                 .into());
             };
+            if P::MULTI_NODE {
+                // The node keeps the state, in its partitions and the shared log.
+                engine.network = P::Network::open(settings, &self.cluster, engine.capacity())
+                    .map_err(own_storage::<P>)?;
+                return Ok(engine);
+            }
             let checkpointer = engine
                 .recover::<P::Checkpointer>(settings)
                 .map_err(own_storage::<P>)?;

@@ -39,8 +39,36 @@ pub(crate) struct View<P: PhysicalProfile> {
     pub subscribers: Vec<ViewSubscriber>,
 }
 
+/// Which keys a kernel holds. Single-node tiers hold every key; a cluster node holds the
+/// keys of the shards it owns, one kernel per shard, and a catalog-only kernel to plan and
+/// validate statements with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "cluster"), allow(dead_code))] // partitions exist in the cluster tier
+pub(crate) enum Part {
+    /// Every key.
+    All,
+    /// No data: changes to data are validated (every expression evaluated), never stored.
+    Catalog,
+    /// The keys of shard `shard` of `shards` (see [`Key::shard`]).
+    Shard { shard: u32, shards: u32 },
+}
+
+impl Part {
+    /// Whether a kernel of this part stores the row or group with key `key`.
+    #[inline]
+    pub fn holds(self, key: &Key) -> bool {
+        match self {
+            Part::All => true,
+            Part::Catalog => false,
+            Part::Shard { shard, shards } => key.shard(shards) == shard,
+        }
+    }
+}
+
 /// The catalog and state of one engine.
 pub(crate) struct Kernel<P: PhysicalProfile> {
+    /// The keys it holds.
+    pub part: Part,
     /// Keys per table or view: allocated up front in fixed-capacity tiers, a hint otherwise.
     pub capacity: usize,
     /// `(name, DDL)` of every object in creation order (a view after its source), for
@@ -59,7 +87,13 @@ pub(crate) struct Kernel<P: PhysicalProfile> {
 
 impl<P: PhysicalProfile> Kernel<P> {
     pub fn new(capacity: usize) -> Self {
+        Self::with_part(capacity, Part::All)
+    }
+
+    /// A kernel that holds the keys of `part` only.
+    pub fn with_part(capacity: usize, part: Part) -> Self {
         Kernel {
+            part,
             capacity,
             catalog: Vec::new(),
             sources: BTreeMap::new(),

@@ -40,6 +40,7 @@ pub use subscribe::{ViewChange, ViewSubscriber};
 use crate::batch::Batch;
 use crate::checkpoint::{CheckpointReport, Checkpointer, StateView};
 use crate::error::{Result, SqlError};
+use crate::network::{Network, Node};
 use crate::profile::{ActiveProfile, PhysicalProfile, Recovery};
 use crate::sql::{self, Statement};
 use crate::types::DataType;
@@ -73,7 +74,7 @@ impl<P: PhysicalProfile> Engine<P> {
 
     /// Live members of the cluster this engine belongs to.
     pub fn members(&self) -> usize {
-        crate::network::Network::members(&self.network)
+        self.network.members()
     }
 
     /// Runs every statement in `sql`, in order, returning the results of those that produce
@@ -103,9 +104,22 @@ impl<P: PhysicalProfile> Engine<P> {
         self.run(&stmt)?.ok_or_else(|| refused().into())
     }
 
+    /// The cluster node statements run through (multi-node tiers, once joined).
+    #[inline(always)]
+    fn node(&self) -> Option<&dyn Node> {
+        if P::MULTI_NODE {
+            self.network.node()
+        } else {
+            None
+        }
+    }
+
     /// Runs one parsed statement (see [`crate::sql::statements`]); `Some` for statements
     /// that return rows.
     pub fn run(&mut self, stmt: &Statement) -> Result<Option<ResultSet>> {
+        if let Some(node) = self.node() {
+            return node.run(stmt);
+        }
         let plan = self.kernel.plan(stmt.parsed(), Origin::Client)?;
         let result = match plan {
             Plan::Select(query) => return self.kernel.select(query).map(Some),
@@ -132,6 +146,9 @@ impl<P: PhysicalProfile> Engine<P> {
     }
 
     fn write_batch(&mut self, target: &str, batch: &Batch, replace: bool) -> Result<usize> {
+        if let Some(node) = self.node() {
+            return node.write_batch(target, batch, replace);
+        }
         let schema = self.kernel.insert_schema(target)?;
         let columns = schema.columns_from_batch(&self.kernel.describe_object(target), batch)?;
         let prepared = self.kernel.prepare_insert(target, &columns, replace)?;
@@ -164,7 +181,10 @@ impl<P: PhysicalProfile> Engine<P> {
 
     /// Column names and types of a source, table or view.
     pub fn columns_of(&self, name: &str) -> Option<Vec<(String, DataType)>> {
-        self.kernel.columns_of(name)
+        match self.node() {
+            Some(node) => node.columns_of(name),
+            None => self.kernel.columns_of(name),
+        }
     }
 
     /// The definition of a materialized view, as normalised SQL.
@@ -174,6 +194,13 @@ impl<P: PhysicalProfile> Engine<P> {
 
     /// Calls `subscriber` with every later change of view `name` (see [`ViewChange`]).
     pub fn subscribe(&mut self, name: &str, subscriber: ViewSubscriber) -> Result<()> {
+        if self.node().is_some() {
+            return Err(SqlError::NotAvailableYet {
+                what: "subscribing to a view's changes",
+                profile: P::KIND,
+            }
+            .into());
+        }
         let Some(view) = self.kernel.views.get_mut(name) else {
             return Err(unknown(crate::sql::ObjectKind::View, name));
         };
@@ -185,6 +212,9 @@ impl<P: PhysicalProfile> Engine<P> {
     pub fn checkpoint(&mut self) -> Result<CheckpointReport> {
         if !P::PERSISTENT {
             return Err(not_in_tier::<P>("CHECKPOINT", |t| t.persistent));
+        }
+        if let Some(node) = self.node() {
+            return node.checkpoint();
         }
         let Some(c) = self.checkpointer.as_mut() else {
             return Err(SqlError::Unsupported(
@@ -200,32 +230,66 @@ impl<P: PhysicalProfile> Engine<P> {
     /// Rows inserted into sources and tables since the engine was built (recovery's replays
     /// not counted).
     pub fn rows_ingested(&self) -> u64 {
-        self.rows_ingested
+        match self.node() {
+            Some(node) => node.rows_ingested(),
+            None => self.rows_ingested,
+        }
     }
 
-    /// `(kind, name, keys)` of every table and view: the state each holds.
-    pub fn state_sizes(&self) -> Vec<(&'static str, &str, usize)> {
-        self.kernel.state_sizes()
+    /// `(kind, name, keys)` of every table and view: the state each holds (in a cluster, the
+    /// part this node holds).
+    pub fn state_sizes(&self) -> Vec<(&'static str, String, usize)> {
+        match self.node() {
+            Some(node) => node.state_sizes(),
+            None => self
+                .kernel
+                .state_sizes()
+                .into_iter()
+                .map(|(kind, name, keys)| (kind, name.to_string(), keys))
+                .collect(),
+        }
     }
 
     /// The log's and the checkpoints' counters (defaults in tiers that keep nothing).
     pub fn storage_metrics(&self) -> crate::metrics::StorageMetrics {
-        self.checkpointer
-            .as_ref()
-            .map(|c| c.metrics())
-            .unwrap_or_default()
+        match self.node() {
+            Some(node) => node.storage_metrics(),
+            None => self
+                .checkpointer
+                .as_ref()
+                .map(|c| c.metrics())
+                .unwrap_or_default(),
+        }
     }
 
     /// Checks that the checkpoint storage is reachable now (a live probe of an object store;
     /// `Ok` in tiers that keep nothing or keep it locally).
     pub fn probe_storage(&self) -> Result<()> {
-        self.checkpointer.as_ref().map_or(Ok(()), |c| c.probe())
+        match self.node() {
+            Some(node) => node.probe_storage(),
+            None => self.checkpointer.as_ref().map_or(Ok(()), |c| c.probe()),
+        }
     }
 
     /// When the newest checkpoint was written: the last one this engine took, or else the one
     /// it recovered from (`None`: none yet, or a tier that keeps nothing).
     pub fn last_checkpoint(&self) -> Option<std::time::SystemTime> {
-        self.checkpointer.as_ref().and_then(|c| c.last_success())
+        match self.node() {
+            Some(node) => node.last_checkpoint(),
+            None => self.checkpointer.as_ref().and_then(|c| c.last_success()),
+        }
+    }
+
+    /// What this node sees of its cluster (multi-node tiers, once joined).
+    pub fn cluster_status(&self) -> Option<crate::network::ClusterStatus> {
+        self.node().map(|n| n.cluster_status())
+    }
+
+    /// The node statements run through, shared with other threads (multi-node tiers, once
+    /// joined): the server runs concurrent requests through it.
+    #[doc(hidden)]
+    pub fn shared_node(&self) -> Option<&dyn Node> {
+        self.node()
     }
 
     /// The catalog and state, as a checkpointer reads them for a snapshot.
@@ -239,6 +303,9 @@ impl<P: PhysicalProfile> Engine<P> {
     /// (the log already holds every acknowledged change). Dropping an engine without
     /// calling this loses nothing either, but recovery then replays the local log.
     pub fn close(mut self) -> Result<()> {
+        if let Some(node) = self.node() {
+            return node.close();
+        }
         if P::RECOVERY == Recovery::Full && self.checkpointer.is_some() {
             self.checkpoint()?;
         }

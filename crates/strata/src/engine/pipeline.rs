@@ -68,12 +68,14 @@ pub(super) enum Work<'a, P: PhysicalProfile> {
         columns: &'a [Column],
         views: Vec<AppendToView<'a>>,
     },
-    /// Rows written to a table; `keys[r]` is row `r`'s primary key.
+    /// Rows written to a table; `keys[r]` is row `r`'s primary key. `stored`: the rows
+    /// this kernel's part holds (`None`: all of them).
     Write {
         table: &'a str,
         columns: &'a [Column],
         replace: bool,
         keys: Vec<Key>,
+        stored: Option<Vec<u32>>,
     },
     Delete {
         table: &'a str,
@@ -213,9 +215,10 @@ impl<P: PhysicalProfile> Kernel<P> {
                 table,
                 columns,
                 keys,
+                stored,
                 ..
             } => {
-                self.apply_write(table, columns, &keys);
+                self.apply_write(table, columns, &keys, stored.as_deref());
                 keys.len()
             }
             Work::Delete { table, keys } => {

@@ -1,7 +1,7 @@
 //! Rows in: appends to sources (every view on the source is updated), writes to and deletes
 //! from tables — the prepare and apply steps of the [pipeline](super::pipeline) for data.
 
-use super::kernel::{state_full, unknown, Kernel};
+use super::kernel::{state_full, unknown, Kernel, Part};
 use super::pipeline::{AppendToView, Prepared, Work};
 use super::subscribe::Touched;
 use crate::batch::Column;
@@ -45,13 +45,20 @@ impl<P: PhysicalProfile> Kernel<P> {
         let mut parts = Vec::new();
         if rows > 0 {
             // Evaluate everything first; nothing is touched.
+            let part = self.part;
             for (name, v) in self.views.iter().filter(|(_, v)| v.source == source) {
-                let agg = v.state.prepare(columns, rows).map_err(|e| match e {
+                let mut agg = v.state.prepare(columns, rows).map_err(|e| match e {
                     ExecError::Eval(m) => {
                         ExecError::Eval(format!("materialized view `{name}`: {m}"))
                     }
                     other => other,
                 })?;
+                match part {
+                    Part::All => {}
+                    // Validated: a catalog-only kernel stores nothing.
+                    Part::Catalog => continue,
+                    Part::Shard { .. } => agg.retain_keys(|key| part.holds(key)),
+                }
                 parts.push(AppendToView {
                     view: name.clone(),
                     agg,
@@ -116,11 +123,20 @@ impl<P: PhysicalProfile> Kernel<P> {
                 ));
             }
         }
+        let stored = match self.part {
+            Part::All => None,
+            part => Some(
+                (0..rows as u32)
+                    .filter(|&r| part.holds(&keys[r as usize]))
+                    .collect(),
+            ),
+        };
         Ok(Work::Write {
             table: name,
             columns,
             replace,
             keys,
+            stored,
         })
     }
 
@@ -157,10 +173,26 @@ impl<P: PhysicalProfile> Kernel<P> {
         }
     }
 
-    pub(super) fn apply_write(&mut self, name: &str, columns: &[Column], keys: &[Key]) {
+    /// Stores rows `stored` (all rows when `None`) of a prepared write.
+    pub(super) fn apply_write(
+        &mut self,
+        name: &str,
+        columns: &[Column],
+        keys: &[Key],
+        stored: Option<&[u32]>,
+    ) {
         let table = self.tables.get_mut(name).expect("prepared tables exist");
         let mut replaced = Vec::new();
-        for (r, key) in keys.iter().enumerate() {
+        let mut written = Vec::new();
+        let rows: Box<dyn Iterator<Item = usize>> = match stored {
+            None => Box::new(0..keys.len()),
+            Some(rows) => Box::new(rows.iter().map(|&r| r as usize)),
+        };
+        for r in rows {
+            let key = &keys[r];
+            if stored.is_some() {
+                written.push(key.clone());
+            }
             let row: Box<[Value]> = columns.iter().map(|c| c.value(r)).collect();
             let old = table
                 .rows
@@ -170,7 +202,8 @@ impl<P: PhysicalProfile> Kernel<P> {
                 replaced.push((key.clone(), old));
             }
         }
-        self.update_indexes(name, &replaced, keys);
+        let written = if stored.is_some() { &written[..] } else { keys };
+        self.update_indexes(name, &replaced, written);
     }
 
     pub(super) fn remove_keys(&mut self, table: &str, keys: &[Key]) {

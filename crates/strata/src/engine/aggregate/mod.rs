@@ -90,6 +90,36 @@ impl Prepared<'_> {
     fn selected(&self) -> usize {
         self.selection.as_ref().map_or(self.rows, Vec::len)
     }
+
+    /// Keeps only the selected rows whose group key `keep` accepts (e.g. the rows of one
+    /// shard). The key is the group's canonical [`Key`], whatever the index's key shape.
+    pub fn retain_keys(&mut self, mut keep: impl FnMut(&Key) -> bool) {
+        let selected: Vec<u32> = self
+            .selection
+            .take()
+            .unwrap_or_else(|| (0..self.rows as u32).collect());
+        let mut kept = Vec::with_capacity(selected.len());
+        match &mut self.keys {
+            PreparedKeys::General(keys) => {
+                let mut kept_keys = Vec::with_capacity(keys.len());
+                for (row, key) in selected.into_iter().zip(keys.drain(..)) {
+                    if keep(&key) {
+                        kept.push(row);
+                        kept_keys.push(key);
+                    }
+                }
+                *keys = kept_keys;
+            }
+            PreparedKeys::Fixed { columns } => {
+                for row in selected {
+                    if keep(&keys::fixed_key_at(columns, row as usize)) {
+                        kept.push(row);
+                    }
+                }
+            }
+        }
+        self.selection = Some(kept);
+    }
 }
 
 /// The state of one grouped aggregation.
