@@ -6,7 +6,7 @@
 #[path = "../crates/strata/build/profile_guard.rs"]
 mod profile_guard;
 
-use profile_guard::{feature_env_name, select_profile, NOT_AVAILABLE_YET, PROFILES};
+use profile_guard::{feature_env_name, select_profile, PROFILES};
 
 const EXACTLY_ONE_TAIL: &str = "The profiles are: bare-metal, embedded, durable, constellation; \
      `embedded` is the default. Pick one, e.g.: cargo build --no-default-features --features durable";
@@ -54,26 +54,10 @@ fn every_combination_of_several_profiles_names_the_enabled_ones() {
 }
 
 #[test]
-fn constellation_is_not_available_yet() {
-    assert_eq!(NOT_AVAILABLE_YET, ["constellation"]);
-    for profile in NOT_AVAILABLE_YET {
-        let message = select_profile(&[profile]).unwrap_err();
-        assert_eq!(
-            message,
-            format!(
-                "the `{profile}` profile is not available yet in this release of strata: it is \
-                 planned but not built. Build `durable`, `embedded` (the default) or `bare-metal` \
-                 instead, e.g.: cargo build --no-default-features --features embedded"
-            )
-        );
+fn every_profile_alone_builds() {
+    for profile in PROFILES {
+        assert_eq!(select_profile(&[profile]), Ok(profile));
     }
-}
-
-#[test]
-fn bare_metal_embedded_and_durable_build() {
-    assert_eq!(select_profile(&["bare-metal"]), Ok("bare-metal"));
-    assert_eq!(select_profile(&["embedded"]), Ok("embedded"));
-    assert_eq!(select_profile(&["durable"]), Ok("durable"));
 }
 
 #[test]
@@ -84,14 +68,6 @@ fn the_profiles_are_the_four_tiers_and_match_the_library() {
     );
     let names: Vec<&str> = strata::profile::TIERS.iter().map(|t| t.name).collect();
     assert_eq!(names, PROFILES);
-    for t in &strata::profile::TIERS {
-        assert_eq!(
-            t.available,
-            !NOT_AVAILABLE_YET.contains(&t.name),
-            "{}",
-            t.name
-        );
-    }
 }
 
 #[test]
@@ -132,7 +108,6 @@ fn lib_rs_backs_up_the_guard_with_the_same_facts() {
         "but several are enabled",
         "The profiles are: bare-metal, embedded, durable, constellation; `embedded` is the default",
         "cargo build --no-default-features --features durable",
-        "not available yet",
     ] {
         assert!(
             lib_rs.contains(needle),
@@ -142,15 +117,14 @@ fn lib_rs_backs_up_the_guard_with_the_same_facts() {
 }
 
 /// The scripts (test-all, check-erasure, .ci/run) read the tiers from `scripts/tiers`, which
-/// reads them from the guard: they list the same tiers as `strata::profile::TIERS`, and build
-/// exactly the available ones.
+/// reads them from the guard: they list the same tiers as `strata::profile::TIERS`.
 #[test]
 fn the_scripts_see_the_tiers_of_the_capability_matrix() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = std::process::Command::new("bash")
         .current_dir(root)
         .arg("-c")
-        .arg(r#"source scripts/tiers && echo "${TIERS[*]}" && echo "${BUILDABLE[*]}""#)
+        .arg(r#"source scripts/tiers && echo "${TIERS[*]}""#)
         .output()
         .expect("bash runs");
     assert!(
@@ -159,26 +133,9 @@ fn the_scripts_see_the_tiers_of_the_capability_matrix() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    let mut lines = text.lines();
-    let names = |pick: fn(&strata::profile::TierCapabilities) -> bool| {
-        strata::profile::TIERS
-            .iter()
-            .filter(|t| pick(t))
-            .map(|t| t.name)
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    assert_eq!(lines.next(), Some(names(|_| true).as_str()));
-    assert_eq!(lines.next(), Some(names(|t| t.available).as_str()));
-    assert_eq!(PROFILES.join(" "), names(|_| true));
-    for t in strata::profile::TIERS {
-        assert_eq!(
-            NOT_AVAILABLE_YET.contains(&t.name),
-            !t.available,
-            "{}",
-            t.name
-        );
-    }
+    let names: Vec<&str> = strata::profile::TIERS.iter().map(|t| t.name).collect();
+    assert_eq!(text.trim(), names.join(" "));
+    assert_eq!(PROFILES.join(" "), names.join(" "));
 }
 
 #[test]

@@ -123,7 +123,7 @@ fn other_buildable() -> &'static str {
 
 /// The buildable profile that is neither compiled into this build nor [`other_buildable`].
 fn third_buildable() -> &'static str {
-    ["bare-metal", "embedded", "durable"]
+    ["bare-metal", "embedded", "durable", "constellation"]
         .into_iter()
         .find(|p| *p != ActiveProfile::NAME && *p != other_buildable())
         .unwrap()

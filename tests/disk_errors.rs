@@ -1,4 +1,4 @@
-#![cfg(feature = "persistence")]
+#![cfg(all(feature = "persistence", not(feature = "cluster")))]
 //! Disk errors, with the `strata` binary:
 //!
 //! - a data directory that cannot be created (its parent is a regular file — permissions

@@ -3,7 +3,7 @@
 //! when `STRATA_TEST_S3_ENDPOINT` names one (`scripts/s3-test-server start` and
 //! `eval "$(scripts/s3-test-server env)"`; `scripts/test-all` does this, and sets
 //! `STRATA_REQUIRE_S3=1` so that a missing server fails instead of skipping).
-#![cfg(feature = "object-store")]
+#![cfg(all(feature = "object-store", not(feature = "cluster")))]
 
 mod common;
 

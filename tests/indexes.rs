@@ -86,7 +86,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let mut plain = Engine::builder().ephemeral().build().unwrap();
         plain.execute(SCHEMA).unwrap();
-        let mut indexed = Engine::builder().persist(settings(dir.path())).build().unwrap();
+        let mut indexed = Engine::builder().cluster(cli::one_node_cluster()).persist(settings(dir.path())).build().unwrap();
         indexed.execute(SCHEMA).unwrap();
         indexed.execute("CREATE INDEX t_name ON t (name); CREATE INDEX t_score ON t (score)").unwrap();
         let (first, second) = ops.split_at(ops.len() / 2);
@@ -103,12 +103,12 @@ proptest! {
         prop_assert_eq!(answers(&mut indexed, n, s), answers(&mut plain, n, s));
         // Restart: snapshot + log replay keep the indexes current.
         drop(indexed);
-        let mut reopened = Engine::builder().persist(settings(dir.path())).build().unwrap();
+        let mut reopened = Engine::builder().cluster(cli::one_node_cluster()).persist(settings(dir.path())).build().unwrap();
         prop_assert_eq!(answers(&mut reopened, n, s), answers(&mut plain, n, s));
         // A lost index file is rebuilt from the tables.
         drop(reopened);
-        std::fs::remove_file(data(dir.path()).join("indexes.redb")).unwrap();
-        let mut rebuilt = Engine::builder().persist(settings(dir.path())).build().unwrap();
+        remove_index_files(&data(dir.path()));
+        let mut rebuilt = Engine::builder().cluster(cli::one_node_cluster()).persist(settings(dir.path())).build().unwrap();
         prop_assert_eq!(answers(&mut rebuilt, n, s), answers(&mut plain, n, s));
         let shown = rebuilt.query("SHOW INDEXES").unwrap();
         prop_assert_eq!(shown.rows.len(), 3);
@@ -119,6 +119,7 @@ proptest! {
 fn index_ddl_errors_are_clear_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut e = Engine::builder()
+        .cluster(cli::one_node_cluster())
         .persist(settings(dir.path()))
         .build()
         .unwrap();
@@ -143,6 +144,30 @@ fn index_ddl_errors_are_clear_and_change_nothing() {
     );
 }
 
+/// The index files of a data directory: one, or in the constellation tier one per shard
+/// this node holds (`shards/<shard>/indexes.redb`).
+fn index_files(data: &Path) -> Vec<PathBuf> {
+    let single = data.join("indexes.redb");
+    if single.exists() {
+        return vec![single];
+    }
+    std::fs::read_dir(data.join("shards"))
+        .map(|dirs| {
+            dirs.map(|d| d.unwrap().path().join("indexes.redb"))
+                .filter(|f| f.exists())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn remove_index_files(data: &Path) {
+    let files = index_files(data);
+    assert!(!files.is_empty(), "no index file in {}", data.display());
+    for f in files {
+        std::fs::remove_file(f).unwrap();
+    }
+}
+
 /// Whether this tier lets indexes be turned off (`embedded`; `durable` always has them).
 fn optional() -> bool {
     <strata::ActiveProfile as strata::PhysicalProfile>::INDEXES
@@ -156,12 +181,16 @@ fn indexes_can_be_turned_off_where_they_are_optional() {
         indexes: false,
         ..settings(dir.path())
     };
-    let mut e = Engine::builder().persist(off).build().unwrap();
+    let mut e = Engine::builder()
+        .cluster(cli::one_node_cluster())
+        .persist(off)
+        .build()
+        .unwrap();
     e.execute(SCHEMA).unwrap();
     if !optional() {
         // Always on in this tier: the setting is ignored.
         e.execute("CREATE INDEX i ON t (name)").unwrap();
-        assert!(data(dir.path()).join("indexes.redb").exists());
+        assert!(!index_files(&data(dir.path())).is_empty());
         return;
     }
     let err = e
@@ -186,7 +215,11 @@ fn a_directory_with_indexes_opens_with_indexes_turned_off_and_back_on() {
     let lookup = "SELECT COUNT(*) FROM t WHERE name = 'n3'";
     let count = |e: &mut Engine| e.query(lookup).unwrap().rows[0][0].to_string();
     {
-        let mut e = Engine::builder().persist(on.clone()).build().unwrap();
+        let mut e = Engine::builder()
+            .cluster(cli::one_node_cluster())
+            .persist(on.clone())
+            .build()
+            .unwrap();
         e.execute(SCHEMA).unwrap();
         e.execute("CREATE INDEX i ON t (name)").unwrap();
         e.execute("INSERT INTO t VALUES (1, 'n3', 1.0, NULL), (2, 'n4', 2.0, NULL)")
@@ -194,7 +227,11 @@ fn a_directory_with_indexes_opens_with_indexes_turned_off_and_back_on() {
         assert_eq!(count(&mut e), "1");
     }
     {
-        let mut e = Engine::builder().persist(off).build().unwrap();
+        let mut e = Engine::builder()
+            .cluster(cli::one_node_cluster())
+            .persist(off)
+            .build()
+            .unwrap();
         assert_eq!(count(&mut e), "1");
         let shown = e.query("SHOW INDEXES").unwrap();
         assert_eq!(shown.rows.len(), 1, "the index stays in the catalog");
@@ -206,7 +243,11 @@ fn a_directory_with_indexes_opens_with_indexes_turned_off_and_back_on() {
         e.execute("INSERT INTO t VALUES (4, 'n3', 4.0, NULL)")
             .unwrap();
     }
-    let mut e = Engine::builder().persist(on).build().unwrap();
+    let mut e = Engine::builder()
+        .cluster(cli::one_node_cluster())
+        .persist(on)
+        .build()
+        .unwrap();
     assert_eq!(
         count(&mut e),
         "2",

@@ -61,8 +61,7 @@ fn split_statements(script: &str) -> Vec<String> {
 /// An engine on `dir`, with the object store the `strata` processes of these tests use
 /// on it in the durable tier.
 fn open(dir: &Path) -> Engine {
-    Engine::builder()
-        .persist(cli::persist_settings(dir))
+    cli::builder(dir)
         .build()
         .unwrap_or_else(|e| panic!("reopening {}: {e}", dir.display()))
 }

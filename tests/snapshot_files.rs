@@ -428,10 +428,6 @@ fn all_damaged_gives_none_with_every_reason() {
         notices[2].ends_with("falling back to no snapshot (the whole WAL is replayed)"),
         "{notices:?}"
     );
-    assert!(matches!(
-        out.skipped[0].to_error(),
-        PersistError::CorruptSnapshot { .. }
-    ));
 }
 
 fn write_raw(dir: &SnapshotDir, lsn: u64, header: SnapshotHeader, body: &[u8]) -> PathBuf {

@@ -1,16 +1,22 @@
 //! What the tests that run the `strata` binary share: a `Command` with a clean environment,
-//! and where the durable tier keeps the checkpoints of a test's data directory (so that
-//! processes and in-process engines on the same directory also share its object store).
+//! and where the tiers with an object store keep the checkpoints of a test's data directory
+//! (so that processes and in-process engines on the same directory also share its object
+//! store). In the constellation tier every engine or process is a one-node cluster of its
+//! own (node id `node1`, a free port on 127.0.0.1).
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use strata::checkpoint::{ObjectStoreSettings, PersistSettings};
-use strata::{ActiveProfile, PhysicalProfile, ProfileKind};
+use strata::network::ClusterSettings;
+use strata::{ActiveProfile, Engine, EngineBuilder, PhysicalProfile, ProfileKind};
 
-/// Whether this build is the durable tier (checkpoints in an object store, not in
-/// `DATA/snapshots/`).
+/// Whether this build is the durable tier (a local WAL, checkpoints in an object store, not
+/// in `DATA/snapshots/`).
 pub const DURABLE: bool = matches!(ActiveProfile::KIND, ProfileKind::Durable);
+
+/// Whether this build keeps its checkpoints in an object store (durable, constellation).
+pub const OBJECT_STORE: bool = matches!(ActiveProfile::RECOVERY, strata::profile::Recovery::Full);
 
 /// The object store of data directory `data`: the directory `DATA.store` beside it (absolute),
 /// so that a test that wipes or replaces `data` keeps the checkpoints.
@@ -27,13 +33,46 @@ pub fn store_url(data: &Path) -> String {
     format!("file://{}", store_dir(data).display())
 }
 
-/// Sets `STRATA_OBJECT_STORE_URL` to the store of `data` in the durable tier (for commands
-/// that name the data directory otherwise than with `--data`); a no-op in other tiers.
+/// Sets `STRATA_OBJECT_STORE_URL` to the store of `data` in the tiers with an object store
+/// (for commands that name the data directory otherwise than with `--data`), and in the
+/// constellation tier the `[cluster]` of a one-node cluster; a no-op in other tiers.
 pub fn with_store<'a>(cmd: &'a mut Command, data: &Path) -> &'a mut Command {
-    if DURABLE {
+    if OBJECT_STORE {
         cmd.env("STRATA_OBJECT_STORE_URL", store_url(data));
     }
+    if ActiveProfile::MULTI_NODE {
+        let node = one_node_cluster();
+        cmd.env("STRATA_CLUSTER_NODE_ID", &node.node_id)
+            .env("STRATA_CLUSTER_LISTEN", node.listen.to_string())
+            .env("STRATA_CLUSTER_SEEDS", node.listen.to_string());
+    }
     cmd
+}
+
+/// A one-node cluster: node `node1` on a port of 127.0.0.1 free for TCP and UDP (its own
+/// seed, so it starts a cluster of its own or restarts the one in its store).
+pub fn one_node_cluster() -> ClusterSettings {
+    let listen = loop {
+        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = tcp.local_addr().unwrap();
+        if std::net::UdpSocket::bind(addr).is_ok() {
+            break addr;
+        }
+    };
+    ClusterSettings {
+        node_id: "node1".into(),
+        listen,
+        seeds: vec![listen.to_string()],
+        shards: None,
+    }
+}
+
+/// An engine builder on `data` with [`persist_settings`] (and, in the constellation tier,
+/// [`one_node_cluster`]).
+pub fn builder(data: &Path) -> EngineBuilder {
+    Engine::builder()
+        .persist(persist_settings(data))
+        .cluster(one_node_cluster())
 }
 
 /// `strata` with no `STRATA_*` variables from the caller, `RUST_BACKTRACE=1` (so that a
@@ -55,12 +94,12 @@ pub fn strata(data: Option<&Path>) -> Command {
 }
 
 /// Default persistence settings on `data` for an in-process engine, with the same object
-/// store as [`strata`]`(Some(data))` uses in the durable tier.
+/// store as [`strata`]`(Some(data))` uses in the tiers with one.
 pub fn persist_settings(data: &Path) -> PersistSettings {
     PersistSettings {
         data_dir: data.to_path_buf(),
         object_store: ObjectStoreSettings {
-            url: DURABLE.then(|| store_url(data)),
+            url: OBJECT_STORE.then(|| store_url(data)),
             ..ObjectStoreSettings::default()
         },
         ..PersistSettings::default()

@@ -5,6 +5,7 @@
 use crate::checkpoint::{PersistSettings, SyncMode};
 use crate::engine::{check_profile_name, EngineBuilder};
 use crate::error::ConfigError;
+use crate::network::ClusterSettings;
 use crate::profile::{IndexSupport, PhysicalProfile};
 use serde::Deserialize;
 use std::path::Path;
@@ -26,6 +27,8 @@ pub struct Config {
     pub indexes: IndexesSection,
     #[serde(default)]
     pub server: ServerSection,
+    #[serde(default)]
+    pub cluster: ClusterSection,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -93,6 +96,21 @@ pub struct ServerSection {
     pub unhealthy_after: Option<String>,
 }
 
+/// How a node of the constellation tier joins its cluster.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSection {
+    /// Unique in the cluster, stable across restarts.
+    pub node_id: Option<String>,
+    /// `HOST:PORT` for gossip (UDP) and requests between nodes (TCP).
+    pub listen: Option<String>,
+    /// `HOST:PORT` of nodes to join through; only this node's own address (or none)
+    /// starts a new cluster. In the environment: comma-separated.
+    pub seeds: Option<Vec<String>>,
+    /// Shards of a new cluster (default 16); fixed once the cluster exists.
+    pub shards: Option<u32>,
+}
+
 /// Keys that environment variables may set, with whether the value is a number or bool.
 const KEYS: &[(&str, &str, ValueKind)] = &[
     ("engine", "profile", ValueKind::Text),
@@ -114,6 +132,10 @@ const KEYS: &[(&str, &str, ValueKind)] = &[
     ("server", "token", ValueKind::Text),
     ("server", "max_body_bytes", ValueKind::Integer),
     ("server", "unhealthy_after", ValueKind::Text),
+    ("cluster", "node_id", ValueKind::Text),
+    ("cluster", "listen", ValueKind::Text),
+    ("cluster", "seeds", ValueKind::List),
+    ("cluster", "shards", ValueKind::Integer),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,6 +143,8 @@ enum ValueKind {
     Text,
     Integer,
     Bool,
+    /// Comma-separated.
+    List,
 }
 
 impl Config {
@@ -168,6 +192,14 @@ impl Config {
                 ValueKind::Text => Some(toml::Value::String(value.clone())),
                 ValueKind::Integer => value.trim().parse::<i64>().ok().map(toml::Value::Integer),
                 ValueKind::Bool => value.trim().parse::<bool>().ok().map(toml::Value::Boolean),
+                ValueKind::List => Some(toml::Value::Array(
+                    value
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|v| !v.is_empty())
+                        .map(|v| toml::Value::String(v.to_string()))
+                        .collect(),
+                )),
             };
             let parsed = parsed.ok_or_else(|| ConfigError::Invalid {
                 origin: format!("environment variable {var}"),
@@ -270,7 +302,66 @@ impl Config {
                 self.server.unhealthy_after.is_some(),
             )?;
         }
+        if P::MULTI_NODE {
+            // No local log: every change goes to the cluster's log in the object store.
+            absent("[storage] sync", self.storage.sync.is_some())?;
+            absent(
+                "[storage] sync_interval",
+                self.storage.sync_interval.is_some(),
+            )?;
+            self.cluster_settings()?;
+        } else {
+            absent("[cluster]", self.cluster != ClusterSection::default())?;
+        }
         Ok(())
+    }
+
+    /// How this node joins its cluster (multi-node tiers): `[cluster]` checked.
+    pub fn cluster_settings(&self) -> Result<ClusterSettings, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            origin: format!("key {key}"),
+            message,
+        };
+        let mut settings = ClusterSettings::default();
+        let section = &self.cluster;
+        settings.node_id = section.node_id.clone().unwrap_or_default();
+        if settings.node_id.trim().is_empty() || settings.node_id.len() > 128 {
+            return Err(invalid(
+                "[cluster] node_id",
+                "set a node id (STRATA_CLUSTER_NODE_ID) of 1 to 128 characters, unique in the \
+                 cluster and stable across restarts"
+                    .into(),
+            ));
+        }
+        if let Some(listen) = &section.listen {
+            settings.listen = listen.parse().map_err(|_| {
+                invalid(
+                    "[cluster] listen",
+                    format!("`{listen}` is not an address like 127.0.0.1:7946"),
+                )
+            })?;
+        }
+        settings.seeds = section.seeds.clone().unwrap_or_default();
+        if let Some(seed) = settings
+            .seeds
+            .iter()
+            .find(|s| std::net::ToSocketAddrs::to_socket_addrs(s.as_str()).is_err())
+        {
+            return Err(invalid(
+                "[cluster] seeds",
+                format!("`{seed}` is not an address like 10.0.0.2:7946"),
+            ));
+        }
+        if let Some(shards) = section.shards {
+            if !(1..=4096).contains(&shards) {
+                return Err(invalid(
+                    "[cluster] shards",
+                    format!("{shards}: use between 1 and 4096"),
+                ));
+            }
+            settings.shards = Some(shards);
+        }
+        Ok(settings)
     }
 
     /// Where and how a persistent tier keeps data; `data_dir` (from `--data`) overrides the file.
@@ -355,6 +446,9 @@ impl Config {
         }
         if P::PERSISTENT {
             builder = builder.persist(self.persist_settings(data_dir)?);
+        }
+        if P::MULTI_NODE {
+            builder = builder.cluster(self.cluster_settings()?);
         }
         Ok(builder)
     }

@@ -139,6 +139,9 @@ pub enum SqlError {
     },
     #[error("statement too large: {size} bytes, the limit is {limit} bytes; split it into smaller statements")]
     TooLarge { size: usize, limit: usize },
+    /// A statement error another node of the cluster reported, in its words.
+    #[error("{0}")]
+    Remote(String),
 }
 
 /// A failure while applying a valid statement or batch. Nothing of it was applied.
@@ -161,6 +164,9 @@ pub enum ExecError {
     NotNull { object: String, column: String },
     #[error("{0}")]
     Eval(String),
+    /// A failure another node of the cluster reported, in its words.
+    #[error("{0}")]
+    Remote(String),
 }
 
 /// Local files of persistent tiers: the data directory, WAL segments, snapshots, indexes.
@@ -222,6 +228,9 @@ pub enum PersistError {
     NotEmpty { store: String, newest: String },
     #[error("{dir} is not a strata data directory (it has no wal/ or snapshots/)")]
     NotADataDirectory { dir: String },
+    /// A storage failure another node of the cluster reported, in its words.
+    #[error("{0}")]
+    Remote(String),
     /// A change or a snapshot that cannot be encoded (nothing was written).
     #[error("cannot encode {what}: {cause}")]
     Encode { what: &'static str, cause: String },

@@ -49,12 +49,6 @@ compile_error!(
      bare-metal, embedded, durable, constellation; `embedded` is the default. Pick one, e.g.: \
      cargo build --no-default-features --features durable"
 );
-#[cfg(feature = "constellation")]
-compile_error!(
-    "the `constellation` profile is not available yet in this release of strata: it is \
-     planned but not built. Build `durable`, `embedded` (the default) or `bare-metal` instead, \
-     e.g.: cargo build --no-default-features --features embedded"
-);
 
 // The README's Rust examples run as doc tests (`cargo test --doc`).
 #[cfg(doctest)]
@@ -75,6 +69,8 @@ mod batch;
 pub mod bench;
 mod change;
 pub mod checkpoint;
+#[cfg(feature = "cluster")]
+mod cluster;
 pub mod config;
 mod engine;
 mod error;

@@ -8,6 +8,7 @@ use crate::error::Result;
 use crate::sql::Statement;
 use crate::types::DataType;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// A node's view of its deployment. `Default` is a node that joined nothing (an ephemeral
 /// engine, which runs statements on its own kernel). Contract, per method:
@@ -21,10 +22,11 @@ pub trait Network: Sized + Default {
     /// Number of live members, this node included.
     fn members(&self) -> usize;
 
-    /// The node every statement runs through in a multi-node tier; `None` where the engine
-    /// runs statements on its own kernel (single-node tiers).
+    /// The node every statement runs through in a multi-node tier (shared with the threads
+    /// that serve it); `None` where the engine runs statements on its own kernel
+    /// (single-node tiers, and an ephemeral engine of any tier).
     #[doc(hidden)]
-    fn node(&self) -> Option<&dyn Node>;
+    fn node(&self) -> Option<Arc<dyn Node>>;
 }
 
 /// The network of single-node tiers: zero-sized; this node is the whole deployment.
@@ -42,7 +44,7 @@ impl Network for SingleNode {
     }
 
     #[inline(always)]
-    fn node(&self) -> Option<&dyn Node> {
+    fn node(&self) -> Option<Arc<dyn Node>> {
         None
     }
 }

@@ -94,6 +94,9 @@ impl ServerSettings {
 
 struct AppState {
     engine: Mutex<Engine>,
+    /// In a multi-node tier: the cluster node, which runs statements concurrently (the
+    /// engine's lock is then held only for status).
+    node: Option<Arc<dyn crate::network::Node>>,
     token: Option<String>,
     started: Instant,
     counters: Mutex<ServerCounters>,
@@ -130,6 +133,7 @@ pub fn serve(
         .map_err(|e| server_error("start the async runtime", e))?;
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let state = Arc::new(AppState {
+        node: engine.shared_node(),
         engine: Mutex::new(engine),
         token: settings.token.clone().filter(|t| !t.is_empty()),
         started: Instant::now(),
@@ -282,9 +286,14 @@ async fn sql(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
         OutputFormat::Json
     };
     let run = tokio::task::spawn_blocking(move || {
-        let mut engine = state.engine.lock().unwrap_or_else(|p| p.into_inner());
         let mut counted = Vec::new();
-        let result = run_statements(&mut engine, &text, format, &mut counted);
+        let result = match &state.node {
+            Some(node) => run_statements(|stmt| node.run(stmt), &text, format, &mut counted),
+            None => {
+                let mut engine = state.engine.lock().unwrap_or_else(|p| p.into_inner());
+                run_statements(|stmt| engine.run(stmt), &text, format, &mut counted)
+            }
+        };
         let mut counters = state.counters.lock().unwrap_or_else(|p| p.into_inner());
         for key in counted {
             *counters.statements.entry(key).or_default() += 1;
@@ -333,7 +342,7 @@ async fn sql(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
 /// Runs the statements of `text` in order; each result set rendered in `format`, `None` for
 /// a statement without rows. Pushes `(kind, outcome)` of every statement run to `counted`.
 fn run_statements(
-    engine: &mut Engine,
+    mut run: impl FnMut(&crate::Statement) -> Result<Option<crate::ResultSet>, Error>,
     text: &str,
     format: OutputFormat,
     counted: &mut Vec<(&'static str, &'static str)>,
@@ -349,7 +358,7 @@ fn run_statements(
             error,
         };
         let stmt = stmt.map_err(|e| failed(e.into()))?;
-        let outcome = engine.run(&stmt);
+        let outcome = run(&stmt);
         counted.push((stmt.kind(), if outcome.is_ok() { "ok" } else { "error" }));
         match outcome.map_err(failed)? {
             Some(rs) => {
@@ -367,7 +376,7 @@ fn run_statements(
 async fn health(State(state): State<Arc<AppState>>) -> Response {
     let uptime = state.started.elapsed().as_secs();
     let unhealthy_after = state.unhealthy_after;
-    let (last, failing_for, error) = tokio::task::spawn_blocking(move || {
+    let (last, failing_for, error, cluster) = tokio::task::spawn_blocking(move || {
         let engine = state.engine.lock().unwrap_or_else(|p| p.into_inner());
         let mut r = state.reachability.lock().unwrap_or_else(|p| p.into_inner());
         if r.probed_at.is_none_or(|t| t.elapsed() >= PROBE_EVERY) {
@@ -387,10 +396,16 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
             engine.last_checkpoint(),
             r.failing_since.map(|t| t.elapsed()),
             r.last_error.clone(),
+            engine.cluster_status(),
         )
     })
     .await
-    .unwrap_or((None, None, Some("the health check failed to run".into())));
+    .unwrap_or((
+        None,
+        None,
+        Some("the health check failed to run".into()),
+        None,
+    ));
     let last_ms = last
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
         .map(|d| d.as_millis() as u64);
@@ -400,7 +415,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
     } else {
         StatusCode::OK
     };
-    let body = json!({
+    let mut body = json!({
         "status": if unhealthy { "unavailable" } else { "ok" },
         "version": env!("CARGO_PKG_VERSION"),
         "profile": ActiveProfile::NAME,
@@ -409,22 +424,40 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         "object_store": if error.is_some() { "unreachable" } else { "reachable" },
         "object_store_error": error,
     });
+    if let Some(c) = cluster {
+        body["cluster"] = json!({
+            "node_id": c.node_id,
+            "members": c.members,
+            "log_owner": c.log_owner,
+            "shards_owned": c.shards_owned,
+            "shards_total": c.shards_total,
+        });
+    }
     (status, Json(body)).into_response()
 }
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let text = tokio::task::spawn_blocking(move || {
-        let (rows, sizes, storage) = {
+        let (rows, sizes, storage, cluster) = {
             let engine = state.engine.lock().unwrap_or_else(|p| p.into_inner());
             let sizes: Vec<(&'static str, String, usize)> = engine
                 .state_sizes()
                 .into_iter()
                 .map(|(kind, name, keys)| (kind, name.to_string(), keys))
                 .collect();
-            (engine.rows_ingested(), sizes, engine.storage_metrics())
+            (
+                engine.rows_ingested(),
+                sizes,
+                engine.storage_metrics(),
+                engine.cluster_status(),
+            )
         };
         let counters = state.counters.lock().unwrap_or_else(|p| p.into_inner());
-        render_metrics(rows, &sizes, &storage, &counters)
+        let mut text = render_metrics(rows, &sizes, &storage, &counters);
+        if let Some(cluster) = cluster {
+            text.push_str(&render_cluster_metrics(&cluster));
+        }
+        text
     })
     .await
     .unwrap_or_default();
@@ -529,6 +562,76 @@ fn render_metrics(
         "histogram",
         "HTTP request latency.",
         histogram_samples(&counters.request_seconds),
+    );
+    out
+}
+
+/// The cluster's families (multi-node tiers).
+fn render_cluster_metrics(c: &crate::network::ClusterStatus) -> String {
+    let mut out = String::new();
+    let mut family = |name: &str, kind: &str, help: &str, samples: Vec<String>| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for sample in samples {
+            let _ = writeln!(out, "{name}{sample}");
+        }
+    };
+    let gauge = |v: usize| vec![format!(" {v}")];
+    family(
+        "strata_cluster_members",
+        "gauge",
+        "Live members of the cluster, as this node sees them.",
+        gauge(c.members.len()),
+    );
+    family(
+        "strata_cluster_shards_owned",
+        "gauge",
+        "Shards this node holds.",
+        gauge(c.shards_owned),
+    );
+    family(
+        "strata_cluster_shards",
+        "gauge",
+        "Shards of the cluster.",
+        gauge(c.shards_total),
+    );
+    family(
+        "strata_cluster_log_owner",
+        "gauge",
+        "1 while this node owns the cluster log (orders every write).",
+        gauge(usize::from(
+            c.log_owner.as_deref() == Some(c.node_id.as_str()),
+        )),
+    );
+    family(
+        "strata_cluster_shard_takeovers_total",
+        "counter",
+        "Shards this node loaded (from a checkpoint and the log) since it started.",
+        vec![format!(" {}", c.takeovers)],
+    );
+    family(
+        "strata_cluster_fenced_writes_total",
+        "counter",
+        "Changes refused because another node took the log over (retried there).",
+        vec![format!(" {}", c.fenced_writes)],
+    );
+    family(
+        "strata_cluster_log_entries_total",
+        "counter",
+        "Log entries this node appended while it owned the log.",
+        vec![format!(" {}", c.log_entries)],
+    );
+    family(
+        "strata_cluster_log_changes_total",
+        "counter",
+        "Changes in the log entries this node appended (group commit: several per entry).",
+        vec![format!(" {}", c.log_changes)],
+    );
+    family(
+        "strata_cluster_log_put_seconds",
+        "histogram",
+        "Durations of the object store creates that append log entries.",
+        histogram_samples(&c.put_seconds),
     );
     out
 }

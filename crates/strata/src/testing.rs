@@ -17,6 +17,10 @@ pub use crate::persist::object_snapshots;
 #[cfg(feature = "object-store")]
 pub use {futures_util, object_store, tokio};
 
+/// The cluster's shared log: its fencing protocol is tested against every store.
+#[cfg(feature = "cluster")]
+pub use crate::cluster::log as cluster_log;
+
 /// splitmix64: the small, seedable, deterministic generator every test and benchmark uses
 /// (no `rand` dependency; the same seed gives the same stream on every machine).
 #[derive(Clone, Debug)]

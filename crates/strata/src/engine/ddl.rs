@@ -2,7 +2,7 @@
 //! prepare and apply steps of the [pipeline](super::pipeline).
 
 use super::aggregate::AggState;
-use super::kernel::{IndexDef, Kernel, Source, Table, View};
+use super::kernel::{IndexDef, Kernel, Part, Source, Table, View};
 use super::pipeline::{Replaying, Work};
 use super::plan::Plan;
 use super::schema::Schema;
@@ -115,6 +115,9 @@ impl<P: PhysicalProfile> Kernel<P> {
     /// Brings the stored entries of a new index up to date: rebuilds them from the table,
     /// unless recovery replays an index whose stored entries are already current.
     fn build_index(&mut self, name: &str, def: &IndexDef, replayed: Option<(u64, Option<String>)>) {
+        if self.part == Part::Catalog {
+            return; // no entries: the shards' kernels keep them
+        }
         let table = &def.table;
         let Some(backend) = self.index_backend.as_mut() else {
             // Index storage is off ([indexes] enabled = false) for a directory whose log or

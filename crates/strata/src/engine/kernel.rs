@@ -199,18 +199,11 @@ pub(crate) fn not_in_tier<P: PhysicalProfile>(
     has: impl Fn(&profile::TierCapabilities) -> bool,
 ) -> Error {
     match profile::lowest_tier_with(&has) {
-        Some(tier) if tier.capabilities().available => SqlError::NotInThisTier {
-            what,
-            profile: P::KIND,
-            tier,
-            command: tier.build_command(),
-        }
-        .into(),
         Some(tier) => SqlError::NotInThisTier {
             what,
             profile: P::KIND,
             tier,
-            command: "that tier is not available in this release yet".into(),
+            command: tier.build_command(),
         }
         .into(),
         None => SqlError::NotAvailableYet {

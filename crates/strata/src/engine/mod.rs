@@ -37,6 +37,15 @@ pub use builder::{check_profile_name, EngineBuilder};
 pub use schema::ResultSet;
 pub use subscribe::{ViewChange, ViewSubscriber};
 
+// What the cluster tier builds its nodes from: kernels (one per shard, one for the catalog),
+// plans, and the last step of a query.
+#[cfg(feature = "cluster")]
+pub(crate) use kernel::Part;
+#[cfg(feature = "cluster")]
+pub(crate) use pipeline::Replaying;
+#[cfg(feature = "cluster")]
+pub(crate) use query::finish;
+
 use crate::batch::Batch;
 use crate::checkpoint::{CheckpointReport, Checkpointer, StateView};
 use crate::error::{Result, SqlError};
@@ -44,9 +53,10 @@ use crate::network::{Network, Node};
 use crate::profile::{ActiveProfile, PhysicalProfile, Recovery};
 use crate::sql::{self, Statement};
 use crate::types::DataType;
-use kernel::{not_in_tier, unknown, Kernel};
+pub(crate) use kernel::Kernel;
+use kernel::{not_in_tier, unknown};
 use pipeline::Prepared;
-use plan::{Origin, Plan};
+pub(crate) use plan::{Origin, Plan};
 
 /// A Strata engine of profile `P` (the compiled one unless named).
 pub struct Engine<P: PhysicalProfile = ActiveProfile> {
@@ -106,7 +116,7 @@ impl<P: PhysicalProfile> Engine<P> {
 
     /// The cluster node statements run through (multi-node tiers, once joined).
     #[inline(always)]
-    fn node(&self) -> Option<&dyn Node> {
+    fn node(&self) -> Option<std::sync::Arc<dyn Node>> {
         if P::MULTI_NODE {
             self.network.node()
         } else {
@@ -288,7 +298,7 @@ impl<P: PhysicalProfile> Engine<P> {
     /// The node statements run through, shared with other threads (multi-node tiers, once
     /// joined): the server runs concurrent requests through it.
     #[doc(hidden)]
-    pub fn shared_node(&self) -> Option<&dyn Node> {
+    pub fn shared_node(&self) -> Option<std::sync::Arc<dyn Node>> {
         self.node()
     }
 

@@ -12,7 +12,7 @@ use crate::profile::PhysicalProfile;
 use crate::sql::expr::Expr;
 use crate::sql::ObjectKind;
 use crate::state::StateBackend;
-use crate::types::{DataType, Value};
+use crate::types::{DataType, Key, Value};
 
 impl<P: PhysicalProfile> Kernel<P> {
     /// Answers a planned SELECT.
@@ -43,6 +43,14 @@ impl<P: PhysicalProfile> Kernel<P> {
             }
             ObjectKind::View => {
                 let v = &self.views[&query.from];
+                // A global aggregate with no input still answers one row, but of all the
+                // shards only the one that would hold its group answers it.
+                if v.state.is_global()
+                    && v.state.is_empty()
+                    && !self.part.holds(&Key::Composite(Box::new([])))
+                {
+                    return Ok(Vec::new());
+                }
                 Ok(match v.state.lookup_rows(filter)? {
                     Some(rows) => rows,
                     None => v.state.rows()?,
@@ -51,6 +59,25 @@ impl<P: PhysicalProfile> Kernel<P> {
             ObjectKind::Source | ObjectKind::Index => {
                 unreachable!("queries are planned on tables and views")
             }
+        }
+    }
+
+    /// The one key a query reads, when its WHERE selects a single group of a view (by its
+    /// GROUP BY column) or a single row of a table (by its primary key): then only the
+    /// shard of that key holds its input.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub fn key_lookup(&self, query: &Query) -> Option<Key> {
+        let filter = filter_of(&query.planned)?;
+        match query.kind {
+            ObjectKind::View => self.views[&query.from].state.lookup_key(Some(filter)),
+            ObjectKind::Table => {
+                let t = &self.tables[&query.from];
+                let (pk, ty) = (t.primary_key, t.schema.columns[t.primary_key].ty);
+                filter
+                    .equality(|index, v| index == pk && v.data_type() == Some(ty))
+                    .map(Key::from_value)
+            }
+            _ => None,
         }
     }
 

@@ -218,3 +218,74 @@ impl<P: PhysicalProfile> Kernel<P> {
         self.update_indexes(table, &removed, &[]);
     }
 }
+
+/// What a cluster node asks of a kernel: a catalog-only kernel validates writes without
+/// storing them; a shard's kernel says which keys it holds.
+#[cfg(feature = "cluster")]
+impl<P: PhysicalProfile> Kernel<P> {
+    pub fn is_table(&self, name: &str) -> bool {
+        self.tables.contains_key(name)
+    }
+
+    /// Checks an insert as preparing it would (every view on a source evaluates the rows),
+    /// without keeping anything.
+    pub fn validate_insert(
+        &mut self,
+        target: &str,
+        columns: &[Column],
+        replace: bool,
+    ) -> Result<()> {
+        let prepared = self.prepare_insert(target, columns, replace)?;
+        self.abort(prepared);
+        Ok(())
+    }
+
+    /// Checks columns (in schema order) that another node validated against its catalog,
+    /// against this one: their number, types and constraints.
+    pub fn check_insert_columns(&self, target: &str, columns: &[Column]) -> Result<()> {
+        let schema = self.insert_schema(target)?;
+        let object = self.describe_object(target);
+        if columns.len() != schema.columns.len()
+            || columns
+                .iter()
+                .zip(&schema.columns)
+                .any(|(c, spec)| c.data.data_type() != spec.ty)
+        {
+            return Err(SqlError::Type(format!(
+                "the batch's columns no longer match {object}; send it again"
+            ))
+            .into());
+        }
+        schema.check_columns(&object, columns)
+    }
+
+    /// The primary keys of rows to insert into `table`, and the key column's type.
+    pub fn primary_keys(
+        &self,
+        table: &str,
+        columns: &[Column],
+    ) -> Result<(Vec<Key>, crate::types::DataType)> {
+        let t = self
+            .tables
+            .get(table)
+            .ok_or_else(|| unknown(ObjectKind::Table, table))?;
+        let pk = t.primary_key;
+        let rows = columns.first().map_or(0, Column::len);
+        let keys = (0..rows)
+            .map(|r| Key::from_value(&columns[pk].value(r)))
+            .collect();
+        Ok((keys, t.schema.columns[pk].ty))
+    }
+
+    /// Whether `table` holds a row with primary key `key`.
+    pub fn has_key(&self, table: &str, key: &Key) -> bool {
+        self.tables
+            .get(table)
+            .is_some_and(|t| t.rows.get(key).is_some())
+    }
+
+    /// The primary keys of the rows of `table` a DELETE's WHERE selects.
+    pub fn keys_where(&self, table: &str, filter: Option<&Expr>) -> Result<Vec<Key>> {
+        self.matching_keys(table, filter)
+    }
+}

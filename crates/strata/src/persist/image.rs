@@ -240,6 +240,37 @@ pub fn column_from(a: &ArchivedColumnImage) -> Column {
     }
 }
 
+/// A column from its (deserialized) image.
+#[cfg(feature = "cluster")]
+pub fn column_from_owned(c: ColumnImage) -> Column {
+    let data = match c.data {
+        DataImage::BigInt(v) => ColumnData::BigInt(v),
+        DataImage::Double(v) => ColumnData::Double(v),
+        DataImage::Text(v) => ColumnData::Text(v.into_iter().map(Arc::from).collect()),
+        DataImage::Boolean(v) => ColumnData::Boolean(v),
+        DataImage::Timestamp(v) => ColumnData::Timestamp(v),
+    };
+    Column {
+        data,
+        nulls: c.nulls,
+    }
+}
+
+/// A key from its (deserialized) image.
+#[cfg(feature = "cluster")]
+pub fn key_from_owned(k: KeyImage) -> Key {
+    let part = |p: KeyPartImage| match p {
+        KeyPartImage::Null => Key::Null,
+        KeyPartImage::Int(v) => Key::Int(v),
+        KeyPartImage::Text(t) => Key::Text(Arc::from(t)),
+    };
+    if k.composite {
+        Key::Composite(k.parts.into_iter().map(part).collect())
+    } else {
+        k.parts.into_iter().next().map_or(Key::Null, part)
+    }
+}
+
 fn part_image(k: &Key) -> KeyPartImage {
     match k {
         Key::Int(v) => KeyPartImage::Int(*v),

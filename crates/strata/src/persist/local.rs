@@ -79,7 +79,7 @@ fn unmet(requirement: String) -> Error {
 }
 
 /// Creates the data directory if needed, checks it is writable, and takes its lock.
-fn lock_data_dir(dir: &Path) -> Result<File, Error> {
+pub(crate) fn lock_data_dir(dir: &Path) -> Result<File, Error> {
     std::fs::create_dir_all(dir).map_err(|e| {
         unmet(format!(
             "the data directory {} must exist or be creatable: {e}",
@@ -364,7 +364,7 @@ pub fn snapshot_body(view: &dyn StateView, lsn: u64) -> Result<AlignedVec, Error
 }
 
 /// Checks a snapshot body as the image of its format version.
-fn validate_image(header: &SnapshotHeader, body: &SnapshotBody) -> Result<(), String> {
+pub(crate) fn validate_image(header: &SnapshotHeader, body: &SnapshotBody) -> Result<(), String> {
     match header.version {
         1 => access::<ArchivedSnapshotImage>(body).map(|_| ()),
         _ => access::<ArchivedSnapshotImageV2>(body).map(|_| ()),
@@ -372,7 +372,7 @@ fn validate_image(header: &SnapshotHeader, body: &SnapshotBody) -> Result<(), St
 }
 
 /// The catalog of a snapshot body in creation order, and the LSN it says it covers.
-fn snapshot_objects(
+pub(crate) fn snapshot_objects(
     header: &SnapshotHeader,
     body: &SnapshotBody,
 ) -> Result<(u64, Vec<SnapshotObject>), String> {

@@ -14,7 +14,7 @@ impl Sealed for BareMetal {}
 
 impl PhysicalProfile for BareMetal {
     profile_consts_from_tier!(ProfileKind::BareMetal);
-    type State<K: Eq + std::hash::Hash + Clone, V> = FixedTable<K, V>;
+    type State<K: Eq + std::hash::Hash + Clone + Send, V: Send> = FixedTable<K, V>;
     type Checkpointer = NoCheckpoint;
     type Network = SingleNode;
     type Indexes = NoIndexes;

@@ -16,7 +16,7 @@ impl Sealed for Durable {}
 
 impl PhysicalProfile for Durable {
     profile_consts_from_tier!(ProfileKind::Durable);
-    type State<K: Eq + std::hash::Hash + Clone, V> = ElasticTable<K, V>;
+    type State<K: Eq + std::hash::Hash + Clone + Send, V: Send> = ElasticTable<K, V>;
     type Checkpointer = WalCheckpointer<ObjectSnapshots>;
     type Network = SingleNode;
     type Indexes = RedbIndexes;

@@ -15,7 +15,7 @@ impl Sealed for Embedded {}
 
 impl PhysicalProfile for Embedded {
     profile_consts_from_tier!(ProfileKind::Embedded);
-    type State<K: Eq + std::hash::Hash + Clone, V> = ElasticTable<K, V>;
+    type State<K: Eq + std::hash::Hash + Clone + Send, V: Send> = ElasticTable<K, V>;
     type Checkpointer = LocalCheckpointer;
     type Network = SingleNode;
     type Indexes = RedbIndexes;

@@ -25,6 +25,11 @@ mod durable;
 #[cfg(feature = "durable")]
 pub use durable::Durable;
 
+#[cfg(feature = "constellation")]
+mod constellation;
+#[cfg(feature = "constellation")]
+pub use constellation::Constellation;
+
 /// The one profile of this build.
 #[cfg(feature = "bare-metal")]
 pub type ActiveProfile = BareMetal;
@@ -34,6 +39,9 @@ pub type ActiveProfile = Embedded;
 /// The one profile of this build.
 #[cfg(feature = "durable")]
 pub type ActiveProfile = Durable;
+/// The one profile of this build.
+#[cfg(feature = "constellation")]
+pub type ActiveProfile = Constellation;
 
 mod sealed {
     pub trait Sealed {}
@@ -60,13 +68,13 @@ pub trait PhysicalProfile: Sealed + Copy + Default + Send + Sync + 'static {
     const NETWORKED: bool;
 
     /// The key→value map behind every table and view.
-    type State<K: Eq + Hash + Clone, V>: StateBackend<K, V>;
+    type State<K: Eq + Hash + Clone + Send, V: Send>: StateBackend<K, V> + Send;
     /// Where logical changes and snapshots go.
     type Checkpointer: Checkpointer;
     /// How this node reaches others.
     type Network: Network;
     /// Where secondary indexes live.
-    type Indexes: IndexBackend;
+    type Indexes: IndexBackend + Send;
 }
 
 /// The tiers, in superset order: each has every capability of the ones before it.
@@ -139,8 +147,6 @@ pub enum IndexSupport {
 pub struct TierCapabilities {
     pub kind: ProfileKind,
     pub name: &'static str,
-    /// Whether this release can build the tier at all.
-    pub available: bool,
     pub state: &'static str,
     pub state_can_grow: bool,
     pub max_keys: usize,
@@ -157,13 +163,11 @@ pub struct TierCapabilities {
 /// Compile-time ceiling of the bare-metal tier's keys per table or view.
 pub const BARE_METAL_MAX_KEYS: usize = 1 << 24;
 
-/// The capability matrix. Rows describe what this release really does: tiers whose issue
-/// has not landed are marked unavailable.
+/// The capability matrix. Rows describe what this release really does.
 pub const TIERS: [TierCapabilities; 4] = [
     TierCapabilities {
         kind: ProfileKind::BareMetal,
         name: "bare-metal",
-        available: true,
         state: "fixed-capacity open-addressing table, Fx hashing",
         state_can_grow: false,
         max_keys: BARE_METAL_MAX_KEYS,
@@ -179,7 +183,6 @@ pub const TIERS: [TierCapabilities; 4] = [
     TierCapabilities {
         kind: ProfileKind::Embedded,
         name: "embedded",
-        available: true,
         state: "FxHashMap, grows",
         state_can_grow: true,
         max_keys: usize::MAX,
@@ -195,7 +198,6 @@ pub const TIERS: [TierCapabilities; 4] = [
     TierCapabilities {
         kind: ProfileKind::Durable,
         name: "durable",
-        available: true,
         state: "FxHashMap, grows",
         state_can_grow: true,
         max_keys: usize::MAX,
@@ -211,13 +213,12 @@ pub const TIERS: [TierCapabilities; 4] = [
     TierCapabilities {
         kind: ProfileKind::Constellation,
         name: "constellation",
-        available: false,
-        state: "FxHashMap, keys partitioned over nodes",
+        state: "FxHashMap, keys sharded over nodes",
         state_can_grow: true,
         max_keys: usize::MAX,
         default_capacity: 1 << 10,
         persistent: true,
-        checkpoints: "as durable, coordinated across nodes",
+        checkpoints: "a shared log + per-shard rkyv checkpoints in an object store",
         recovery: Recovery::Full,
         indexes: IndexSupport::Always,
         networked: true,
@@ -289,10 +290,6 @@ const _: () = {
                 t.multi_node || !lower.multi_node,
                 "superset chain: membership"
             );
-            assert!(
-                !t.available || lower.available,
-                "tiers become available bottom-up"
-            );
         }
         i += 1;
     }
@@ -320,10 +317,8 @@ macro_rules! profile_consts_from_tier {
 }
 pub(crate) use profile_consts_from_tier;
 
-// The compiled profile is zero-sized, its state backend agrees with its consts, and it is
-// one this release can build.
+// The compiled profile is zero-sized and its state backend agrees with its consts.
 static_assertions::assert_eq_size!(ActiveProfile, ());
-const _: () = assert!(TIERS[ActiveProfile::KIND as usize].available);
 const _: () = assert!(
     <<ActiveProfile as PhysicalProfile>::State<u64, u32> as StateBackend<u64, u32>>::GROWS
         == ActiveProfile::STATE_CAN_GROW
@@ -341,8 +336,7 @@ fn yes_no(b: bool) -> &'static str {
 /// exactly this text (a test checks it) and `strata profile` prints it.
 pub fn capability_matrix_markdown() -> String {
     type Cell = fn(&TierCapabilities) -> String;
-    let rows: [(&str, Cell); 10] = [
-        ("available in this release", |t| yes_no(t.available).into()),
+    let rows: [(&str, Cell); 9] = [
         ("state backend", |t| t.state.into()),
         ("state grows", |t| yes_no(t.state_can_grow).into()),
         ("max keys per table/view", |t| {

@@ -153,6 +153,38 @@ impl Expr {
         })
     }
 
+    /// The literal of the first top-level `AND`ed term `column = literal` (either way round)
+    /// that `accept(column, literal)` accepts.
+    pub fn equality(&self, accept: impl Fn(usize, &Value) -> bool) -> Option<&Value> {
+        let mut terms = vec![self];
+        while let Some(e) = terms.pop() {
+            match e {
+                Expr::Binary {
+                    op: BinOp::And,
+                    left,
+                    right,
+                    ..
+                } => terms.extend([&**left, &**right]),
+                Expr::Binary {
+                    op: BinOp::Eq,
+                    left,
+                    right,
+                    ..
+                } => match (&**left, &**right) {
+                    (Expr::Column { index, .. }, Expr::Literal(v))
+                    | (Expr::Literal(v), Expr::Column { index, .. })
+                        if accept(*index, v) =>
+                    {
+                        return Some(v)
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        None
+    }
+
     /// Whether the row satisfies this predicate (NULL and FALSE do not).
     pub fn is_true<R: Row + ?Sized>(&self, row: &R) -> Result<bool, ExecError> {
         Ok(matches!(self.eval(row)?, Value::Bool(true)))

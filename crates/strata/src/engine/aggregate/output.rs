@@ -6,7 +6,7 @@ use super::keys::{key_to_fixed, push_fixed, GroupIndex};
 use super::{AggFunc, AggSpec, AggState, Prepared};
 use crate::error::ExecError;
 use crate::profile::PhysicalProfile;
-use crate::sql::expr::{BinOp, Expr};
+use crate::sql::expr::Expr;
 use crate::state::StateBackend;
 use crate::types::{DataType, Key, Value};
 
@@ -56,48 +56,9 @@ impl<P: PhysicalProfile> AggState<P> {
     /// `None` when no such term exists (scan every group). The caller still applies the whole
     /// WHERE to the rows returned.
     pub fn lookup_rows(&self, filter: Option<&Expr>) -> Result<Option<Vec<Vec<Value>>>, ExecError> {
-        let (Some(filter), [group_type]) = (filter, self.group_types.as_slice()) else {
+        let Some(key) = self.lookup_key(filter) else {
             return Ok(None);
         };
-        // Output columns that are the group column itself.
-        let is_group_column = |index: usize| {
-            matches!(
-                self.plan.output.get(index),
-                Some(Expr::Column { index: 0, .. })
-            )
-        };
-        let mut terms = vec![filter];
-        let mut probe = None;
-        while let Some(e) = terms.pop() {
-            match e {
-                Expr::Binary {
-                    op: BinOp::And,
-                    left,
-                    right,
-                    ..
-                } => terms.extend([&**left, &**right]),
-                Expr::Binary {
-                    op: BinOp::Eq,
-                    left,
-                    right,
-                    ..
-                } => match (&**left, &**right) {
-                    (Expr::Column { index, .. }, Expr::Literal(v))
-                    | (Expr::Literal(v), Expr::Column { index, .. })
-                        if is_group_column(*index) && v.data_type() == Some(*group_type) =>
-                    {
-                        probe = Some(v);
-                        break;
-                    }
-                    _ => {}
-                },
-                _ => {}
-            }
-        }
-        let Some(value) = probe else {
-            return Ok(None);
-        };
-        let key = Key::from_value(value);
         let slot = match &self.index {
             GroupIndex::Fixed1 { map, .. } => {
                 key_to_fixed::<1>(&key, 1).and_then(|k| map.get(&k).copied())
@@ -110,6 +71,29 @@ impl<P: PhysicalProfile> AggState<P> {
             rows.extend(self.output_row(slot as usize)?);
         }
         Ok(Some(rows))
+    }
+
+    /// Whether the view has no GROUP BY (one group, whose key is the empty composite).
+    pub fn is_global(&self) -> bool {
+        self.plan.groups.is_empty()
+    }
+
+    /// The group key a WHERE selects on its own, when one of its top-level `AND`ed terms
+    /// compares the output column of the single GROUP BY column with a literal of its type.
+    pub fn lookup_key(&self, filter: Option<&Expr>) -> Option<Key> {
+        let [group_type] = self.group_types.as_slice() else {
+            return None;
+        };
+        // Output columns that are the group column itself.
+        let is_group_column = |index: usize| {
+            matches!(
+                self.plan.output.get(index),
+                Some(Expr::Column { index: 0, .. })
+            )
+        };
+        filter?
+            .equality(|index, v| is_group_column(index) && v.data_type() == Some(*group_type))
+            .map(Key::from_value)
     }
 
     /// The group-by values of group `slot` (empty for a view without GROUP BY).

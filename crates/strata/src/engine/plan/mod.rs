@@ -11,7 +11,7 @@ mod select;
 pub(crate) use select::{plan_select, PlannedSelect, SelectPlan};
 
 use super::aggregate::AggPlan;
-use super::kernel::{not_in_tier, unknown, Kernel};
+use super::kernel::{not_in_tier, unknown, Kernel, Part};
 use crate::batch::Column;
 use crate::error::{Result, SqlError};
 use crate::profile::{IndexSupport, PhysicalProfile};
@@ -82,6 +82,19 @@ pub(crate) struct Query {
 }
 
 impl Plan {
+    /// The SQL text a DDL plan records, `None` for other plans.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub fn ddl_text(&self) -> Option<&str> {
+        match self {
+            Plan::CreateSource { ddl, .. }
+            | Plan::CreateTable { ddl, .. }
+            | Plan::CreateView { ddl, .. }
+            | Plan::CreateIndex { ddl, .. }
+            | Plan::Drop { ddl, .. } => Some(ddl),
+            _ => None,
+        }
+    }
+
     /// Whether the plan changes the catalog or the state (and so goes through the pipeline).
     pub fn is_write(&self) -> bool {
         !matches!(
@@ -236,8 +249,9 @@ impl<P: PhysicalProfile> Kernel<P> {
             ))
             .into());
         }
-        // Recovery replays an index created while index storage was on: it is kept.
-        if self.index_backend.is_none() && origin == Origin::Client {
+        // Recovery replays an index created while index storage was on: it is kept. A
+        // catalog-only kernel keeps no index entries (the shards' kernels do).
+        if self.index_backend.is_none() && origin == Origin::Client && self.part != Part::Catalog {
             return Err(SqlError::Unsupported(
                 "CREATE INDEX on an engine without index storage: indexes need a data directory \
                  and [indexes] enabled = true"

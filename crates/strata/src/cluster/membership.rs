@@ -1,0 +1,159 @@
+//! Membership: who is alive, by gossip (chitchat, Quickwit's scuttlebutt gossip with a
+//! phi-accrual failure detector). Gossip decides only who *tries* to own the log and which
+//! node holds which shard; it is never trusted with a write (the log's create-only objects
+//! are).
+//!
+//! Each node advertises its node id and, in its gossip state, `rpc`: the address of its
+//! node-to-node HTTP endpoint (the same host and port as gossip, over TCP).
+
+use chitchat::transport::UdpTransport;
+use chitchat::{spawn_chitchat, ChitchatConfig, ChitchatHandle, ChitchatId, FailureDetectorConfig};
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+/// How often a node gossips.
+pub const GOSSIP_INTERVAL: Duration = Duration::from_millis(100);
+
+/// A live member of the cluster.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub node_id: String,
+    /// Its node-to-node HTTP address.
+    pub rpc: SocketAddr,
+}
+
+/// This node's membership in the cluster.
+pub struct Membership {
+    handle: ChitchatHandle,
+    me: Member,
+}
+
+impl Membership {
+    /// Starts gossiping on `listen` (UDP) as `node_id`, with `seeds` to join through.
+    /// `cluster_id` keeps clusters apart (nodes of another cluster are ignored).
+    pub async fn join(
+        node_id: &str,
+        listen: SocketAddr,
+        seeds: &[String],
+        cluster_id: &str,
+    ) -> Result<Membership, String> {
+        // A generation of this run of the node: later than any earlier run's.
+        let generation = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let config = ChitchatConfig {
+            chitchat_id: ChitchatId::new(node_id.to_string(), generation, listen),
+            cluster_id: cluster_id.to_string(),
+            gossip_interval: GOSSIP_INTERVAL,
+            listen_addr: listen,
+            seed_nodes: seeds
+                .iter()
+                .filter(|s| s.parse::<SocketAddr>().ok() != Some(listen))
+                .cloned()
+                .collect(),
+            failure_detector_config: FailureDetectorConfig {
+                // About 0.5–1 s to declare a silent node dead at this gossip interval.
+                phi_threshold: 8.0,
+                sampling_window_size: 1_000,
+                max_interval: Duration::from_secs(2),
+                initial_interval: GOSSIP_INTERVAL,
+                dead_node_grace_period: Duration::from_secs(3600),
+            },
+            marked_for_deletion_grace_period: Duration::from_secs(3600),
+            catchup_callback: None,
+            extra_liveness_predicate: None,
+            protocol_version: chitchat::ProtocolVersion::V0,
+        };
+        let handle = spawn_chitchat(
+            config,
+            vec![("rpc".into(), listen.to_string())],
+            &UdpTransport,
+        )
+        .await
+        .map_err(|e| format!("cannot gossip on {listen} (UDP): {e}"))?;
+        Ok(Membership {
+            handle,
+            me: Member {
+                node_id: node_id.to_string(),
+                rpc: listen,
+            },
+        })
+    }
+
+    /// This node.
+    pub fn me(&self) -> &Member {
+        &self.me
+    }
+
+    /// The live members, this node included, by node id (one entry per id: the newest
+    /// generation).
+    pub async fn live(&self) -> Vec<Member> {
+        let chitchat = self.handle.chitchat();
+        let guard = chitchat.lock().await;
+        let mut by_id: BTreeMap<String, (u64, SocketAddr)> = BTreeMap::new();
+        for id in guard.live_nodes() {
+            let rpc = guard
+                .node_state(id)
+                .and_then(|s| s.get("rpc"))
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(id.gossip_advertise_addr);
+            let entry = by_id.entry(id.node_id.to_string()).or_insert((0, rpc));
+            if id.generation_id >= entry.0 {
+                *entry = (id.generation_id, rpc);
+            }
+        }
+        by_id
+            .into_iter()
+            .map(|(node_id, (_, rpc))| Member { node_id, rpc })
+            .collect()
+    }
+
+    /// Whether another process gossips with this node's id: a live node of another
+    /// generation whose heartbeat advances while we watch (a run of this node that was
+    /// killed stops beating, and is not a duplicate).
+    pub async fn duplicate_of_me(&self, watch: Duration) -> bool {
+        let me = self.handle.chitchat_id().clone();
+        let beats = |guard: &chitchat::Chitchat| -> BTreeMap<u64, u64> {
+            guard
+                .node_states()
+                .iter()
+                .filter(|(id, _)| id.node_id == me.node_id && id.generation_id != me.generation_id)
+                .map(|(id, state)| (id.generation_id, u64::from(state.heartbeat())))
+                .collect()
+        };
+        let chitchat = self.handle.chitchat();
+        let before = beats(&*chitchat.lock().await);
+        let until = Instant::now() + watch;
+        while Instant::now() < until {
+            tokio::time::sleep(GOSSIP_INTERVAL).await;
+            let now = beats(&*chitchat.lock().await);
+            if now
+                .iter()
+                .any(|(generation, beat)| before.get(generation).is_some_and(|b| beat > b))
+            {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Waits until some other member is live, up to `within`; whether one is.
+    pub async fn wait_for_peer(&self, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        loop {
+            if self.live().await.len() > 1 {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(GOSSIP_INTERVAL).await;
+        }
+    }
+
+    /// Stops gossiping (others see this node leave once its heartbeat stops).
+    pub async fn leave_now(&self) {
+        let _ = self.handle.initiate_shutdown();
+    }
+}
