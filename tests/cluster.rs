@@ -7,9 +7,10 @@
 
 mod common;
 
+use common::cli;
 use common::sql_suite::{diff, scripts, Script};
 use common::stores::{store_settings, unique};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use strata::checkpoint::PersistSettings;
@@ -21,25 +22,6 @@ use strata::{Batch, Column, Engine, Value};
 const PERSISTENCE_DEPENDENT: &[&str] = &["tier"];
 
 const SHARDS: u32 = 16;
-
-/// A port free for TCP and UDP on 127.0.0.1, .2 and .3.
-fn free_port() -> u16 {
-    for _ in 0..100 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let free = (1..=3).all(|host| {
-            let addr = SocketAddr::from(([127, 0, 0, host], port));
-            TcpListener::bind(addr).is_ok() && UdpSocket::bind(addr).is_ok()
-        });
-        if free {
-            return port;
-        }
-    }
-    panic!("no port free on 127.0.0.1-3");
-}
 
 /// A cluster of nodes in this process; `nodes[i]` is `None` while node i is stopped.
 struct Cluster {
@@ -54,7 +36,7 @@ impl Cluster {
         let mut cluster = Cluster {
             nodes: (0..n).map(|_| None).collect(),
             url: format!("memory://{}", unique("cluster")),
-            port: free_port(),
+            port: cli::free_port(3),
             root: root.to_path_buf(),
         };
         for i in 0..n {
@@ -378,6 +360,31 @@ fn keys_spread_over_the_nodes_and_survive_nodes_leaving_and_coming_back_empty() 
     for i in 0..3 {
         cluster.nodes[i].take().unwrap().close().unwrap();
     }
+}
+
+#[test]
+fn a_single_node_data_directory_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    std::fs::create_dir_all(data.join("wal")).unwrap();
+    let settings = PersistSettings {
+        data_dir: data.clone(),
+        object_store: store_settings(&format!("memory://{}", unique("refuse"))),
+        ..PersistSettings::default()
+    };
+    let err = Engine::builder()
+        .persist(settings)
+        .cluster(ClusterSettings {
+            node_id: "n".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], cli::free_port(1))),
+            seeds: Vec::new(),
+            shards: None,
+        })
+        .build()
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("holds a single-node engine's data"), "{err}");
+    assert!(data.join("wal").exists(), "nothing was removed");
 }
 
 #[test]

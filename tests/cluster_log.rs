@@ -208,7 +208,6 @@ fn an_append_whose_answer_was_lost_lands_exactly_once() {
 
 #[test]
 fn an_unknown_outcome_is_resolved_before_the_next_append() {
-    let tmp = tempfile::tempdir().unwrap();
     let rt = runtime();
     let name = unique("unknown");
     let flaky = Arc::new(Flaky::new(Arc::new(InMemory::new())));

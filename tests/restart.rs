@@ -19,9 +19,8 @@ mod common;
 
 use common::cli;
 use common::sql_suite::{run_into, scripts, Script};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
-use strata::testing::crc32c;
 
 use strata::Engine;
 
@@ -318,39 +317,6 @@ fn restart_in_the_middle_through_the_cli() {
     );
 }
 
-// ---------------------------------------------------------------------------------------
-// Format fixtures: files written by an earlier build (tests/fixtures/embedded-v1/README.md)
-// ---------------------------------------------------------------------------------------
-
-fn fixture_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("fixtures")
-        .join("embedded-v1")
-}
-
-/// A copy of the fixture's data directory, and the paths of its snapshot and WAL segment.
-fn fixture_copy(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let data = root.join("data");
-    cli::copy_dir(&fixture_dir().join("data"), &data);
-    let only = |sub: &str| {
-        let files: Vec<PathBuf> = std::fs::read_dir(data.join(sub))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        assert_eq!(files.len(), 1, "{files:?}");
-        files[0].clone()
-    };
-    let (snap, wal) = (only("snapshots"), only("wal"));
-    if cli::DURABLE {
-        // The durable tier refuses a directory with embedded-tier snapshots (they belong in
-        // its object store: `strata migrate`, tested in tests/durable.rs). The fixture's WAL
-        // holds the whole log, so without the snapshot it still reads the same.
-        std::fs::remove_dir_all(data.join("snapshots")).unwrap();
-    }
-    (data, snap, wal)
-}
-
 /// stderr lines but informational `notice:` ones (e.g. about index files).
 fn problems(stderr: &str) -> Vec<&str> {
     stderr
@@ -359,218 +325,260 @@ fn problems(stderr: &str) -> Vec<&str> {
         .collect()
 }
 
-fn run_cli(data: &Path, args: &[&str]) -> (Option<i32>, String, String) {
-    let out = cli::strata(Some(data))
-        .args(args)
-        .output()
-        .expect("run strata");
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).to_string(),
-        stderr,
-    )
-}
+// ---------------------------------------------------------------------------------------
+// Format fixtures: files written by an earlier build (tests/fixtures/embedded-v1/README.md)
+// ---------------------------------------------------------------------------------------
 
-fn fixture_queries() -> String {
-    fixture_dir()
-        .join("make")
-        .join("queries.sql")
-        .display()
-        .to_string()
-}
+/// The fixtures are single-node data directories (a WAL and snapshots); a cluster node keeps
+/// its data in the cluster's store and refuses such a directory (tests/cluster.rs).
+#[cfg(not(feature = "cluster"))]
+mod fixtures {
+    use super::*;
+    use std::path::PathBuf;
+    use strata::testing::crc32c;
 
-#[test]
-fn reads_the_embedded_v1_fixture() {
-    let tmp = tempfile::tempdir().unwrap();
-    let (data, snap, wal) = fixture_copy(tmp.path());
-    // The fixture really is version 1 (whatever this build writes now).
-    let original_snap = fixture_dir()
-        .join("data/snapshots")
-        .join(snap.file_name().unwrap());
-    assert_eq!(
-        std::fs::read(original_snap).unwrap()[8..12],
-        1u32.to_le_bytes()
-    );
-    assert_eq!(std::fs::read(&wal).unwrap()[8..12], 1u32.to_le_bytes());
-    let expected = std::fs::read_to_string(fixture_dir().join("expected.csv")).unwrap();
-    // The durable tier does not read `snapshots/` (its snapshots are in the object store):
-    // there the fixture opens from its WAL, which holds the whole log.
-
-    let (code, stdout, stderr) =
-        run_cli(&data, &["sql", "-f", &fixture_queries(), "--format", "csv"]);
-    assert_eq!(code, Some(0), "{stderr}");
-    assert!(
-        problems(&stderr).is_empty(),
-        "a clean fixture opens without warnings: {stderr}"
-    );
-    assert_eq!(
-        stdout, expected,
-        "the embedded-v1 fixture reads differently"
-    );
-
-    // It keeps working as a live store: a write, a checkpoint in this build's format, reopen.
-    let _serial = serial();
-    let mut engine = open(&data);
-    engine
-        .execute("INSERT INTO later VALUES (3, 'three')")
-        .unwrap();
-    engine.checkpoint().unwrap();
-    drop(engine);
-    let mut engine = open(&data);
-    let rs = engine.query("SELECT k, v FROM later ORDER BY k").unwrap();
-    assert_eq!(rs.rows.len(), 3);
-    assert_eq!(rs.rows[2][1].to_string(), "three");
-    drop(engine);
-    if !cli::DURABLE {
-        std::fs::remove_file(snap).unwrap(); // the v1 snapshot, now older than the new one
+    fn fixture_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests")
+            .join("fixtures")
+            .join("embedded-v1")
     }
-    let (code, stdout, stderr) =
-        run_cli(&data, &["sql", "-f", &fixture_queries(), "--format", "csv"]);
-    assert_eq!(code, Some(0), "{stderr}");
-    assert_eq!(
-        stdout,
-        expected.replace("k,v\n1,one\n2,\n", "k,v\n1,one\n2,\n3,three\n")
-    );
-}
 
-#[test]
-fn reads_the_embedded_v2_fixture() {
-    let fixture = fixture_dir().with_file_name("embedded-v2");
-    let tmp = tempfile::tempdir().unwrap();
-    let data = tmp.path().join("data");
-    cli::copy_dir(&fixture.join("data"), &data);
-    let snapshots = data.join("snapshots");
-    let snap = std::fs::read_dir(&snapshots)
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    assert_eq!(std::fs::read(&snap).unwrap()[8..12], 2u32.to_le_bytes());
-    if cli::DURABLE {
-        // As with v1: the durable tier reads the fixture from its WAL alone.
-        std::fs::remove_dir_all(&snapshots).unwrap();
+    /// A copy of the fixture's data directory, and the paths of its snapshot and WAL segment.
+    fn fixture_copy(root: &Path) -> (PathBuf, PathBuf, PathBuf) {
+        let data = root.join("data");
+        cli::copy_dir(&fixture_dir().join("data"), &data);
+        let only = |sub: &str| {
+            let files: Vec<PathBuf> = std::fs::read_dir(data.join(sub))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            assert_eq!(files.len(), 1, "{files:?}");
+            files[0].clone()
+        };
+        let (snap, wal) = (only("snapshots"), only("wal"));
+        if cli::DURABLE {
+            // The durable tier refuses a directory with embedded-tier snapshots (they belong in
+            // its object store: `strata migrate`, tested in tests/durable.rs). The fixture's WAL
+            // holds the whole log, so without the snapshot it still reads the same.
+            std::fs::remove_dir_all(data.join("snapshots")).unwrap();
+        }
+        (data, snap, wal)
     }
-    // Made from the same scripts as embedded-v1 (its README).
-    let queries = fixture_dir().join("make/queries.sql");
-    let (code, stdout, stderr) = run_cli(
-        &data,
-        &["sql", "-f", queries.to_str().unwrap(), "--format", "csv"],
-    );
-    assert_eq!(code, Some(0), "{stderr}");
-    assert!(problems(&stderr).is_empty(), "{stderr}");
-    let expected = std::fs::read_to_string(fixture.join("expected.csv")).unwrap();
-    assert_eq!(
-        stdout, expected,
-        "the embedded-v2 fixture reads differently"
-    );
-}
 
-/// Sets the format version of a snapshot (bytes 8..12) and recomputes the prefix CRC
-/// (bytes 12..16), as a newer strata would write it.
-fn bump_snapshot_version(path: &Path, version: u32) {
-    let mut b = std::fs::read(path).unwrap();
-    b[8..12].copy_from_slice(&version.to_le_bytes());
-    let crc = crc32c::crc32c(&b[0..12]);
-    b[12..16].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(path, b).unwrap();
-}
-
-/// Sets the format version of a WAL segment (bytes 8..12) and recomputes the header CRC
-/// (bytes 20..24).
-fn bump_wal_version(path: &Path, version: u32) {
-    let mut b = std::fs::read(path).unwrap();
-    b[8..12].copy_from_slice(&version.to_le_bytes());
-    let crc = crc32c::crc32c(&b[0..20]);
-    b[20..24].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(path, b).unwrap();
-}
-
-/// The snapshot that opening `data` reads: the local one of the fixture, or in the durable
-/// tier (whose snapshots are in the object store; `snapshots/` is not read) a checkpoint
-/// taken into the store now (the state object in it), with the name that errors give it.
-fn snapshot_read_on_open(data: &Path, local: PathBuf) -> (PathBuf, String) {
-    if !cli::DURABLE {
-        let name = local.display().to_string();
-        return (local, name);
+    fn run_cli(data: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+        let out = cli::strata(Some(data))
+            .args(args)
+            .output()
+            .expect("run strata");
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            stderr,
+        )
     }
-    let (code, _, stderr) = run_cli(data, &["checkpoint"]);
-    assert_eq!(code, Some(0), "{stderr}");
-    let checkpoints = cli::store_dir(data).join("checkpoints");
-    let epochs: Vec<PathBuf> = std::fs::read_dir(&checkpoints)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    assert_eq!(epochs.len(), 1, "{epochs:?}");
-    let object = epochs[0].join("state.snap");
-    let name = format!("file://{}", object.display());
-    (object, name)
-}
 
-/// After a change to a checkpoint's state object in the durable tier's store, updates the
-/// CRC32C of the whole object in its manifest, so that only the change itself is seen.
-fn update_manifest_crc(object: &Path) {
-    let manifest = object.with_file_name("MANIFEST.json");
-    let mut m: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
-    m["crc32c"] = crc32c::crc32c(&std::fs::read(object).unwrap()).into();
-    std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
-}
+    fn fixture_queries() -> String {
+        fixture_dir()
+            .join("make")
+            .join("queries.sql")
+            .display()
+            .to_string()
+    }
 
-#[test]
-fn newer_format_versions_are_refused() {
-    for which in ["snapshot", "wal"] {
+    #[test]
+    fn reads_the_embedded_v1_fixture() {
         let tmp = tempfile::tempdir().unwrap();
         let (data, snap, wal) = fixture_copy(tmp.path());
-        let (target, name) = if which == "snapshot" {
-            snapshot_read_on_open(&data, snap)
-        } else {
-            let name = wal.display().to_string();
-            (wal, name)
-        };
-        match which {
-            "snapshot" => {
-                bump_snapshot_version(&target, 99);
-                if cli::DURABLE {
-                    update_manifest_crc(&target);
-                }
-            }
-            _ => bump_wal_version(&target, 99),
+        // The fixture really is version 1 (whatever this build writes now).
+        let original_snap = fixture_dir()
+            .join("data/snapshots")
+            .join(snap.file_name().unwrap());
+        assert_eq!(
+            std::fs::read(original_snap).unwrap()[8..12],
+            1u32.to_le_bytes()
+        );
+        assert_eq!(std::fs::read(&wal).unwrap()[8..12], 1u32.to_le_bytes());
+        let expected = std::fs::read_to_string(fixture_dir().join("expected.csv")).unwrap();
+        // The durable tier does not read `snapshots/` (its snapshots are in the object store):
+        // there the fixture opens from its WAL, which holds the whole log.
+
+        let (code, stdout, stderr) =
+            run_cli(&data, &["sql", "-f", &fixture_queries(), "--format", "csv"]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(
+            problems(&stderr).is_empty(),
+            "a clean fixture opens without warnings: {stderr}"
+        );
+        assert_eq!(
+            stdout, expected,
+            "the embedded-v1 fixture reads differently"
+        );
+
+        // It keeps working as a live store: a write, a checkpoint in this build's format, reopen.
+        let _serial = serial();
+        let mut engine = open(&data);
+        engine
+            .execute("INSERT INTO later VALUES (3, 'three')")
+            .unwrap();
+        engine.checkpoint().unwrap();
+        drop(engine);
+        let mut engine = open(&data);
+        let rs = engine.query("SELECT k, v FROM later ORDER BY k").unwrap();
+        assert_eq!(rs.rows.len(), 3);
+        assert_eq!(rs.rows[2][1].to_string(), "three");
+        drop(engine);
+        if !cli::DURABLE {
+            std::fs::remove_file(snap).unwrap(); // the v1 snapshot, now older than the new one
         }
-        let before = std::fs::read(&target).unwrap();
-        for args in [
-            &["sql", "SHOW TABLES"][..],
-            &["checkpoint"],
-            &["repair", "--truncate-at-corruption"],
-        ] {
-            let (code, stdout, stderr) = run_cli(&data, args);
-            assert_eq!(
-                code,
-                Some(1),
-                "{which} {args:?}: a newer version must be refused:\n{stderr}"
-            );
-            assert!(stdout.is_empty(), "{stdout}");
-            let lines = problems(&stderr);
-            assert_eq!(
-                lines.len(),
-                1,
-                "{which} {args:?}: one error line, no fallback:\n{stderr}"
-            );
-            let head = format!(
-                "error: {name} has format version 99, but this strata reads versions up to "
-            );
-            assert!(
-                lines[0].starts_with(&head),
-                "{which} {args:?}: expected `{head}…`, got:\n{stderr}"
-            );
-            assert!(lines[0].ends_with("; use a newer strata"), "{stderr}");
-            assert_eq!(
-                std::fs::read(&target).unwrap(),
-                before,
-                "{which} {args:?}: the newer file was changed"
-            );
+        let (code, stdout, stderr) =
+            run_cli(&data, &["sql", "-f", &fixture_queries(), "--format", "csv"]);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(
+            stdout,
+            expected.replace("k,v\n1,one\n2,\n", "k,v\n1,one\n2,\n3,three\n")
+        );
+    }
+
+    #[test]
+    fn reads_the_embedded_v2_fixture() {
+        let fixture = fixture_dir().with_file_name("embedded-v2");
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        cli::copy_dir(&fixture.join("data"), &data);
+        let snapshots = data.join("snapshots");
+        let snap = std::fs::read_dir(&snapshots)
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+        assert_eq!(std::fs::read(&snap).unwrap()[8..12], 2u32.to_le_bytes());
+        if cli::DURABLE {
+            // As with v1: the durable tier reads the fixture from its WAL alone.
+            std::fs::remove_dir_all(&snapshots).unwrap();
+        }
+        // Made from the same scripts as embedded-v1 (its README).
+        let queries = fixture_dir().join("make/queries.sql");
+        let (code, stdout, stderr) = run_cli(
+            &data,
+            &["sql", "-f", queries.to_str().unwrap(), "--format", "csv"],
+        );
+        assert_eq!(code, Some(0), "{stderr}");
+        assert!(problems(&stderr).is_empty(), "{stderr}");
+        let expected = std::fs::read_to_string(fixture.join("expected.csv")).unwrap();
+        assert_eq!(
+            stdout, expected,
+            "the embedded-v2 fixture reads differently"
+        );
+    }
+
+    /// Sets the format version of a snapshot (bytes 8..12) and recomputes the prefix CRC
+    /// (bytes 12..16), as a newer strata would write it.
+    fn bump_snapshot_version(path: &Path, version: u32) {
+        let mut b = std::fs::read(path).unwrap();
+        b[8..12].copy_from_slice(&version.to_le_bytes());
+        let crc = crc32c::crc32c(&b[0..12]);
+        b[12..16].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(path, b).unwrap();
+    }
+
+    /// Sets the format version of a WAL segment (bytes 8..12) and recomputes the header CRC
+    /// (bytes 20..24).
+    fn bump_wal_version(path: &Path, version: u32) {
+        let mut b = std::fs::read(path).unwrap();
+        b[8..12].copy_from_slice(&version.to_le_bytes());
+        let crc = crc32c::crc32c(&b[0..20]);
+        b[20..24].copy_from_slice(&crc.to_le_bytes());
+        std::fs::write(path, b).unwrap();
+    }
+
+    /// The snapshot that opening `data` reads: the local one of the fixture, or in the durable
+    /// tier (whose snapshots are in the object store; `snapshots/` is not read) a checkpoint
+    /// taken into the store now (the state object in it), with the name that errors give it.
+    fn snapshot_read_on_open(data: &Path, local: PathBuf) -> (PathBuf, String) {
+        if !cli::DURABLE {
+            let name = local.display().to_string();
+            return (local, name);
+        }
+        let (code, _, stderr) = run_cli(data, &["checkpoint"]);
+        assert_eq!(code, Some(0), "{stderr}");
+        let checkpoints = cli::store_dir(data).join("checkpoints");
+        let epochs: Vec<PathBuf> = std::fs::read_dir(&checkpoints)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(epochs.len(), 1, "{epochs:?}");
+        let object = epochs[0].join("state.snap");
+        let name = format!("file://{}", object.display());
+        (object, name)
+    }
+
+    /// After a change to a checkpoint's state object in the durable tier's store, updates the
+    /// CRC32C of the whole object in its manifest, so that only the change itself is seen.
+    fn update_manifest_crc(object: &Path) {
+        let manifest = object.with_file_name("MANIFEST.json");
+        let mut m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+        m["crc32c"] = crc32c::crc32c(&std::fs::read(object).unwrap()).into();
+        std::fs::write(&manifest, serde_json::to_vec(&m).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn newer_format_versions_are_refused() {
+        for which in ["snapshot", "wal"] {
+            let tmp = tempfile::tempdir().unwrap();
+            let (data, snap, wal) = fixture_copy(tmp.path());
+            let (target, name) = if which == "snapshot" {
+                snapshot_read_on_open(&data, snap)
+            } else {
+                let name = wal.display().to_string();
+                (wal, name)
+            };
+            match which {
+                "snapshot" => {
+                    bump_snapshot_version(&target, 99);
+                    if cli::DURABLE {
+                        update_manifest_crc(&target);
+                    }
+                }
+                _ => bump_wal_version(&target, 99),
+            }
+            let before = std::fs::read(&target).unwrap();
+            for args in [
+                &["sql", "SHOW TABLES"][..],
+                &["checkpoint"],
+                &["repair", "--truncate-at-corruption"],
+            ] {
+                let (code, stdout, stderr) = run_cli(&data, args);
+                assert_eq!(
+                    code,
+                    Some(1),
+                    "{which} {args:?}: a newer version must be refused:\n{stderr}"
+                );
+                assert!(stdout.is_empty(), "{stdout}");
+                let lines = problems(&stderr);
+                assert_eq!(
+                    lines.len(),
+                    1,
+                    "{which} {args:?}: one error line, no fallback:\n{stderr}"
+                );
+                let head = format!(
+                    "error: {name} has format version 99, but this strata reads versions up to "
+                );
+                assert!(
+                    lines[0].starts_with(&head),
+                    "{which} {args:?}: expected `{head}…`, got:\n{stderr}"
+                );
+                assert!(lines[0].ends_with("; use a newer strata"), "{stderr}");
+                assert_eq!(
+                    std::fs::read(&target).unwrap(),
+                    before,
+                    "{which} {args:?}: the newer file was changed"
+                );
+            }
         }
     }
 }

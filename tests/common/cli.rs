@@ -49,16 +49,30 @@ pub fn with_store<'a>(cmd: &'a mut Command, data: &Path) -> &'a mut Command {
     cmd
 }
 
-/// A one-node cluster: node `node1` on a port of 127.0.0.1 free for TCP and UDP (its own
-/// seed, so it starts a cluster of its own or restarts the one in its store).
-pub fn one_node_cluster() -> ClusterSettings {
-    let listen = loop {
-        let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = tcp.local_addr().unwrap();
-        if std::net::UdpSocket::bind(addr).is_ok() {
-            break addr;
+/// A port free for TCP and UDP on 127.0.0.1 up to 127.0.0.`hosts` (nodes of a test cluster
+/// listen on one address each, all on this port).
+pub fn free_port(hosts: u8) -> u16 {
+    for _ in 0..100 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let free = (1..=hosts).all(|host| {
+            let addr = std::net::SocketAddr::from(([127, 0, 0, host], port));
+            std::net::TcpListener::bind(addr).is_ok() && std::net::UdpSocket::bind(addr).is_ok()
+        });
+        if free {
+            return port;
         }
-    };
+    }
+    panic!("no port free on 127.0.0.1-{hosts}");
+}
+
+/// A one-node cluster: node `node1` on a free port of 127.0.0.1 (its own seed, so it
+/// starts a cluster of its own or restarts the one in its store).
+pub fn one_node_cluster() -> ClusterSettings {
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], free_port(1)));
     ClusterSettings {
         node_id: "node1".into(),
         listen,

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test uses what it needs
 
 pub mod cli;
+pub mod http;
 pub mod sql_suite;
 #[cfg(feature = "object-store")]
 pub mod stores;

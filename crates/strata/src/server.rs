@@ -700,6 +700,10 @@ async fn view_changes(
                 None,
             )
         }
+        // A tier without change streams (constellation) says so; otherwise the view is unknown.
+        Ok(Err(e @ Error::Sql(crate::SqlError::NotAvailableYet { .. }))) => {
+            return error_response(StatusCode::NOT_IMPLEMENTED, &e.to_string(), None)
+        }
         Ok(Err(e)) => return error_response(StatusCode::NOT_FOUND, &e.to_string(), None),
         Ok(Ok(())) => {}
     }

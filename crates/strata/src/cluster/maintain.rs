@@ -23,41 +23,64 @@ const TICK: Duration = Duration::from_millis(100);
 /// How often the log's owner is read from the store (and after any failure).
 const OWNER_REFRESH: Duration = Duration::from_secs(2);
 
-impl<P: PhysicalProfile> Inner<P> {
-    pub(super) fn maintain_loop(self: Arc<Self>) {
-        let mut owner_read = Instant::now() - OWNER_REFRESH;
-        let mut owner_missing_since: Option<Instant> = None;
-        let mut last_checkpoint = Instant::now();
-        while !self.stopping() {
-            self.refresh_members();
-            if owner_read.elapsed() >= OWNER_REFRESH || lock(&self.owner).is_none() {
-                owner_read = Instant::now();
-                match self.block_on(self.log.current_owner()) {
-                    Ok(owner) => *lock(&self.owner) = owner,
-                    Err(e) => tracing::warn!(
-                        "cannot read who owns the cluster log: {}",
-                        crate::error::report(&e)
-                    ),
-                }
-            }
-            self.lead_if_needed(&mut owner_missing_since);
-            if let Err(e) = self.hold_assigned_shards() {
-                tracing::warn!("cannot load a shard: {}", crate::error::report(&e));
-            }
-            let interval = self.persist.checkpoint_interval;
-            if interval.is_some_and(|i| last_checkpoint.elapsed() >= i) {
-                last_checkpoint = Instant::now();
-                if let Err(e) = self.checkpoint_owned() {
-                    tracing::warn!(
-                        "periodic checkpoint failed (the log still holds every change): {}",
-                        crate::error::report(&e)
-                    );
-                }
-            }
-            std::thread::sleep(TICK);
+/// What the maintainer remembers from one look around to the next.
+pub(super) struct Maintainer {
+    owner_read: Instant,
+    owner_missing_since: Option<Instant>,
+    last_checkpoint: Instant,
+}
+
+impl Maintainer {
+    pub(super) fn new() -> Maintainer {
+        Maintainer {
+            owner_read: Instant::now() - OWNER_REFRESH,
+            owner_missing_since: None,
+            last_checkpoint: Instant::now(),
         }
     }
 
+    /// Looks around every [`TICK`] until the node stops.
+    pub(super) fn run<P: PhysicalProfile>(mut self, inner: Arc<Inner<P>>) {
+        while !inner.stopping() {
+            std::thread::park_timeout(TICK);
+            if !inner.stopping() {
+                self.tick(&inner);
+            }
+        }
+    }
+
+    /// One look around: members, the log's owner (taking the log over if needed), the
+    /// shards to hold, the periodic checkpoint.
+    pub(super) fn tick<P: PhysicalProfile>(&mut self, inner: &Arc<Inner<P>>) {
+        inner.refresh_members();
+        if self.owner_read.elapsed() >= OWNER_REFRESH || lock(&inner.owner).is_none() {
+            self.owner_read = Instant::now();
+            match inner.block_on(inner.log.current_owner()) {
+                Ok(owner) => *lock(&inner.owner) = owner,
+                Err(e) => tracing::warn!(
+                    "cannot read who owns the cluster log: {}",
+                    crate::error::report(&e)
+                ),
+            }
+        }
+        inner.lead_if_needed(&mut self.owner_missing_since);
+        if let Err(e) = inner.hold_assigned_shards() {
+            tracing::warn!("cannot load a shard: {}", crate::error::report(&e));
+        }
+        let interval = inner.persist.checkpoint_interval;
+        if interval.is_some_and(|i| self.last_checkpoint.elapsed() >= i) {
+            self.last_checkpoint = Instant::now();
+            if let Err(e) = inner.checkpoint_owned() {
+                tracing::warn!(
+                    "periodic checkpoint failed (the log still holds every change): {}",
+                    crate::error::report(&e)
+                );
+            }
+        }
+    }
+}
+
+impl<P: PhysicalProfile> Inner<P> {
     /// Reads the live members and recomputes which node owns which shard.
     pub(super) fn refresh_members(&self) {
         let members = self.block_on(self.membership.live());
@@ -171,15 +194,18 @@ impl<P: PhysicalProfile> Inner<P> {
         use_it: impl FnOnce(&mut ObjectSnapshots) -> Result<T>,
     ) -> Result<T> {
         let mut stores = lock(&self.stores);
-        if !stores.contains_key(&shard) {
-            let suffix = match shard {
-                Some(s) => format!("shards/{s:04}"),
-                None => "shards/catalog".into(),
-            };
-            let settings = super::node::sub_store(&self.persist.object_store, &suffix);
-            stores.insert(shard, ObjectSnapshots::connect(&settings)?);
-        }
-        use_it(stores.get_mut(&shard).expect("inserted above"))
+        let store = match stores.entry(shard) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let suffix = match shard {
+                    Some(s) => format!("shards/{s:04}"),
+                    None => "shards/catalog".into(),
+                };
+                let settings = super::node::sub_store(&self.persist.object_store, &suffix);
+                e.insert(ObjectSnapshots::connect(&settings)?)
+            }
+        };
+        use_it(store)
     }
 
     /// Takes shard `shard` over: its newest checkpoint, then the log after it, until it is

@@ -9,6 +9,7 @@
 
 use super::leader::{Leader, Pending};
 use super::log::{Next, SharedLog};
+use super::maintain::Maintainer;
 use super::membership::{Member, Membership};
 use super::rpc::{self, Request, Response};
 use super::state::State;
@@ -135,6 +136,19 @@ impl<P: PhysicalProfile> Inner<P> {
             ));
         }
         let lock_file = lock_data_dir(&persist.data_dir)?;
+        if let Some(found) = ["wal", "snapshots"]
+            .iter()
+            .map(|sub| persist.data_dir.join(sub))
+            .find(|dir| dir.exists())
+        {
+            return Err(unmet::<P>(format!(
+                "a data directory of its own: {} holds a single-node engine's data ({}); a \
+                 cluster node keeps its data in the cluster's object store, give it another \
+                 directory",
+                persist.data_dir.display(),
+                found.display()
+            )));
+        }
         let catalog_store =
             ObjectSnapshots::connect(&sub_store(&persist.object_store, "shards/catalog"))?;
         let (store, prefix, url) = open_store(&persist.object_store)?;
@@ -240,7 +254,11 @@ impl<P: PhysicalProfile> Inner<P> {
         });
         inner.spawn("strata-applier", |inner| inner.apply_loop());
         inner.catch_up()?;
-        inner.spawn("strata-maintainer", |inner| inner.maintain_loop());
+        // One look around before returning: a node alone (or restarting the cluster's log
+        // owner) owns the log and holds its shards before its first statement.
+        let mut maintainer = Maintainer::new();
+        maintainer.tick(&inner);
+        inner.spawn("strata-maintainer", move |inner| maintainer.run(inner));
         Ok(inner)
     }
 
@@ -936,6 +954,9 @@ impl<P: PhysicalProfile> Inner<P> {
         }
         self.nudge(false);
         let threads: Vec<_> = lock(&self.threads).drain(..).collect();
+        for t in &threads {
+            t.thread().unpark();
+        }
         for t in threads {
             let _ = t.join();
         }
