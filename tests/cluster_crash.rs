@@ -1,24 +1,29 @@
-//! Three `strata serve` processes of the constellation tier on one store (a `file://`
-//! directory), clients writing through every node at once, and the node that owns the
-//! cluster's log SIGKILLed mid-stream; its data directory is deleted and it comes back.
+//! Three `strata serve` processes of the constellation tier on 127.0.0.1, .2 and .3 sharing
+//! one store (the S3 test server when it runs, else a `file://` directory), clients
+//! inserting through random nodes at once, and the node that owns the cluster's log
+//! SIGKILLed mid-stream; its data directory is deleted and it comes back.
 //!
-//! A witness view counts each client's rows. Every write the server acknowledged (HTTP 200)
-//! must be in it, none twice: for each client, acknowledged ≤ counted ≤ sent (a write whose
-//! answer was lost may or may not have landed, but only once), and every node answers the
-//! same counts once the cluster is whole again.
+//! Every statement inserts `ROWS` rows with ids of their own. A witness view counts each
+//! id: every row of every acknowledged statement (HTTP 200) is counted exactly once; a
+//! statement that failed (the node died, the answer never came) is there whole or not at
+//! all, never twice; a second view equals a recomputation from the rows present; and every
+//! node answers the same once the cluster is whole again.
 #![cfg(feature = "cluster")]
 
 mod common;
 
 use common::cli;
 use common::http::{request, serve, sql, Server};
+use common::stores::{store_settings, unique};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-const CLIENTS: i64 = 3;
+const CLIENTS: u64 = 4;
+/// Rows per INSERT statement.
+const ROWS: u64 = 5;
 
 struct Node {
     id: String,
@@ -26,17 +31,43 @@ struct Node {
     data: PathBuf,
 }
 
-fn start(node: &Node, store: &Path, seed: &str) -> Server {
+/// The store every node shares: on the S3 test server when it runs (`scripts/test-all`
+/// starts it and requires it), else a directory. On S3, a bucket of its own: the test
+/// server (moto) lists a prefix by scanning the whole bucket, which the other tests fill.
+fn store_url(tmp: &Path) -> String {
+    match std::env::var("STRATA_TEST_S3_ENDPOINT") {
+        Ok(endpoint) => {
+            let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+            let bucket = unique("crash").to_lowercase();
+            let made = request(port, "PUT", &format!("/{bucket}"), &[], b"");
+            assert_eq!(made.status, 200, "creating bucket {bucket}: {}", made.body);
+            format!("s3://{bucket}/cluster")
+        }
+        Err(_) => {
+            assert!(
+                std::env::var_os("STRATA_REQUIRE_S3").is_none(),
+                "STRATA_REQUIRE_S3 is set but STRATA_TEST_S3_ENDPOINT is not"
+            );
+            format!("file://{}", tmp.join("store").display())
+        }
+    }
+}
+
+fn start(node: &Node, store: &str, seed: &str) -> Server {
     let mut cmd = cli::strata(Some(&node.data));
-    cmd.env(
-        "STRATA_OBJECT_STORE_URL",
-        format!("file://{}", store.display()),
-    )
-    .env("STRATA_CLUSTER_NODE_ID", &node.id)
-    .env("STRATA_CLUSTER_LISTEN", &node.listen)
-    .env("STRATA_CLUSTER_SEEDS", seed)
-    .env("STRATA_CHECKPOINT_INTERVAL", "1s")
-    .args(["serve", "--listen", "127.0.0.1:0"]);
+    if let Some(endpoint) = store_settings(store).endpoint {
+        cmd.env("STRATA_OBJECT_STORE_ENDPOINT", endpoint)
+            .env("STRATA_OBJECT_STORE_ALLOW_HTTP", "true")
+            .env("STRATA_OBJECT_STORE_REGION", "us-east-1")
+            .env("STRATA_OBJECT_STORE_ACCESS_KEY_ID", "test")
+            .env("STRATA_OBJECT_STORE_SECRET_ACCESS_KEY", "test");
+    }
+    cmd.env("STRATA_OBJECT_STORE_URL", store)
+        .env("STRATA_CLUSTER_NODE_ID", &node.id)
+        .env("STRATA_CLUSTER_LISTEN", &node.listen)
+        .env("STRATA_CLUSTER_SEEDS", seed)
+        .env("STRATA_CHECKPOINT_INTERVAL", "3s")
+        .args(["serve", "--listen", "127.0.0.1:0"]);
     serve(cmd)
 }
 
@@ -75,23 +106,43 @@ fn wait_whole(ports: &[u16], n: usize) -> String {
     }
 }
 
-/// Each client's row count in the witness view, as node `port` answers it.
-fn counts(port: u16) -> BTreeMap<i64, i64> {
-    let r = sql(port, "SELECT client, n FROM per_client");
-    assert_eq!(r.status, 200, "{}", r.body);
+/// The rows of a query's result, as JSON objects.
+fn rows(port: u16, query: &str) -> Vec<serde_json::Value> {
+    let r = sql(port, query);
+    assert_eq!(r.status, 200, "{query}: {}", r.body);
     let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
-    body["results"][0]
-        .as_array()
-        .unwrap()
+    body["results"][0].as_array().unwrap().clone()
+}
+
+/// The witness: how many times each id was counted, as node `port` answers it.
+fn witness(port: u16) -> BTreeMap<u64, u64> {
+    rows(port, "SELECT id, n FROM per_id")
         .iter()
-        .map(|row| (row["client"].as_i64().unwrap(), row["n"].as_i64().unwrap()))
+        .map(|r| (r["id"].as_u64().unwrap(), r["n"].as_u64().unwrap()))
         .collect()
+}
+
+/// The second view: rows and value total per client.
+fn per_client(port: u16) -> BTreeMap<u64, (u64, u64)> {
+    rows(port, "SELECT client, n, total FROM per_client")
+        .iter()
+        .map(|r| {
+            let n = |k: &str| r[k].as_u64().unwrap();
+            (n("client"), (n("n"), n("total")))
+        })
+        .collect()
+}
+
+/// The ids of the rows a client sends in its `seq`-th statement.
+fn statement_ids(client: u64, seq: u64) -> std::ops::Range<u64> {
+    let first = (client * 1_000_000 + seq) * ROWS;
+    first..first + ROWS
 }
 
 #[test]
 fn sigkill_of_the_log_owner_loses_no_acknowledged_write_and_applies_none_twice() {
     let tmp = tempfile::tempdir().unwrap();
-    let store = tmp.path().join("store");
+    let store = store_url(tmp.path());
     let port = cli::free_port(3);
     let nodes: Vec<Node> = (1..=3)
         .map(|i| Node {
@@ -109,14 +160,16 @@ fn sigkill_of_the_log_owner_loses_no_acknowledged_write_and_applies_none_twice()
     let owner = wait_whole(&ports, 3);
     let r = sql(
         ports[0],
-        "CREATE SOURCE ev (client BIGINT, seq BIGINT); \
+        "CREATE SOURCE ev (id BIGINT, client BIGINT, v BIGINT); \
+         CREATE MATERIALIZED VIEW per_id AS SELECT id, COUNT(*) AS n FROM ev GROUP BY id; \
          CREATE MATERIALIZED VIEW per_client AS \
-           SELECT client, COUNT(*) AS n, MAX(seq) AS last FROM ev GROUP BY client",
+           SELECT client, COUNT(*) AS n, SUM(v) AS total FROM ev GROUP BY client",
     );
     assert_eq!(r.status, 200, "{}", r.body);
 
-    // Clients: one INSERT per request, to the nodes in turn; a request that fails (the node
-    // is gone, or the answer never came) goes on with the next sequence number.
+    // Clients: one INSERT of ROWS rows per request, each to a random node of those running
+    // (the victim too, until it dies); after a failed request a client goes on with its
+    // next statement. Each records which of its statements were acknowledged.
     let live_ports = Arc::new(Mutex::new(ports.clone()));
     let stop = Arc::new(AtomicBool::new(false));
     let clients: Vec<_> = (0..CLIENTS)
@@ -124,17 +177,24 @@ fn sigkill_of_the_log_owner_loses_no_acknowledged_write_and_applies_none_twice()
             let live_ports = live_ports.clone();
             let stop = stop.clone();
             std::thread::spawn(move || {
-                let (mut sent, mut acked) = (0i64, 0i64);
+                let mut rng = strata::testing::SplitMix64(client + 1);
+                let (mut sent, mut acked) = (0u64, Vec::new());
                 let deadline = Instant::now() + Duration::from_secs(60);
                 while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
                     let port = {
                         let live = live_ports.lock().unwrap();
-                        live[(sent as usize + client as usize) % live.len()]
+                        live[rng.below(live.len() as u64) as usize]
                     };
                     sent += 1;
-                    let r = sql(port, &format!("INSERT INTO ev VALUES ({client}, {sent})"));
+                    let values: Vec<String> = statement_ids(client, sent)
+                        .map(|id| format!("({id}, {client}, {})", id % 7))
+                        .collect();
+                    let r = sql(
+                        port,
+                        &format!("INSERT INTO ev VALUES {}", values.join(", ")),
+                    );
                     if r.status == 200 {
-                        acked += 1;
+                        acked.push(sent);
                     }
                 }
                 (client, sent, acked)
@@ -143,13 +203,14 @@ fn sigkill_of_the_log_owner_loses_no_acknowledged_write_and_applies_none_twice()
         .collect();
 
     std::thread::sleep(Duration::from_secs(2));
-    // SIGKILL the log's owner; its clients move to the others.
+    // SIGKILL the log's owner mid-ingest (requests in flight there fail); then the clients
+    // use the others.
     let victim = nodes.iter().position(|n| n.id == owner).unwrap();
     let killed_port = ports[victim];
-    live_ports.lock().unwrap().retain(|p| *p != killed_port);
     servers[victim] = None; // Drop: SIGKILL, wait
+    live_ports.lock().unwrap().retain(|p| *p != killed_port);
     let killed_at = Instant::now();
-    // The survivors take the log over; writes are acknowledged again.
+    // The survivors take the log and the shards over; writes are acknowledged again.
     let survivors: Vec<u16> = ports
         .iter()
         .copied()
@@ -168,23 +229,61 @@ fn sigkill_of_the_log_owner_loses_no_acknowledged_write_and_applies_none_twice()
     *live_ports.lock().unwrap() = ports.clone();
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::SeqCst);
-    let results: Vec<(i64, i64, i64)> = clients.into_iter().map(|c| c.join().unwrap()).collect();
+    let results: Vec<(u64, u64, Vec<u64>)> =
+        clients.into_iter().map(|c| c.join().unwrap()).collect();
 
-    let on_first = counts(ports[0]);
+    let counted = witness(ports[0]);
+    assert!(counted.values().all(|&n| n == 1), "an id was counted twice");
+    let mut recomputed = BTreeMap::new();
+    let (mut acked_total, mut failed_total, mut failed_landed) = (0, 0, 0);
     for (client, sent, acked) in &results {
-        let counted = on_first.get(client).copied().unwrap_or(0);
         assert!(
-            *acked <= counted && counted <= *sent,
-            "client {client}: {acked} acknowledged, {counted} counted, {sent} sent"
+            !acked.is_empty(),
+            "client {client}: nothing was acknowledged"
         );
-        assert!(*acked > 0, "client {client}: nothing was acknowledged");
+        for seq in 1..=*sent {
+            let present: Vec<bool> = statement_ids(*client, seq)
+                .map(|id| counted.contains_key(&id))
+                .collect();
+            let whole = present.iter().all(|&p| p);
+            if acked.binary_search(&seq).is_ok() {
+                assert!(
+                    whole,
+                    "client {client}: acknowledged statement {seq} is not all there: {present:?}"
+                );
+                acked_total += 1;
+            } else {
+                assert!(
+                    whole || present.iter().all(|&p| !p),
+                    "client {client}: failed statement {seq} is partly there: {present:?}"
+                );
+                failed_total += 1;
+                failed_landed += whole as u64;
+            }
+            if whole {
+                let e = recomputed.entry(*client).or_insert((0, 0));
+                e.0 += ROWS;
+                e.1 += statement_ids(*client, seq).map(|id| id % 7).sum::<u64>();
+            }
+        }
     }
+    assert_eq!(
+        counted.len() as u64,
+        recomputed.values().map(|(n, _)| n).sum::<u64>()
+    );
+    assert_eq!(
+        per_client(ports[0]),
+        recomputed,
+        "the view differs from a recomputation"
+    );
     for &port in &ports[1..] {
-        assert_eq!(counts(port), on_first, "the nodes disagree");
+        assert_eq!(witness(port), counted, "the nodes disagree");
+        assert_eq!(per_client(port), recomputed, "the nodes disagree");
     }
     eprintln!(
-        "owner {owner} killed; {new_owner} owned the log {takeover:?} later; results \
-         (client, sent, acknowledged): {results:?}; counted {on_first:?}"
+        "owner {owner} killed; {new_owner} owned the log and every shard {takeover:?} later; \
+         {acked_total} statements acknowledged, {failed_total} failed ({failed_landed} of \
+         them landed whole)"
     );
     for s in servers.iter().flatten() {
         let stderr = s.stderr.lock().unwrap();

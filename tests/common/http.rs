@@ -87,13 +87,18 @@ pub fn serve(mut cmd: Command) -> Server {
         .expect("spawn strata serve");
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
+    let mut before = String::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     let port = loop {
+        before.push_str(&line);
         line.clear();
-        assert!(Instant::now() < deadline, "no `listening on` line");
+        assert!(
+            Instant::now() < deadline,
+            "no `listening on` line within 30 s; stderr:\n{before}"
+        );
         if stderr.read_line(&mut line).unwrap() == 0 {
             let _ = child.kill();
-            panic!("strata serve exited before listening");
+            panic!("strata serve exited before listening; stderr:\n{before}");
         }
         if let Some(addr) = line.trim().strip_prefix("listening on http://") {
             break addr.rsplit(':').next().unwrap().parse().unwrap();

@@ -46,7 +46,7 @@
 
 use super::entry::{LogObject, ObjectKind};
 use crate::error::{Cause, PersistError};
-use futures_util::TryStreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use std::sync::Arc;
@@ -54,6 +54,8 @@ use std::time::{Duration, Instant};
 
 /// Digits of epochs and LSNs in object names: they sort like numbers.
 const DIGITS: usize = 20;
+/// Entries read at once when following the log (one GET each, concurrently).
+const READ_AHEAD: u64 = 32;
 
 /// A position in the log: the namespace (epoch) to look in and the next LSN to read there.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -68,15 +70,6 @@ impl Cursor {
     pub fn applied(&self) -> u64 {
         self.next_lsn - 1
     }
-}
-
-/// What reading the next position found.
-#[derive(Debug)]
-pub enum Next {
-    /// An entry: its LSN and payload. The cursor has moved past it.
-    Entry { lsn: u64, payload: bytes::Bytes },
-    /// Nothing more: the cursor is at the head.
-    Head,
 }
 
 /// Why an append did not succeed.
@@ -250,6 +243,21 @@ impl SharedLog {
             .map(|b| String::from_utf8_lossy(&b).into_owned()))
     }
 
+    /// The newest epoch and its owner, from `known` (an owner read before): one read of the
+    /// epoch after it per newer epoch, instead of a listing.
+    pub async fn owner_since(
+        &self,
+        known: Option<(u64, String)>,
+    ) -> Result<Option<(u64, String)>, PersistError> {
+        let Some(mut newest) = known else {
+            return self.current_owner().await;
+        };
+        while let Some(node) = self.epoch_owner(newest.0 + 1).await? {
+            newest = (newest.0 + 1, node);
+        }
+        Ok(Some(newest))
+    }
+
     /// The newest epoch and its owner (`None`: nobody ever owned the log).
     pub async fn current_owner(&self) -> Result<Option<(u64, String)>, PersistError> {
         let Some(&epoch) = self.epochs().await?.last() else {
@@ -258,34 +266,60 @@ impl SharedLog {
         Ok(self.epoch_owner(epoch).await?.map(|node| (epoch, node)))
     }
 
-    /// Reads the next position of `cursor`, following fences; moves the cursor past what it
-    /// returns.
-    pub async fn next(&self, cursor: &mut Cursor) -> Result<Next, PersistError> {
-        loop {
-            let path = self.entry_path(cursor.epoch, cursor.next_lsn);
-            let Some(bytes) = self.get(&path).await? else {
-                return Ok(Next::Head);
-            };
-            let object =
-                LogObject::decode(&bytes).map_err(|reason| self.error("decode", &path, reason))?;
-            match object.kind {
-                ObjectKind::Fence { next_epoch } => cursor.epoch = next_epoch,
-                ObjectKind::Entry => {
-                    let lsn = cursor.next_lsn;
-                    cursor.next_lsn += 1;
-                    return Ok(Next::Entry {
-                        lsn,
-                        payload: object.payload,
-                    });
+    /// Reads up to `max` entries from `cursor` on, in order, following fences: one read
+    /// first (at the head, that is all it costs), then twice as many at a time after each
+    /// window that held only entries, up to [`READ_AHEAD`].
+    /// Returns `(epoch, lsn, payload)` each (the namespace it was read from), none at the
+    /// head. Moves the cursor past what it returns; a failed read ends the batch early (an
+    /// error only if nothing was read).
+    pub async fn read_ahead(
+        &self,
+        cursor: &mut Cursor,
+        max: usize,
+    ) -> Result<Vec<(u64, u64, bytes::Bytes)>, PersistError> {
+        let mut out = Vec::new();
+        // Reads at once: 1, then twice as many after every window that was all entries.
+        let mut ahead = 1;
+        while out.len() < max {
+            let window = ahead.min((max - out.len()) as u64);
+            let (epoch, first) = (cursor.epoch, cursor.next_lsn);
+            let reads = (first..first + window).map(|lsn| async move {
+                let path = self.entry_path(epoch, lsn);
+                let read = self.get(&path).await;
+                (path, read)
+            });
+            ahead = (ahead * 2).min(READ_AHEAD);
+            for (path, read) in futures_util::future::join_all(reads).await {
+                let bytes = match read {
+                    Ok(Some(bytes)) => bytes,
+                    Ok(None) => return Ok(out), // the head
+                    Err(e) if out.is_empty() => return Err(e),
+                    Err(_) => return Ok(out),
+                };
+                let object = LogObject::decode(&bytes)
+                    .map_err(|reason| self.error("decode", &path, reason))?;
+                match object.kind {
+                    ObjectKind::Entry => {
+                        out.push((cursor.epoch, cursor.next_lsn, object.payload));
+                        cursor.next_lsn += 1;
+                    }
+                    ObjectKind::Fence { next_epoch } => {
+                        // The rest of this window is not in the log; the new namespace
+                        // starts with one read again.
+                        cursor.epoch = next_epoch;
+                        ahead = 1;
+                        break;
+                    }
                 }
             }
         }
+        Ok(out)
     }
 
     /// Moves `cursor` to the head, without returning the entries it passes (the caller has
     /// them): the end of the log as of this call.
     pub async fn head(&self, mut cursor: Cursor) -> Result<Cursor, PersistError> {
-        while let Next::Entry { .. } = self.next(&mut cursor).await? {}
+        while !self.read_ahead(&mut cursor, 1024).await?.is_empty() {}
         Ok(cursor)
     }
 
@@ -555,24 +589,33 @@ impl SharedLog {
                 by_epoch.entry(epoch).or_default().push((entry, path));
             }
         }
-        let mut deleted = 0;
+        let mut doomed = Vec::new();
         for (_, mut objects) in by_epoch {
             objects.sort_unstable_by_key(|(lsn, _)| *lsn);
             objects.pop(); // the last object of the namespace stays
-            for (entry, path) in objects {
-                if entry >= lsn {
-                    break;
-                }
-                match self
-                    .bounded("delete", &path, self.store.delete(&path))
-                    .await?
-                {
-                    Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
-                    Err(e) => return Err(self.error("delete", &path, e)),
-                }
+            doomed.extend(
+                objects
+                    .into_iter()
+                    .take_while(|(entry, _)| *entry < lsn)
+                    .map(|(_, path)| path),
+            );
+        }
+        // One bulk request per 1,000 objects on S3 (DeleteObjects).
+        let count = doomed.len();
+        let paths = futures_util::stream::iter(doomed.into_iter().map(Ok)).boxed();
+        let outcomes: Vec<_> = self
+            .bounded("delete", &dir, async {
+                Ok(self.store.delete_stream(paths).collect::<Vec<_>>().await)
+            })
+            .await?
+            .map_err(|e| self.error("delete", &dir, e))?;
+        for outcome in outcomes {
+            match outcome {
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(self.error("delete", &dir, e)),
             }
         }
-        Ok(deleted)
+        Ok(count)
     }
 }
 

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// How often the maintainer looks around.
 const TICK: Duration = Duration::from_millis(100);
+/// How often, at most, the log's owner truncates the log.
+const TRUNCATE_EVERY: Duration = Duration::from_secs(30);
 /// How often the log's owner is read from the store (and after any failure).
 const OWNER_REFRESH: Duration = Duration::from_secs(2);
 
@@ -55,7 +57,8 @@ impl Maintainer {
         inner.refresh_members();
         if self.owner_read.elapsed() >= OWNER_REFRESH || lock(&inner.owner).is_none() {
             self.owner_read = Instant::now();
-            match inner.block_on(inner.log.current_owner()) {
+            let known = lock(&inner.owner).clone();
+            match inner.block_on(inner.log.owner_since(known)) {
                 Ok(owner) => *lock(&inner.owner) = owner,
                 Err(e) => tracing::warn!(
                     "cannot read who owns the cluster log: {}",
@@ -273,10 +276,12 @@ impl<P: PhysicalProfile> Inner<P> {
         let mut cursor = self.block_on(self.log.cursor_for(after))?;
         let mut out = Vec::new();
         while cursor.applied() < target {
-            match self.block_on(self.log.next(&mut cursor))? {
-                super::log::Next::Entry { lsn, payload } => out.push((lsn, payload)),
-                super::log::Next::Head => break,
+            let want = (target - cursor.applied()) as usize;
+            let entries = self.block_on(self.log.read_ahead(&mut cursor, want))?;
+            if entries.is_empty() {
+                break;
             }
+            out.extend(entries.into_iter().map(|(_, lsn, payload)| (lsn, payload)));
         }
         if out.is_empty() && after < target {
             return Err(ExecError::Remote(format!(
@@ -364,14 +369,23 @@ impl<P: PhysicalProfile> Inner<P> {
         Ok(report)
     }
 
-    /// Deletes the log entries that the catalog's and every shard's newest checkpoint cover.
+    /// Deletes the log entries that every checkpoint kept covers (the catalog's and every
+    /// shard's: a damaged newest checkpoint falls back to the one before it, which still
+    /// finds its log). At most every [`TRUNCATE_EVERY`]: it reads every shard's checkpoints.
     fn truncate_log(&self) -> Result<()> {
+        {
+            let mut last = lock(&self.truncated_at);
+            if last.is_some_and(|t| t.elapsed() < TRUNCATE_EVERY) {
+                return Ok(());
+            }
+            *last = Some(Instant::now());
+        }
         let mut floor = u64::MAX;
         for shard in std::iter::once(None).chain((0..self.shards).map(Some)) {
-            let newest = self.with_store(shard, |s| {
-                Ok(s.checkpoints()?.first().map(|c| c.manifest.lsn))
+            let oldest = self.with_store(shard, |s| {
+                Ok(s.checkpoints()?.last().map(|c| c.manifest.lsn))
             })?;
-            match newest {
+            match oldest {
                 Some(lsn) => floor = floor.min(lsn),
                 // A shard without a checkpoint still needs the whole log.
                 None => return Ok(()),

@@ -8,7 +8,7 @@
 //! object store.
 
 use super::leader::{Leader, Pending};
-use super::log::{Next, SharedLog};
+use super::log::SharedLog;
 use super::maintain::Maintainer;
 use super::membership::{Member, Membership};
 use super::rpc::{self, Request, Response};
@@ -78,6 +78,8 @@ pub struct Inner<P: PhysicalProfile> {
     /// Checkpoint stores: `None` is the catalog's, `Some(s)` shard `s`'s.
     pub(super) stores: Mutex<BTreeMap<Option<u32>, ObjectSnapshots>>,
     pub(super) last_checkpoint: Mutex<Option<SystemTime>>,
+    /// When the log was last truncated (by this node, while it owned the log).
+    pub(super) truncated_at: Mutex<Option<Instant>>,
     pub(super) counters: Counters,
     pub(super) stop: AtomicBool,
     pub(super) threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
@@ -235,6 +237,7 @@ impl<P: PhysicalProfile> Inner<P> {
             loading: Mutex::new(BTreeSet::new()),
             stores: Mutex::new(BTreeMap::from([(None, catalog_store)])),
             last_checkpoint: Mutex::new(written_at),
+            truncated_at: Mutex::new(None),
             counters: Counters::default(),
             stop: AtomicBool::new(false),
             threads: Mutex::new(Vec::new()),
@@ -354,22 +357,23 @@ impl<P: PhysicalProfile> Inner<P> {
     fn apply_from_store(&self) -> Result<()> {
         let mut cursor = self.state().cursor;
         loop {
-            match self.block_on(self.log.next(&mut cursor))? {
-                Next::Head => return Ok(()),
-                Next::Entry { lsn, payload } => {
-                    let mut state = self.state();
-                    if state.cursor.next_lsn == lsn {
-                        state.apply(cursor.epoch, lsn, payload)?;
-                        drop(state);
-                        self.set_applied(lsn);
-                    } else if state.cursor.next_lsn < lsn {
-                        // Cannot happen: entries are read in order from the node's position.
-                        return Err(ExecError::Eval(format!(
-                            "the cluster log skipped from {} to {lsn}",
-                            state.cursor.next_lsn
-                        ))
-                        .into());
-                    }
+            let entries = self.block_on(self.log.read_ahead(&mut cursor, 256))?;
+            if entries.is_empty() {
+                return Ok(());
+            }
+            for (epoch, lsn, payload) in entries {
+                let mut state = self.state();
+                if state.cursor.next_lsn == lsn {
+                    state.apply(epoch, lsn, payload)?;
+                    drop(state);
+                    self.set_applied(lsn);
+                } else if state.cursor.next_lsn < lsn {
+                    // Cannot happen: entries are read in order from the node's position.
+                    return Err(ExecError::Eval(format!(
+                        "the cluster log skipped from {} to {lsn}",
+                        state.cursor.next_lsn
+                    ))
+                    .into());
                 }
             }
         }
@@ -410,9 +414,10 @@ impl<P: PhysicalProfile> Inner<P> {
         loop {
             let mut probe = self.state().cursor;
             let at = probe.applied();
-            match self.block_on(self.log.next(&mut probe))? {
-                Next::Head => return Ok(at),
-                Next::Entry { lsn, .. } => self.wait_applied(lsn, WAIT_STATE)?,
+            // One read: is there an entry after this node's position?
+            match self.block_on(self.log.read_ahead(&mut probe, 1))?.last() {
+                None => return Ok(at),
+                Some((_, lsn, _)) => self.wait_applied(*lsn, WAIT_STATE)?,
             }
         }
     }
