@@ -14,100 +14,31 @@
 //! `--bench` (as `cargo test` runs it) a smoke run of 200 requests from 8 threads. Either
 //! stops sending after a hard time limit and reports what it did. Panics on any failure.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+
+mod common;
+
+use common::http::{post_sql, serve, strata_command, Server};
 
 const REPRODUCE: &str = "cargo bench --no-default-features --features durable --bench server_load";
 const ROWS_PER_INSERT: u64 = 10;
 const KEYS: u64 = 1000;
 
-/// The server process, killed if still running when dropped (after a panic).
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `strata --data DATA serve --listen 127.0.0.1:0` with a `file://` store and no inherited
 /// `STRATA_*` variables; returns the child and its port once it prints `listening on`.
 fn start_server(dir: &std::path::Path) -> (Server, u16) {
-    let exe = env!("CARGO_BIN_EXE_strata");
-    let mut cmd = Command::new(exe);
-    for (key, _) in std::env::vars_os() {
-        if key.to_string_lossy().starts_with("STRATA_") {
-            cmd.env_remove(&key);
-        }
-    }
     let store = std::path::absolute(dir.join("store")).unwrap();
-    let mut child = cmd
-        .env(
-            "STRATA_OBJECT_STORE_URL",
-            format!("file://{}", store.display()),
-        )
-        .arg("--data")
-        .arg(dir.join("data"))
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdin(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn strata serve");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let port = loop {
-        line.clear();
-        if stderr.read_line(&mut line).unwrap() == 0 {
-            let _ = child.kill();
-            panic!("strata serve exited before listening");
-        }
-        eprint!("server: {line}");
-        if let Some(addr) = line.trim().strip_prefix("listening on http://") {
-            break addr.rsplit(':').next().unwrap().parse().unwrap();
-        }
-    };
-    // Keep draining stderr so the server never blocks on a full pipe; show what it says.
-    std::thread::spawn(move || {
-        for line in stderr.lines().map_while(Result::ok) {
-            eprintln!("server: {line}");
-        }
-    });
-    (Server(child), port)
-}
-
-/// One `POST /sql` on a new connection, read to the end: (status, body), or why it failed.
-fn post_sql(port: u16, sql: &str) -> Result<(u16, String), String> {
-    let mut stream =
-        TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .map_err(|e| e.to_string())?;
-    let head = format!(
-        "POST /sql HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n\r\n",
-        sql.len()
-    );
-    stream
-        .write_all(head.as_bytes())
-        .and_then(|()| stream.write_all(sql.as_bytes()))
-        .map_err(|e| format!("write: {e}"))?;
-    let mut raw = Vec::new();
-    stream
-        .read_to_end(&mut raw)
-        .map_err(|e| format!("read: {e}"))?;
-    let text = String::from_utf8_lossy(&raw);
-    let (head, body) = text
-        .split_once("\r\n\r\n")
-        .ok_or_else(|| format!("no HTTP head in {} bytes: {text:?}", raw.len()))?;
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no status in {head:?}"))?;
-    Ok((status, body.to_string()))
+    let mut cmd = strata_command();
+    cmd.env(
+        "STRATA_OBJECT_STORE_URL",
+        format!("file://{}", store.display()),
+    )
+    .arg("--data")
+    .arg(dir.join("data"))
+    .args(["serve", "--listen", "127.0.0.1:0"]);
+    serve(cmd)
 }
 
 /// The rows of the only result set of a 200 answer to a single SELECT.

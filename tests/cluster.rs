@@ -388,6 +388,38 @@ fn a_single_node_data_directory_is_refused() {
 }
 
 #[test]
+fn a_node_whose_seeds_do_not_answer_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let port = cli::free_port(2);
+    let settings = PersistSettings {
+        data_dir: tmp.path().join("data"),
+        object_store: store_settings(&format!("memory://{}", unique("lonely"))),
+        ..PersistSettings::default()
+    };
+    let started = Instant::now();
+    let err = Engine::builder()
+        .persist(settings)
+        .cluster(ClusterSettings {
+            node_id: "n".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], port)),
+            seeds: vec![SocketAddr::from(([127, 0, 0, 2], port)).to_string()],
+            shards: None,
+        })
+        .build()
+        .unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("a seed that answers"), "{message}");
+    assert!(
+        matches!(
+            err,
+            strata::Error::Config(strata::ConfigError::ProfileRequirementError { .. })
+        ),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[test]
 fn a_second_node_with_the_same_id_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(2, tmp.path());

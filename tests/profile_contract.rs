@@ -399,3 +399,48 @@ fn capacity_is_bounded_by_the_tier() {
         assert!(Engine::builder().ephemeral().capacity(n).build().is_err());
     }
 }
+
+/// `[cluster]` belongs to the multi-node tier: refused below it; there, checked and read
+/// from the environment too (seeds comma-separated).
+#[test]
+fn the_cluster_section_is_the_multi_node_tier_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        &dir,
+        "[cluster]\nnode_id = \"n1\"\nlisten = \"127.0.0.1:7946\"\nshards = 8\n",
+    );
+    let config = Config::load(Some(&path), no_env()).unwrap();
+    if !P::MULTI_NODE {
+        let err = config.validate::<P>().unwrap_err().to_string();
+        assert!(
+            err.contains("[cluster] is set, but this tier does not have it"),
+            "{err}"
+        );
+        return;
+    }
+    let config = Config::load(
+        Some(&path),
+        env(&[("STRATA_CLUSTER_SEEDS", "127.0.0.2:7946, 127.0.0.3:7946")]),
+    )
+    .unwrap();
+    let settings = config.cluster_settings().unwrap();
+    assert_eq!(settings.node_id, "n1");
+    assert_eq!(settings.seeds, ["127.0.0.2:7946", "127.0.0.3:7946"]);
+    assert_eq!(settings.shards, Some(8));
+    for (bad, needle) in [
+        ("STRATA_CLUSTER_NODE_ID", ""),
+        ("STRATA_CLUSTER_LISTEN", "nowhere"),
+        ("STRATA_CLUSTER_SHARDS", "0"),
+    ] {
+        let value = if needle.is_empty() { "" } else { needle };
+        let err = Config::load(Some(&path), env(&[(bad, value)]))
+            .and_then(|c| c.cluster_settings())
+            .unwrap_err()
+            .to_string();
+        let key = bad.trim_start_matches("STRATA_CLUSTER_").to_lowercase();
+        assert!(
+            err.contains(&format!("[cluster] {key}")),
+            "{bad}={value}: {err}"
+        );
+    }
+}

@@ -3,6 +3,8 @@
 //! workload's keys. Included by each benchmark with `mod common;`.
 #![allow(dead_code)] // each benchmark uses what it needs
 
+#[cfg(feature = "server")]
+pub mod http;
 pub mod report;
 
 use rustc_hash::FxHashMap;
