@@ -405,9 +405,15 @@ fn capacity_is_bounded_by_the_tier() {
 #[test]
 fn the_cluster_section_is_the_multi_node_tier_s() {
     let dir = tempfile::tempdir().unwrap();
+    // Valid in every other respect: the tiers with an object store need its URL.
+    let store = if P::RECOVERY == Recovery::Full {
+        "[object_store]\nurl = \"file:///tmp/strata-store\"\n"
+    } else {
+        ""
+    };
     let path = write_config(
         &dir,
-        "[cluster]\nnode_id = \"n1\"\nlisten = \"127.0.0.1:7946\"\nshards = 8\n",
+        &format!("{store}[cluster]\nnode_id = \"n1\"\nlisten = \"127.0.0.1:7946\"\nshards = 8\n"),
     );
     let config = Config::load(Some(&path), no_env()).unwrap();
     if !P::MULTI_NODE {
