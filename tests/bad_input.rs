@@ -351,7 +351,7 @@ fn unknown_names_are_refused() {
             &["`events`", "exists"],
         ),
         ("CREATE TABLE pk (a BIGINT, PRIMARY KEY (b))", &["`b`"]),
-        ("SELECT upper(label) FROM items", &["upper"]),
+        ("SELECT frobnicate(label) FROM items", &["frobnicate"]),
     ];
     for (sql, needles) in cases {
         assert_refused(&mut e, sql, needles);

@@ -85,4 +85,4 @@ SELECT DISTINCT dept FROM emp;
 SELECT id FROM emp JOIN emp AS e2 ON emp.id = e2.id;
 SELECT 1;
 SELECT id FROM emp UNION SELECT id FROM emp;
-SELECT upper(name) FROM emp;
+SELECT id FROM emp WHERE EXISTS (SELECT id FROM emp);

@@ -1,5 +1,6 @@
 //! Bound scalar expressions: typed at bind time, evaluated per row.
 
+use super::scalar::{self, Func, TrimSide};
 use crate::error::{ExecError, SqlError};
 use crate::types::{parse_timestamp, DataType, Value};
 use sqlparser::ast;
@@ -71,6 +72,44 @@ pub enum Expr {
         width_ms: i64,
         end: bool,
     },
+    /// `CASE WHEN c THEN r … ELSE e END` (a simple `CASE x WHEN v …` is bound to `x = v`
+    /// conditions): the result of the first true condition, else `otherwise`.
+    Case {
+        branches: Vec<(Expr, Expr)>,
+        otherwise: Box<Expr>,
+        ty: Option<DataType>,
+    },
+    /// `arg [NOT] IN (list)`: NULL when no element equals `arg` and one is NULL.
+    InList {
+        arg: Box<Expr>,
+        list: Vec<Expr>,
+        negated: bool,
+    },
+    /// `arg [NOT] LIKE pattern [ESCAPE c]`, or `ILIKE` (`fold_case`).
+    Like {
+        arg: Box<Expr>,
+        pattern: Box<Expr>,
+        escape: Option<char>,
+        fold_case: bool,
+        negated: bool,
+    },
+    /// `left IS [NOT] DISTINCT FROM right`: `=` where NULL equals NULL, never NULL itself.
+    Distinct {
+        left: Box<Expr>,
+        right: Box<Expr>,
+        negated: bool,
+    },
+    /// `CAST(arg AS to)`, `arg::to`.
+    Cast {
+        arg: Box<Expr>,
+        to: DataType,
+    },
+    /// A scalar function (see [`super::scalar`]).
+    Call {
+        func: Func,
+        args: Vec<Expr>,
+        ty: Option<DataType>,
+    },
 }
 
 /// Read access to the values of one row.
@@ -95,6 +134,35 @@ impl Expr {
             Expr::Neg(e) => e.ty(),
             Expr::Binary { ty, .. } => *ty,
             Expr::Tumble { .. } => Some(DataType::Timestamp),
+            Expr::Case { ty, .. } | Expr::Call { ty, .. } => *ty,
+            Expr::InList { .. } | Expr::Like { .. } | Expr::Distinct { .. } => {
+                Some(DataType::Boolean)
+            }
+            Expr::Cast { to, .. } => Some(*to),
+        }
+    }
+
+    /// The expressions this one is made of.
+    pub fn children(&self) -> Vec<&Expr> {
+        match self {
+            Expr::Column { .. } | Expr::Literal(_) => vec![],
+            Expr::Not(a) | Expr::Neg(a) | Expr::IsNull { arg: a, .. } => vec![a],
+            Expr::Cast { arg: a, .. } | Expr::Tumble { ts: a, .. } => vec![a],
+            Expr::Binary { left, right, .. } | Expr::Distinct { left, right, .. } => {
+                vec![left, right]
+            }
+            Expr::Like { arg, pattern, .. } => vec![arg, pattern],
+            Expr::InList { arg, list, .. } => std::iter::once(&**arg).chain(list).collect(),
+            Expr::Case {
+                branches,
+                otherwise,
+                ..
+            } => branches
+                .iter()
+                .flat_map(|(c, r)| [c, r])
+                .chain(std::iter::once(&**otherwise))
+                .collect(),
+            Expr::Call { args, .. } => args.iter().collect(),
         }
     }
 
@@ -133,7 +201,7 @@ impl Expr {
                     (BinOp::Or, Value::Bool(true)) => return Ok(Value::Bool(true)),
                     _ => {}
                 }
-                binary(*op, l, right.eval(row)?)?
+                binary_op(*op, l, right.eval(row)?)?
             }
             Expr::Tumble { ts, width_ms, end } => match ts.eval(row)? {
                 Value::Timestamp(t) => {
@@ -150,6 +218,68 @@ impl Expr {
                 }
                 _ => Value::Null,
             },
+            Expr::Case {
+                branches,
+                otherwise,
+                ty,
+            } => {
+                for (condition, result) in branches {
+                    if condition.is_true(row)? {
+                        return Ok(scalar::widen(result.eval(row)?, *ty));
+                    }
+                }
+                scalar::widen(otherwise.eval(row)?, *ty)
+            }
+            Expr::InList { arg, list, negated } => {
+                let v = arg.eval(row)?;
+                if v.is_null() {
+                    return Ok(Value::Null);
+                }
+                let mut saw_null = false;
+                for item in list {
+                    let x = item.eval(row)?;
+                    if x.is_null() {
+                        saw_null = true;
+                    } else if v.total_cmp(&x).is_eq() {
+                        return Ok(Value::Bool(!negated));
+                    }
+                }
+                if saw_null {
+                    Value::Null
+                } else {
+                    Value::Bool(*negated)
+                }
+            }
+            Expr::Like {
+                arg,
+                pattern,
+                escape,
+                fold_case,
+                negated,
+            } => match (arg.eval(row)?, pattern.eval(row)?) {
+                (Value::Text(v), Value::Text(p)) => {
+                    Value::Bool(scalar::like(&v, &p, *escape, *fold_case)? != *negated)
+                }
+                _ => Value::Null,
+            },
+            Expr::Distinct {
+                left,
+                right,
+                negated,
+            } => {
+                let (l, r) = (left.eval(row)?, right.eval(row)?);
+                let distinct = match (l.is_null(), r.is_null()) {
+                    (true, true) => false,
+                    (true, false) | (false, true) => true,
+                    (false, false) => !l.total_cmp(&r).is_eq(),
+                };
+                Value::Bool(distinct != *negated)
+            }
+            Expr::Cast { arg, to } => scalar::cast(arg.eval(row)?, *to)?,
+            Expr::Call { func, args, ty } => {
+                let values = args.iter().map(|a| a.eval(row)).collect::<Result<_, _>>()?;
+                scalar::eval_call(*func, values, *ty)?
+            }
         })
     }
 
@@ -195,7 +325,8 @@ fn overflow(op: &str) -> ExecError {
     ExecError::Eval(format!("integer overflow in {op}"))
 }
 
-fn binary(op: BinOp, l: Value, r: Value) -> Result<Value, ExecError> {
+/// `l op r` on two values (`%` and `/` by zero are errors for every numeric type).
+pub(crate) fn binary_op(op: BinOp, l: Value, r: Value) -> Result<Value, ExecError> {
     use Value::*;
     if let BinOp::And | BinOp::Or = op {
         return Ok(match (op, l, r) {
@@ -250,6 +381,7 @@ fn binary(op: BinOp, l: Value, r: Value) -> Result<Value, ExecError> {
                         return Err(ExecError::Eval("division by zero".into()))
                     }
                     BinOp::Div => a / b,
+                    _ if b == 0.0 => return Err(ExecError::Eval("division by zero in %".into())),
                     _ => a % b,
                 })
             }
@@ -457,8 +589,229 @@ pub fn bind_with(
                         end: name == "tumble_end",
                     }
                 }
-                _ => return Err(SqlError::Unsupported(format!("function `{name}`"))),
+                "now" | "current_timestamp" | "localtimestamp" | "current_date" => {
+                    return Err(SqlError::Unsupported(format!(
+                        "{name}(): a view must give the same answer when its log is replayed, \
+                         so Strata has no wall-clock function; use a timestamp column"
+                    )))
+                }
+                _ => {
+                    let Some(func) = scalar::func_named(&name) else {
+                        return Err(SqlError::Unsupported(format!(
+                            "function `{name}`; the functions are: {}",
+                            scalar::FUNCTION_NAMES
+                        )));
+                    };
+                    let args = function_args(f)?
+                        .into_iter()
+                        .map(&mut rec)
+                        .collect::<Result<Vec<_>, _>>()?;
+                    call(func, &name, args)?
+                }
             }
+        }
+        A::Case {
+            operand,
+            conditions,
+            else_result,
+            ..
+        } => {
+            let operand = match operand {
+                Some(x) => Some(rec(x)?),
+                None => None,
+            };
+            let mut branches = Vec::with_capacity(conditions.len());
+            for when in conditions {
+                let condition = rec(&when.condition)?;
+                let condition = match &operand {
+                    Some(x) => binary_expr(BinOp::Eq, x.clone(), condition)?,
+                    None => {
+                        expect_bool(&condition, "CASE WHEN")?;
+                        condition
+                    }
+                };
+                branches.push((condition, rec(&when.result)?));
+            }
+            let otherwise = match else_result {
+                Some(e) => rec(e)?,
+                None => Expr::Literal(Value::Null),
+            };
+            let ty = scalar::unify(
+                "CASE",
+                branches.iter().map(|(_, r)| r.ty()).chain([otherwise.ty()]),
+            )?;
+            Expr::Case {
+                branches,
+                otherwise: Box::new(otherwise),
+                ty,
+            }
+        }
+        A::InList {
+            expr,
+            list,
+            negated,
+        } => {
+            let arg = rec(expr)?;
+            let list = list
+                .iter()
+                .map(|e| comparable(&arg, rec(e)?))
+                .collect::<Result<Vec<_>, _>>()?;
+            Expr::InList {
+                arg: Box::new(arg),
+                list,
+                negated: *negated,
+            }
+        }
+        A::Between {
+            expr,
+            negated,
+            low,
+            high,
+        } => {
+            let x = rec(expr)?;
+            let (low, high) = (rec(low)?, rec(high)?);
+            let between = |e: SqlError| match e {
+                SqlError::Type(m) => SqlError::Type(format!("BETWEEN: {m}")),
+                other => other,
+            };
+            let within = binary_expr(
+                BinOp::And,
+                binary_expr(BinOp::GtEq, x.clone(), low).map_err(between)?,
+                binary_expr(BinOp::LtEq, x, high).map_err(between)?,
+            )?;
+            if *negated {
+                Expr::Not(Box::new(within))
+            } else {
+                within
+            }
+        }
+        A::Like {
+            negated,
+            any: false,
+            expr: arg,
+            pattern,
+            escape_char,
+        }
+        | A::ILike {
+            negated,
+            any: false,
+            expr: arg,
+            pattern,
+            escape_char,
+        } => {
+            let (arg, pattern) = (rec(arg)?, rec(pattern)?);
+            for side in [&arg, &pattern] {
+                if !matches!(side.ty(), None | Some(DataType::Text)) {
+                    return Err(SqlError::Type(format!(
+                        "LIKE needs VARCHAR operands, got {}",
+                        type_name(side.ty())
+                    )));
+                }
+            }
+            let escape = match escape_char.as_deref().map(&mut rec).transpose()? {
+                None => None,
+                Some(Expr::Literal(Value::Text(e))) if e.chars().count() == 1 => e.chars().next(),
+                Some(Expr::Literal(v)) => {
+                    return Err(SqlError::Type(format!(
+                        "ESCAPE needs one character in quotes, got '{}'",
+                        excerpt(&v.to_string())
+                    )))
+                }
+                Some(_) => {
+                    return Err(SqlError::Type(
+                        "ESCAPE needs one character in quotes, not an expression".into(),
+                    ))
+                }
+            };
+            Expr::Like {
+                arg: Box::new(arg),
+                pattern: Box::new(pattern),
+                escape,
+                fold_case: matches!(expr, A::ILike { .. }),
+                negated: *negated,
+            }
+        }
+        A::IsDistinctFrom(l, r) | A::IsNotDistinctFrom(l, r) => {
+            let (l, r) = (rec(l)?, rec(r)?);
+            let r = comparable(&l, r)?;
+            Expr::Distinct {
+                left: Box::new(l),
+                right: Box::new(r),
+                negated: matches!(expr, A::IsNotDistinctFrom(..)),
+            }
+        }
+        A::Cast {
+            kind: ast::CastKind::Cast | ast::CastKind::DoubleColon,
+            expr: arg,
+            data_type: to,
+            format: None,
+        } => {
+            let arg = rec(arg)?;
+            let to = data_type(to)?.0;
+            scalar::check_cast(arg.ty(), to)?;
+            match arg {
+                // A literal is cast now: a value that does not fit fails the statement.
+                Expr::Literal(v) => {
+                    Expr::Literal(scalar::cast(v, to).map_err(|e| SqlError::Type(e.to_string()))?)
+                }
+                arg => Expr::Cast {
+                    arg: Box::new(arg),
+                    to,
+                },
+            }
+        }
+        A::Floor { expr: x, field } | A::Ceil { expr: x, field } => {
+            if !matches!(
+                field,
+                ast::CeilFloorKind::DateTimeField(ast::DateTimeField::NoDateTime)
+            ) {
+                return Err(SqlError::Unsupported(format!(
+                    "`{}`: floor and ceil take one number",
+                    excerpt(&expr.to_string())
+                )));
+            }
+            let (func, name) = match expr {
+                A::Floor { .. } => (Func::Floor, "floor"),
+                _ => (Func::Ceil, "ceil"),
+            };
+            call(func, name, vec![rec(x)?])?
+        }
+        A::Position { expr: sub, r#in } => {
+            let args = vec![rec(r#in)?, rec(sub)?];
+            call(Func::Position, "position", args)?
+        }
+        A::Substring {
+            expr: s,
+            substring_from,
+            substring_for,
+            ..
+        } => {
+            let mut args = vec![rec(s)?];
+            args.push(match substring_from {
+                Some(from) => rec(from)?,
+                None => Expr::Literal(Value::Int(1)),
+            });
+            if let Some(len) = substring_for {
+                args.push(rec(len)?);
+            }
+            call(Func::Substring, "substring", args)?
+        }
+        A::Trim {
+            trim_where,
+            trim_what,
+            expr: s,
+            trim_characters: None,
+        } => {
+            let side = match trim_where {
+                None | Some(ast::TrimWhereField::Both) => TrimSide::Both,
+                Some(ast::TrimWhereField::Leading) => TrimSide::Leading,
+                Some(ast::TrimWhereField::Trailing) => TrimSide::Trailing,
+            };
+            let mut args = vec![rec(s)?];
+            if let Some(what) = trim_what {
+                args.push(rec(what)?);
+            }
+            call(Func::Trim(side), "trim", args)?
         }
         other => {
             return Err(SqlError::Unsupported(format!(
@@ -467,6 +820,20 @@ pub fn bind_with(
             )))
         }
     })
+}
+
+/// A function call, typed.
+fn call(func: Func, name: &str, args: Vec<Expr>) -> Result<Expr, SqlError> {
+    let ty = scalar::bind_call(func, name, &args)?;
+    Ok(Expr::Call { func, args, ty })
+}
+
+/// `item` as the right side of `arg = item` (a text literal compared with a timestamp
+/// becomes one), or the type error `=` gives.
+fn comparable(arg: &Expr, item: Expr) -> Result<Expr, SqlError> {
+    let item = coerce_literal(item, arg.ty())?;
+    binary_expr(BinOp::Eq, arg.clone(), item.clone())?;
+    Ok(item)
 }
 
 fn column(scope: &Scope<'_>, name: &str) -> Result<Expr, SqlError> {

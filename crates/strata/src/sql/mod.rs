@@ -6,6 +6,7 @@
 //! inside the crate: the planner turns it into Strata's own `Plan`.
 
 pub(crate) mod expr;
+pub(crate) mod scalar;
 
 use crate::error::SqlError;
 use crate::types::{DataType, Value};

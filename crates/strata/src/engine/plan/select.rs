@@ -64,30 +64,19 @@ pub fn from_name(select: &ast::Select) -> Result<String, SqlError> {
     }
 }
 
-/// Whether an aggregate call occurs in `e` (through the expression forms Strata binds).
+/// Whether an aggregate call occurs anywhere in `e`.
 fn contains_aggregate(e: &ast::Expr) -> bool {
-    use ast::Expr as A;
-    match e {
-        A::Function(f) => {
-            is_aggregate(&f.name.to_string().to_lowercase())
-                || function_args(f).is_ok_and(|args| args.into_iter().any(contains_aggregate))
+    ast::visit_expressions(e, |sub| match sub {
+        ast::Expr::Function(f) if is_aggregate(&f.name.to_string().to_lowercase()) => {
+            std::ops::ControlFlow::Break(())
         }
-        A::Nested(x) | A::UnaryOp { expr: x, .. } | A::IsNull(x) | A::IsNotNull(x) => {
-            contains_aggregate(x)
-        }
-        A::BinaryOp { left, right, .. } => contains_aggregate(left) || contains_aggregate(right),
-        _ => false,
-    }
+        _ => std::ops::ControlFlow::Continue(()),
+    })
+    .is_break()
 }
 
 fn has_column_refs(e: &Expr) -> bool {
-    match e {
-        Expr::Column { .. } => true,
-        Expr::Literal(_) => false,
-        Expr::Not(a) | Expr::Neg(a) | Expr::IsNull { arg: a, .. } => has_column_refs(a),
-        Expr::Binary { left, right, .. } => has_column_refs(left) || has_column_refs(right),
-        Expr::Tumble { ts, .. } => has_column_refs(ts),
-    }
+    matches!(e, Expr::Column { .. }) || e.children().into_iter().any(has_column_refs)
 }
 
 /// Binds an aggregate call, reusing an identical one; returns its post-aggregation column.
