@@ -1,6 +1,7 @@
 //! Bound scalar expressions: typed at bind time, evaluated per row.
 
 use super::scalar::{self, Func, TrimSide};
+use super::time;
 use crate::error::{ExecError, SqlError};
 use crate::types::{parse_timestamp, DataType, Value};
 use sqlparser::ast;
@@ -561,6 +562,41 @@ pub fn bind_with(
             let (l, r) = (rec(left)?, rec(right)?);
             binary_expr(op, l, r)?
         }
+        A::Function(_)
+        | A::Case { .. }
+        | A::InList { .. }
+        | A::Between { .. }
+        | A::Like { .. }
+        | A::ILike { .. }
+        | A::IsDistinctFrom(..)
+        | A::IsNotDistinctFrom(..)
+        | A::Cast { .. }
+        | A::Floor { .. }
+        | A::Ceil { .. }
+        | A::Position { .. }
+        | A::Substring { .. }
+        | A::Trim { .. }
+        | A::Extract { .. }
+        | A::Interval(_) => bind_call_or_form(expr, &mut rec)?,
+        other => {
+            return Err(SqlError::Unsupported(format!(
+                "expression `{}`",
+                excerpt(&other.to_string())
+            )))
+        }
+    })
+}
+
+/// The function calls and the SQL forms beyond operators (`CASE`, `IN`, `LIKE`, `CAST`, …),
+/// bound in a frame of their own: `bind_with` recurses once per nesting level, so its own
+/// frame stays small.
+#[inline(never)]
+fn bind_call_or_form(
+    expr: &ast::Expr,
+    rec: &mut dyn FnMut(&ast::Expr) -> Result<Expr, SqlError>,
+) -> Result<Expr, SqlError> {
+    use ast::Expr as A;
+    Ok(match expr {
         A::Function(f) => {
             let name = f.name.to_string().to_lowercase();
             if is_aggregate(&name) {
@@ -595,6 +631,29 @@ pub fn bind_with(
                          so Strata has no wall-clock function; use a timestamp column"
                     )))
                 }
+                "date_trunc" | "date_part" => {
+                    let args = function_args(f)?;
+                    let [what, ts] = args.as_slice() else {
+                        return Err(SqlError::Type(format!(
+                            "{name}() takes two arguments: {name}('unit', timestamp)"
+                        )));
+                    };
+                    let A::Value(ast::ValueWithSpan {
+                        value: ast::Value::SingleQuotedString(what),
+                        ..
+                    }) = what
+                    else {
+                        return Err(SqlError::Type(format!(
+                            "{name}() needs its unit in quotes, e.g. {name}('hour', ts)"
+                        )));
+                    };
+                    let func = if name == "date_trunc" {
+                        Func::DateTrunc(time::unit_named(what)?)
+                    } else {
+                        Func::Extract(time::field_named(what)?)
+                    };
+                    call(func, &name, vec![rec(ts)?])?
+                }
                 _ => {
                     let Some(func) = scalar::func_named(&name) else {
                         return Err(SqlError::Unsupported(format!(
@@ -604,12 +663,20 @@ pub fn bind_with(
                     };
                     let args = function_args(f)?
                         .into_iter()
-                        .map(&mut rec)
+                        .map(&mut *rec)
                         .collect::<Result<Vec<_>, _>>()?;
                     call(func, &name, args)?
                 }
             }
         }
+        A::Extract {
+            field, expr: ts, ..
+        } => {
+            let field = time::field_named(&field.to_string())?;
+            call(Func::Extract(field), "extract", vec![rec(ts)?])?
+        }
+        // An interval is a number of milliseconds: `ts + INTERVAL '20' SECOND`.
+        A::Interval(_) => Expr::Literal(Value::Int(time::interval_literal_ms(expr)?)),
         A::Case {
             operand,
             conditions,
@@ -708,7 +775,7 @@ pub fn bind_with(
                     )));
                 }
             }
-            let escape = match escape_char.as_deref().map(&mut rec).transpose()? {
+            let escape = match escape_char.as_deref().map(&mut *rec).transpose()? {
                 None => None,
                 Some(Expr::Literal(Value::Text(e))) if e.chars().count() == 1 => e.chars().next(),
                 Some(Expr::Literal(v)) => {
@@ -992,40 +1059,13 @@ pub fn literal(v: &ast::Value) -> Result<Value, SqlError> {
     })
 }
 
-/// Milliseconds of an `INTERVAL 'n' UNIT` expression (SECOND, MINUTE, HOUR or DAY).
+/// Milliseconds of a window's `INTERVAL 'n' UNIT` (positive; see [`time::interval_literal_ms`]).
 pub fn interval_ms(e: &ast::Expr) -> Result<i64, SqlError> {
-    let bad = || {
-        SqlError::Type(format!(
-            "expected an interval like INTERVAL '5' MINUTE (SECOND, MINUTE, HOUR or DAY), got `{e}`"
-        ))
-    };
-    let ast::Expr::Interval(iv) = e else {
-        return Err(bad());
-    };
-    let text = match iv.value.as_ref() {
-        ast::Expr::Value(v) => match &v.value {
-            ast::Value::SingleQuotedString(s) | ast::Value::Number(s, _) => s.clone(),
-            _ => return Err(bad()),
-        },
-        _ => return Err(bad()),
-    };
-    let (amount, unit) = match (&iv.leading_field, text.trim().split_once(' ')) {
-        (Some(field), None) => (text.trim().to_string(), field.to_string()),
-        (None, Some((n, u))) => (n.to_string(), u.trim().to_string()),
-        _ => return Err(bad()),
-    };
-    let n: i64 = amount.parse().map_err(|_| bad())?;
-    let unit_ms = match unit.to_uppercase().trim_end_matches('S') {
-        "SECOND" => 1_000,
-        "MINUTE" => 60_000,
-        "HOUR" => 3_600_000,
-        "DAY" => 86_400_000,
-        _ => return Err(bad()),
-    };
-    match n.checked_mul(unit_ms) {
-        Some(ms) if n > 0 => Ok(ms),
+    match time::interval_literal_ms(e)? {
+        ms if ms > 0 => Ok(ms),
         _ => Err(SqlError::Type(format!(
-            "interval must be positive and fit in BIGINT milliseconds, got `{e}`"
+            "a window's interval must be positive, got `{}`",
+            excerpt(&e.to_string())
         ))),
     }
 }

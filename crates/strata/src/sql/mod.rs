@@ -7,6 +7,7 @@
 
 pub(crate) mod expr;
 pub(crate) mod scalar;
+pub(crate) mod time;
 
 use crate::error::SqlError;
 use crate::types::{DataType, Value};

@@ -7,6 +7,7 @@
 //! NULL only when every argument is).
 
 use super::expr::Expr;
+use super::time::{self, TimeField, TimeUnit};
 use crate::error::{ExecError, SqlError};
 use crate::types::{DataType, Value};
 use std::sync::Arc;
@@ -35,6 +36,10 @@ pub enum Func {
     /// `position(sub IN s)` and `strpos(s, sub)`; arguments are stored as `(s, sub)`.
     Position,
     StartsWith,
+    /// `date_trunc('unit', ts)`: the unit is fixed when the statement is bound.
+    DateTrunc(TimeUnit),
+    /// `extract(field FROM ts)`, `date_part('field', ts)`.
+    Extract(TimeField),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,8 +52,8 @@ pub enum TrimSide {
 /// The functions a statement may call, for the "not supported" message.
 pub const FUNCTION_NAMES: &str = "coalesce, nullif, greatest, least, abs, round, floor, ceil, \
      mod, power, sqrt, lower, upper, length, char_length, substring, substr, trim, replace, \
-     concat, position, strpos, starts_with, tumble, tumble_end, and the aggregates count, sum, \
-     min, max, avg";
+     concat, position, strpos, starts_with, date_trunc, date_part, extract, tumble, tumble_end, \
+     and the aggregates count, sum, min, max, avg";
 
 /// The function a name calls (`None`: not a scalar function of Strata's).
 pub fn func_named(name: &str) -> Option<Func> {
@@ -224,6 +229,23 @@ pub fn bind_call(func: Func, name: &str, args: &[Expr]) -> Result<Option<DataTyp
             args.iter().try_for_each(|a| expect(name, a, &[Text]))?;
             Some(Boolean)
         }
+        Func::DateTrunc(_) => {
+            arity(
+                args.len() == 1,
+                "two arguments: date_trunc('unit', timestamp)",
+            )?;
+            expect(name, &args[0], &[Timestamp])?;
+            Some(Timestamp)
+        }
+        Func::Extract(field) => {
+            arity(args.len() == 1, "a field and a timestamp")?;
+            expect(name, &args[0], &[Timestamp])?;
+            Some(if field.is_fractional() {
+                Double
+            } else {
+                BigInt
+            })
+        }
     })
 }
 
@@ -357,6 +379,8 @@ pub fn eval_call(func: Func, args: Vec<Value>, ty: Option<DataType>) -> Result<V
             None => 0,
         }),
         (Func::StartsWith, [s, prefix]) => Bool(text(s).starts_with(text(prefix))),
+        (Func::DateTrunc(unit), [Timestamp(ms)]) => Timestamp(time::trunc(*ms, unit)?),
+        (Func::Extract(field), [Timestamp(ms)]) => time::extract(*ms, field),
         (func, args) => {
             return Err(eval_error(format!("{func:?} cannot take ({args:?})")));
         }
