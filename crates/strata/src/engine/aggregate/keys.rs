@@ -109,10 +109,13 @@ pub(super) fn slot_for<K: Eq + Hash + Clone, S: StateBackend<K, u32>>(
 }
 
 /// The values of a column as i64 (BIGINT, TIMESTAMP, BOOLEAN as 0/1, DOUBLE as canonical bits).
+/// `selected`: the rows the view's WHERE keeps (`None`: all); the others are not evaluated
+/// (their values are never read), so a row the filter drops cannot fail the statement.
 pub(super) fn fixed_column<'a>(
     e: &Expr,
     columns: &'a [Column],
     rows: usize,
+    selected: Option<&[bool]>,
 ) -> Result<FixedColumn<'a>, ExecError> {
     if let Some(i) = e.as_column() {
         let col = &columns[i];
@@ -137,6 +140,10 @@ pub(super) fn fixed_column<'a>(
     let mut vals = Vec::with_capacity(rows);
     let mut null_rows: Option<Vec<bool>> = None;
     for r in 0..rows {
+        if selected.is_some_and(|s| !s[r]) {
+            vals.push(0);
+            continue;
+        }
         let v = e.eval(&BatchRow { columns, row: r })?;
         match Key::from_value(&v) {
             Key::Int(x) => vals.push(x),

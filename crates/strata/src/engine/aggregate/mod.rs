@@ -242,6 +242,15 @@ impl<P: PhysicalProfile> AggState<P> {
                 Some(sel)
             }
         };
+        // The rows the WHERE keeps, by row: group keys and aggregate arguments are evaluated
+        // only for them (a computed value of a dropped row must not fail the statement).
+        let mask: Option<Vec<bool>> = selection.as_ref().map(|sel| {
+            let mut m = vec![false; rows];
+            for &r in sel {
+                m[r as usize] = true;
+            }
+            m
+        });
         let keys = match &self.index {
             GroupIndex::General { .. } => {
                 let mut keys = Vec::with_capacity(selection.as_ref().map_or(rows, Vec::len));
@@ -268,7 +277,7 @@ impl<P: PhysicalProfile> AggState<P> {
                     .plan
                     .groups
                     .iter()
-                    .map(|g| fixed_column(g, columns, rows))
+                    .map(|g| fixed_column(g, columns, rows, mask.as_deref()))
                     .collect::<Result<_, _>>()?,
             },
         };
@@ -278,7 +287,7 @@ impl<P: PhysicalProfile> AggState<P> {
             .iter()
             .map(|a| match &a.arg {
                 None => Ok(None),
-                Some(e) => evaluate_column(e, columns, rows).map(Some),
+                Some(e) => evaluate_column(e, columns, rows, mask.as_deref()).map(Some),
             })
             .collect::<Result<_, ExecError>>()?;
         Ok(Prepared {
@@ -383,18 +392,23 @@ impl<P: PhysicalProfile> AggState<P> {
     }
 }
 
-/// An aggregate argument as a column: borrowed when it is a plain column reference.
+/// An aggregate argument as a column: borrowed when it is a plain column reference. Rows
+/// outside `selected` (when given) are not evaluated: NULL, never read.
 fn evaluate_column<'a>(
     e: &Expr,
     columns: &'a [Column],
     rows: usize,
+    selected: Option<&[bool]>,
 ) -> Result<Cow<'a, Column>, ExecError> {
     if let Some(i) = e.as_column() {
         return Ok(Cow::Borrowed(&columns[i]));
     }
     let ty = e.ty().unwrap_or(DataType::BigInt);
     let values = (0..rows)
-        .map(|r| e.eval(&BatchRow { columns, row: r }))
+        .map(|r| match selected {
+            Some(s) if !s[r] => Ok(crate::types::Value::Null),
+            _ => e.eval(&BatchRow { columns, row: r }),
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Cow::Owned(Column::from_values(ty, &values)))
 }
