@@ -51,6 +51,10 @@ fn queries(n: i64, s: f64) -> Vec<String> {
 enum Op {
     Insert(i64, Option<i64>, f64, i64),
     Delete(i64),
+    /// Every row with `score` below the bound gets the name and its score shifted.
+    Update(f64, Option<i64>),
+    /// An insert whose existing key keeps its row but takes the new score.
+    Upsert(i64, f64),
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -58,6 +62,9 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0i64..40, proptest::option::of(0i64..8), -5.0f64..5.0, 0i64..10)
             .prop_map(|(id, n, s, t)| Op::Insert(id, n, (s * 4.0).round() / 4.0, t)),
         1 => (0i64..40).prop_map(Op::Delete),
+        1 => (-5.0f64..5.0, proptest::option::of(0i64..8))
+            .prop_map(|(s, n)| Op::Update((s * 4.0).round() / 4.0, n)),
+        1 => (0i64..40, -5.0f64..5.0).prop_map(|(id, s)| Op::Upsert(id, (s * 4.0).round() / 4.0)),
     ]
 }
 
@@ -68,6 +75,14 @@ fn statement(op: &Op) -> String {
             format!("INSERT OR REPLACE INTO t VALUES ({id}, {name}, {score:?}, '2026-01-01 00:00:0{t}')")
         }
         Op::Delete(id) => format!("DELETE FROM t WHERE id = {id}"),
+        Op::Update(bound, name) => {
+            let name = name.map_or("NULL".to_string(), |n| format!("'n{n}'"));
+            format!("UPDATE t SET name = {name}, score = score + 0.25 WHERE score < {bound:?}")
+        }
+        Op::Upsert(id, score) => format!(
+            "INSERT INTO t VALUES ({id}, 'new', {score:?}, '2026-01-01 00:00:09') \
+             ON CONFLICT (id) DO UPDATE SET score = excluded.score"
+        ),
     }
 }
 

@@ -5,22 +5,23 @@
 //! every change waiting (group commit). A change is acknowledged once its entry is in the
 //! log; the owners of its keys apply it when the entry reaches them.
 //!
-//! Two kinds of statement depend on the state, not only on the catalog: an `INSERT` into a
-//! table (a key that exists is an error) and a `DELETE` (its `WHERE` is evaluated on the
-//! rows). For those the leader first appends what is waiting, then asks the owners of the
-//! shards involved, as of the log's end, and appends the statement alone: nothing can come
-//! between the answer and the append.
+//! Some statements depend on the state, not only on the catalog: an `INSERT` into a table
+//! (a key that exists is an error, skipped or updated with `ON CONFLICT`), a `DELETE` and an
+//! `UPDATE` (their `WHERE` is evaluated on the rows). For those the leader first appends
+//! what is waiting, then asks the owners of the shards involved, as of the log's end, and
+//! appends the statement alone — an `UPDATE` or `ON CONFLICT` as the upsert of the rows it
+//! computed: nothing can come between the answer and the append.
 
 use super::entry::PayloadBuilder;
 use super::log::{AppendError, Writer};
 use super::node::Inner;
 use super::rpc::{Response, WriteBody};
 use crate::change::{Change, OwnedChange};
-use crate::engine::{Origin, Plan};
+use crate::engine::{Assignments, Conflict, Origin, Plan};
 use crate::error::{Error, ExecError, Result, SqlError};
 use crate::persist::image;
 use crate::profile::PhysicalProfile;
-use crate::types::Key;
+use crate::types::{Key, Value};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -225,6 +226,19 @@ enum Alone {
     },
     /// A delete: its WHERE is evaluated on the owners' rows.
     Delete { sql: String, table: String },
+    /// An update: its new rows are computed from the rows its WHERE selects.
+    Update {
+        sql: String,
+        table: String,
+        assignments: Assignments,
+    },
+    /// An insert with ON CONFLICT DO NOTHING / DO UPDATE: resolved against the rows of its
+    /// keys that exist.
+    Resolve {
+        table: String,
+        columns: Vec<crate::batch::Column>,
+        conflict: Conflict,
+    },
 }
 
 /// Validates a write against the catalog, as a single engine would.
@@ -240,11 +254,30 @@ fn classify<P: PhysicalProfile>(inner: &Inner<P>, body: &WriteBody) -> Result<Cl
                 Plan::Insert {
                     target,
                     columns,
-                    replace,
-                } => insert(catalog, target, columns, replace),
+                    conflict: conflict @ (Conflict::Fail | Conflict::Replace),
+                } => insert(
+                    catalog,
+                    target,
+                    columns,
+                    matches!(conflict, Conflict::Replace),
+                ),
+                Plan::Insert {
+                    target,
+                    columns,
+                    conflict,
+                } => Ok(Classified::Alone(Alone::Resolve {
+                    table: target,
+                    columns,
+                    conflict,
+                })),
                 Plan::Delete { table, .. } => Ok(Classified::Alone(Alone::Delete {
                     sql: text.clone(),
                     table,
+                })),
+                Plan::Update { table, assignments } => Ok(Classified::Alone(Alone::Update {
+                    sql: text.clone(),
+                    table,
+                    assignments,
                 })),
                 // Planning checked it; it is applied when its entry comes back from the log.
                 ref ddl if ddl.ddl_text().is_some() => Ok(Classified::Alone(Alone::Ddl(
@@ -419,6 +452,23 @@ fn alone<P: PhysicalProfile>(inner: &Inner<P>, leader: &Leader, pending: Pending
             })
             .map(|c| (c, 0))
         }),
+        Alone::Update {
+            sql,
+            table,
+            assignments,
+        } => inner.matching_rows(&sql, at).and_then(|current| {
+            let rows = inner.state().catalog.updated_rows(
+                &table,
+                &assignments,
+                current.iter().map(|r| &r[..]),
+            )?;
+            upsert(&table, &rows)
+        }),
+        Alone::Resolve {
+            table,
+            columns,
+            conflict,
+        } => resolve(inner, &table, &columns, &conflict, at).and_then(|rows| upsert(&table, &rows)),
     };
     let (change, rows) = match checked {
         Ok(c) => c,
@@ -427,6 +477,11 @@ fn alone<P: PhysicalProfile>(inner: &Inner<P>, leader: &Leader, pending: Pending
             return;
         }
     };
+    if change.is_empty() {
+        // Nothing to write (an UPDATE that selects no row), as in one engine.
+        leader.reply(pending, Response::Written { rows: 0 });
+        return;
+    }
     let mut payload = PayloadBuilder::default();
     payload.push(pending.request, &change);
     match append(inner, leader, payload) {
@@ -441,6 +496,49 @@ fn alone<P: PhysicalProfile>(inner: &Inner<P>, leader: &Leader, pending: Pending
     }
 }
 
+/// An upsert of whole rows, as recorded; no bytes when there are no rows.
+fn upsert(table: &str, columns: &[crate::batch::Column]) -> Result<(Vec<u8>, u64)> {
+    let rows = columns.first().map_or(0, |c| c.len()) as u64;
+    if rows == 0 {
+        return Ok((Vec::new(), 0));
+    }
+    let change = encode(&Change::Insert {
+        target: table,
+        columns,
+        replace: true,
+    })?;
+    Ok((change, rows))
+}
+
+/// The keys of an insert into a table, and the rows of those that exist.
+struct InsertKeys {
+    keys: Vec<Key>,
+    key_type: crate::types::DataType,
+    existing: HashMap<Key, Vec<Value>>,
+}
+
+fn existing<P: PhysicalProfile>(
+    inner: &Inner<P>,
+    table: &str,
+    columns: &[crate::batch::Column],
+    at: u64,
+) -> Result<InsertKeys> {
+    let (keys, key_type, key_column) = {
+        let state = inner.state();
+        state.catalog.primary_keys(table, columns)?
+    };
+    let rows = inner.existing_rows(table, &keys, at)?;
+    let existing = rows
+        .into_iter()
+        .map(|row| (Key::from_value(&row[key_column]), row))
+        .collect();
+    Ok(InsertKeys {
+        keys,
+        key_type,
+        existing,
+    })
+}
+
 /// An insert into a table fails at the first row whose key exists already or came earlier
 /// in the same statement, as in one engine.
 fn check_keys<P: PhysicalProfile>(
@@ -449,19 +547,31 @@ fn check_keys<P: PhysicalProfile>(
     columns: &[crate::batch::Column],
     at: u64,
 ) -> Result<()> {
-    let (keys, key_type) = {
-        let state = inner.state();
-        state.catalog.primary_keys(table, columns)?
-    };
-    let existing = inner.existing_keys(table, &keys, at)?;
+    let found = existing(inner, table, columns, at)?;
     let mut seen = rustc_hash::FxHashSet::default();
-    for (r, key) in keys.iter().enumerate() {
+    for key in &found.keys {
         let first_in_batch = seen.insert(key.clone());
-        if existing.contains(&(r as u32)) || !first_in_batch {
-            return Err(duplicate(table, key, key_type));
+        if found.existing.contains_key(key) || !first_in_batch {
+            return Err(duplicate(table, key, found.key_type));
         }
     }
     Ok(())
+}
+
+/// The rows an insert with ON CONFLICT writes, given the rows of its keys that exist.
+fn resolve<P: PhysicalProfile>(
+    inner: &Inner<P>,
+    table: &str,
+    columns: &[crate::batch::Column],
+    conflict: &Conflict,
+    at: u64,
+) -> Result<Vec<crate::batch::Column>> {
+    let found = existing(inner, table, columns, at)?;
+    let lookup = |key: &Key| found.existing.get(key).map(|row| &row[..]);
+    inner
+        .state()
+        .catalog
+        .resolve_conflicts(table, columns, conflict, &lookup)
 }
 
 fn duplicate(table: &str, key: &Key, ty: crate::types::DataType) -> Error {

@@ -22,7 +22,7 @@ use crate::persist::local::{lock_data_dir, snapshot_objects, validate_image};
 use crate::persist::object_snapshots::{open_store, ObjectSnapshots};
 use crate::persist::snapshot_store::SnapshotStore;
 use crate::profile::PhysicalProfile;
-use crate::types::Key;
+use crate::types::{Key, Value};
 use bytes::Bytes;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -564,12 +564,12 @@ impl<P: PhysicalProfile> Inner<P> {
     pub(super) fn serve(&self, request: Request) -> Response {
         let answer = match request {
             Request::Scan { sql, shards, at } => self.local_scan(&sql, &shards, at),
-            Request::Exists {
+            Request::Existing {
                 table,
                 keys,
                 shards,
                 at,
-            } => self.local_exists(&table, rpc::images_to_keys(keys), &shards, at),
+            } => self.local_existing(&table, rpc::images_to_keys(keys), &shards, at),
             Request::Matching { sql, shards, at } => self.local_matching(&sql, &shards, at),
             Request::Checkpoint => self.checkpoint_owned().map(|r| Response::Checkpointed {
                 lsn: r.lsn,
@@ -648,7 +648,7 @@ impl<P: PhysicalProfile> Inner<P> {
         })
     }
 
-    fn local_exists(
+    fn local_existing(
         &self,
         table: &str,
         keys: Vec<Key>,
@@ -659,16 +659,18 @@ impl<P: PhysicalProfile> Inner<P> {
             return Ok(Response::NotOwner { shard });
         }
         let state = self.state();
-        let existing: Vec<Key> = keys
-            .into_iter()
-            .filter(|key| {
+        let rows: Vec<Vec<Value>> = keys
+            .iter()
+            .filter_map(|key| {
                 state
                     .partitions
                     .get(&key.shard(self.shards))
-                    .is_some_and(|p| p.kernel.has_key(table, key))
+                    .and_then(|p| p.kernel.row(table, key))
             })
             .collect();
-        Ok(Response::Keys(rpc::keys_to_images(&existing)))
+        Ok(Response::Rows {
+            columns: rpc::rows_to_columns(&rows, &state.catalog.column_types(table)?),
+        })
     }
 
     fn local_matching(&self, sql: &str, shards: &[u32], at: u64) -> Result<Response> {
@@ -678,20 +680,34 @@ impl<P: PhysicalProfile> Inner<P> {
         let stmt = crate::sql::parse_one(sql)?;
         let state = self.state();
         let mut keys = Vec::new();
+        let mut rows = Vec::new();
+        let mut updated = None;
         for shard in shards {
             let Some(p) = state.partitions.get(shard) else {
                 return Ok(Response::NotOwner { shard: *shard });
             };
-            let Plan::Delete { table, filter } = p.kernel.plan(stmt.parsed(), Origin::Client)?
-            else {
-                return Err(ExecError::Remote(
-                    "a match of a statement that is not a DELETE".into(),
-                )
-                .into());
-            };
-            keys.extend(p.kernel.keys_where(&table, filter.as_ref())?);
+            match p.kernel.plan(stmt.parsed(), Origin::Client)? {
+                Plan::Delete { table, filter } => {
+                    keys.extend(p.kernel.keys_where(&table, filter.as_ref())?)
+                }
+                Plan::Update { table, assignments } => {
+                    rows.extend(p.kernel.rows_where(&table, assignments.filter.as_ref())?);
+                    updated = Some(table);
+                }
+                _ => {
+                    return Err(ExecError::Remote(
+                        "a match of a statement that is neither a DELETE nor an UPDATE".into(),
+                    )
+                    .into())
+                }
+            }
         }
-        Ok(Response::Keys(rpc::keys_to_images(&keys)))
+        Ok(match updated {
+            Some(table) => Response::Rows {
+                columns: rpc::rows_to_columns(&rows, &state.catalog.column_types(&table)?),
+            },
+            None => Response::Keys(rpc::keys_to_images(&keys)),
+        })
     }
 
     // -- asking the owners ---------------------------------------------------------------
@@ -770,13 +786,13 @@ impl<P: PhysicalProfile> Inner<P> {
             .collect()
     }
 
-    /// Positions in `keys` (primary keys of `table`) of those that exist, as of `at`.
-    pub(super) fn existing_keys(
+    /// The rows of `table` whose primary keys are among `keys`, as of `at`.
+    pub(super) fn existing_rows(
         &self,
         table: &str,
         keys: &[Key],
         at: u64,
-    ) -> Result<BTreeSet<u32>> {
+    ) -> Result<Vec<Vec<Value>>> {
         let mut by_shard: BTreeMap<u32, Vec<Key>> = BTreeMap::new();
         for k in keys {
             by_shard
@@ -785,7 +801,7 @@ impl<P: PhysicalProfile> Inner<P> {
                 .push(k.clone());
         }
         let shards: Vec<u32> = by_shard.keys().copied().collect();
-        let answers = self.ask_owners(&shards, |group| Request::Exists {
+        let answers = self.ask_owners(&shards, |group| Request::Existing {
             table: table.to_string(),
             keys: rpc::keys_to_images(
                 &group
@@ -796,27 +812,13 @@ impl<P: PhysicalProfile> Inner<P> {
             shards: group,
             at,
         })?;
-        let mut found = std::collections::HashSet::new();
-        for (_, response) in answers {
-            let Response::Keys(existing) = response else {
-                return Err(ExecError::Remote("an unexpected answer to a key check".into()).into());
-            };
-            found.extend(rpc::images_to_keys(existing));
-        }
-        Ok((0..keys.len() as u32)
-            .filter(|&i| found.contains(&keys[i as usize]))
-            .collect())
+        rows_of(answers, "a key check")
     }
 
+    /// The primary keys a DELETE selects, as of `at`.
     pub(super) fn matching_keys(&self, sql: &str, at: u64) -> Result<Vec<Key>> {
-        let shards: Vec<u32> = (0..self.shards).collect();
-        let answers = self.ask_owners(&shards, |group| Request::Matching {
-            sql: sql.to_string(),
-            shards: group,
-            at,
-        })?;
         let mut keys = Vec::new();
-        for (_, response) in answers {
+        for (_, response) in self.ask_matching(sql, at)? {
             let Response::Keys(found) = response else {
                 return Err(ExecError::Remote("an unexpected answer to a DELETE".into()).into());
             };
@@ -824,6 +826,32 @@ impl<P: PhysicalProfile> Inner<P> {
         }
         Ok(keys)
     }
+
+    /// The rows an UPDATE selects, as of `at`.
+    pub(super) fn matching_rows(&self, sql: &str, at: u64) -> Result<Vec<Vec<Value>>> {
+        rows_of(self.ask_matching(sql, at)?, "an UPDATE")
+    }
+
+    fn ask_matching(&self, sql: &str, at: u64) -> Result<Vec<(u32, Response)>> {
+        let shards: Vec<u32> = (0..self.shards).collect();
+        self.ask_owners(&shards, |group| Request::Matching {
+            sql: sql.to_string(),
+            shards: group,
+            at,
+        })
+    }
+}
+
+/// The rows of every answer.
+fn rows_of(answers: Vec<(u32, Response)>, what: &str) -> Result<Vec<Vec<Value>>> {
+    let mut rows = Vec::new();
+    for (_, response) in answers {
+        let Response::Rows { columns } = response else {
+            return Err(ExecError::Remote(format!("an unexpected answer to {what}")).into());
+        };
+        rows.extend(rpc::columns_to_rows(columns));
+    }
+    Ok(rows)
 }
 
 /// What the rest of the cluster module reads of a node.

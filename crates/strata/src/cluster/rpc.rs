@@ -28,14 +28,16 @@ pub enum Request {
         shards: Vec<u32>,
         at: u64,
     },
-    /// Which of `keys` (primary keys of `table`) exist in the given shards, as of `at`.
-    Exists {
+    /// The rows of `table` whose primary keys are among `keys`, in the given shards, as of
+    /// `at`.
+    Existing {
         table: String,
         keys: Vec<KeyImage>,
         shards: Vec<u32>,
         at: u64,
     },
-    /// The primary keys a DELETE's WHERE selects in the given shards, as of `at`.
+    /// What a DELETE's or an UPDATE's WHERE selects in the given shards, as of `at`: the
+    /// primary keys of a DELETE, the rows of an UPDATE.
     Matching {
         sql: String,
         shards: Vec<u32>,
@@ -70,7 +72,7 @@ pub enum Response {
     Rows {
         columns: Vec<ColumnImage>,
     },
-    /// Keys: those of an `Exists` that exist, or those a `Matching` selects.
+    /// Keys: those a DELETE's `Matching` selects.
     Keys(Vec<KeyImage>),
     /// A checkpoint was written, covering the log up to `lsn`.
     Checkpointed {

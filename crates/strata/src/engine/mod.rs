@@ -31,6 +31,7 @@ mod query;
 mod recovery;
 mod schema;
 mod subscribe;
+mod update;
 mod write;
 
 pub use builder::{check_profile_name, EngineBuilder};
@@ -43,6 +44,8 @@ pub use subscribe::{ViewChange, ViewSubscriber};
 pub(crate) use kernel::Part;
 #[cfg(feature = "cluster")]
 pub(crate) use pipeline::Replaying;
+#[cfg(feature = "cluster")]
+pub(crate) use plan::{Assignments, Conflict};
 #[cfg(feature = "cluster")]
 pub(crate) use query::finish;
 

@@ -18,13 +18,15 @@
 
 use super::aggregate::Prepared as PreparedAgg;
 use super::kernel::{IndexDef, Kernel, Source, Table, View};
-use super::plan::{Origin, Plan};
+use super::plan::{Conflict, Origin, Plan};
 use crate::batch::Column;
 use crate::change::Change;
 use crate::error::Result;
 use crate::profile::PhysicalProfile;
 use crate::sql::ObjectKind;
+use crate::state::StateBackend;
 use crate::types::Key;
+use std::borrow::Cow;
 
 /// A validated change, ready to be recorded and applied. Holds the reservations it made
 /// (new view groups) until [`Kernel::apply`] or [`Kernel::abort`] takes it.
@@ -72,7 +74,8 @@ pub(super) enum Work<'a, P: PhysicalProfile> {
     /// this kernel's part holds (`None`: all of them).
     Write {
         table: &'a str,
-        columns: &'a [Column],
+        /// Borrowed from the plan, or computed from the table's rows (UPDATE, ON CONFLICT).
+        columns: Cow<'a, [Column]>,
         replace: bool,
         keys: Vec<Key>,
         stored: Option<Vec<u32>>,
@@ -95,7 +98,11 @@ impl<P: PhysicalProfile> Prepared<'_, P> {
     /// Whether applying it changes nothing (an append of no rows), so that there is nothing
     /// to record either.
     pub fn is_empty(&self) -> bool {
-        matches!(&self.work, Work::Append { columns, .. } if columns.first().is_none_or(|c| c.is_empty()))
+        match &self.work {
+            Work::Append { columns, .. } => columns.first().is_none_or(|c| c.is_empty()),
+            Work::Write { keys, .. } => keys.is_empty(),
+            _ => false,
+        }
     }
 
     /// The change the tier's effects record before it is applied.
@@ -120,7 +127,7 @@ impl<P: PhysicalProfile> Prepared<'_, P> {
                 ..
             } => Change::Insert {
                 target: table,
-                columns,
+                columns: columns.as_ref(),
                 replace: *replace,
             },
             Work::Delete { table, keys } => Change::Delete { table, keys },
@@ -148,8 +155,26 @@ impl<P: PhysicalProfile> Kernel<P> {
             Plan::Insert {
                 target,
                 columns,
-                replace,
-            } => return self.prepare_insert(target, columns, *replace),
+                conflict: conflict @ (Conflict::Fail | Conflict::Replace),
+            } => {
+                let replace = matches!(conflict, Conflict::Replace);
+                return self.prepare_insert(target, columns, replace);
+            }
+            Plan::Insert {
+                target,
+                columns,
+                conflict,
+            } => {
+                let table = self.table(target)?;
+                let existing = |key: &Key| table.rows.get(key).map(|row| &row[..]);
+                let rows = self.resolve_conflicts(target, columns, conflict, &existing)?;
+                self.prepare_write(target, Cow::Owned(rows), true)?
+            }
+            Plan::Update { table, assignments } => {
+                let rows = self.table(table)?.rows.iter().map(|(_, row)| &row[..]);
+                let rows = self.updated_rows(table, assignments, rows)?;
+                self.prepare_write(table, Cow::Owned(rows), true)?
+            }
             Plan::Delete { table, filter } => Work::Delete {
                 table,
                 keys: self.matching_keys(table, filter.as_ref())?,
@@ -218,7 +243,7 @@ impl<P: PhysicalProfile> Kernel<P> {
                 stored,
                 ..
             } => {
-                self.apply_write(table, columns, &keys, stored.as_deref());
+                self.apply_write(table, &columns, &keys, stored.as_deref());
                 keys.len()
             }
             Work::Delete { table, keys } => {

@@ -1,7 +1,7 @@
 //! Rows in: appends to sources (every view on the source is updated), writes to and deletes
 //! from tables — the prepare and apply steps of the [pipeline](super::pipeline) for data.
 
-use super::kernel::{state_full, unknown, Kernel, Part};
+use super::kernel::{state_full, unknown, Kernel, Part, Table};
 use super::pipeline::{AppendToView, Prepared, Work};
 use super::subscribe::Touched;
 use crate::batch::Column;
@@ -11,6 +11,7 @@ use crate::sql::expr::Expr;
 use crate::sql::ObjectKind;
 use crate::state::{Full, StateBackend};
 use crate::types::{Key, Value};
+use std::borrow::Cow;
 
 impl<P: PhysicalProfile> Kernel<P> {
     /// Prepares validated columns (schema order) for a source or a table: every view of a
@@ -31,7 +32,7 @@ impl<P: PhysicalProfile> Kernel<P> {
             }
             self.prepare_append(target, columns)?
         } else {
-            self.prepare_write(target, columns, replace)?
+            self.prepare_write(target, Cow::Borrowed(columns), replace)?
         };
         Ok(Prepared { work })
     }
@@ -85,17 +86,14 @@ impl<P: PhysicalProfile> Kernel<P> {
         })
     }
 
-    fn prepare_write<'a>(
+    pub(super) fn prepare_write<'a>(
         &self,
         name: &'a str,
-        columns: &'a [Column],
+        columns: Cow<'a, [Column]>,
         replace: bool,
     ) -> Result<Work<'a, P>> {
         let rows = columns.first().map_or(0, Column::len);
-        let table = self
-            .tables
-            .get(name)
-            .ok_or_else(|| unknown(ObjectKind::Table, name))?;
+        let table = self.table(name)?;
         let pk = table.primary_key;
         let key_ty = table.schema.columns[pk].ty;
         let mut keys: Vec<Key> = Vec::with_capacity(rows);
@@ -138,6 +136,13 @@ impl<P: PhysicalProfile> Kernel<P> {
             keys,
             stored,
         })
+    }
+
+    /// The table `name`.
+    pub(super) fn table(&self, name: &str) -> Result<&Table<P>> {
+        self.tables
+            .get(name)
+            .ok_or_else(|| unknown(ObjectKind::Table, name))
     }
 
     /// Primary keys of the rows of `table` that `filter` selects (all without one).
@@ -259,12 +264,12 @@ impl<P: PhysicalProfile> Kernel<P> {
         schema.check_columns(&object, columns)
     }
 
-    /// The primary keys of rows to insert into `table`, and the key column's type.
+    /// The primary keys of rows to insert into `table`, the key column's type and position.
     pub fn primary_keys(
         &self,
         table: &str,
         columns: &[Column],
-    ) -> Result<(Vec<Key>, crate::types::DataType)> {
+    ) -> Result<(Vec<Key>, crate::types::DataType, usize)> {
         let t = self
             .tables
             .get(table)
@@ -274,18 +279,39 @@ impl<P: PhysicalProfile> Kernel<P> {
         let keys = (0..rows)
             .map(|r| Key::from_value(&columns[pk].value(r)))
             .collect();
-        Ok((keys, t.schema.columns[pk].ty))
+        Ok((keys, t.schema.columns[pk].ty, pk))
     }
 
-    /// Whether `table` holds a row with primary key `key`.
-    pub fn has_key(&self, table: &str, key: &Key) -> bool {
-        self.tables
-            .get(table)
-            .is_some_and(|t| t.rows.get(key).is_some())
+    /// The row of `table` with primary key `key`.
+    pub fn row(&self, table: &str, key: &Key) -> Option<Vec<Value>> {
+        let row = self.tables.get(table)?.rows.get(key)?;
+        Some(row.to_vec())
+    }
+
+    /// The types of `table`'s columns.
+    pub fn column_types(&self, table: &str) -> Result<Vec<crate::types::DataType>> {
+        Ok(self
+            .table(table)?
+            .schema
+            .columns
+            .iter()
+            .map(|c| c.ty)
+            .collect())
     }
 
     /// The primary keys of the rows of `table` a DELETE's WHERE selects.
     pub fn keys_where(&self, table: &str, filter: Option<&Expr>) -> Result<Vec<Key>> {
         self.matching_keys(table, filter)
+    }
+
+    /// The rows of `table` an UPDATE's WHERE selects.
+    pub fn rows_where(&self, table: &str, filter: Option<&Expr>) -> Result<Vec<Vec<Value>>> {
+        let mut rows = Vec::new();
+        for (_, row) in self.table(table)?.rows.iter() {
+            if filter.map_or(Ok(true), |f| f.is_true(&row[..]))? {
+                rows.push(row.to_vec());
+            }
+        }
+        Ok(rows)
     }
 }

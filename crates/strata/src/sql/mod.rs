@@ -140,10 +140,15 @@ pub(crate) enum Parsed {
         target: String,
         columns: Option<Vec<String>>,
         rows: InsertRows,
-        replace: bool,
+        on_conflict: OnConflict,
     },
     Delete {
         table: String,
+        selection: Option<Box<ast::Expr>>,
+    },
+    Update {
+        table: String,
+        assignments: Vec<(String, ast::Expr)>,
         selection: Option<Box<ast::Expr>>,
     },
     Query(Box<ast::Query>),
@@ -167,6 +172,7 @@ impl Parsed {
             Parsed::CreateIndex { .. } => "create_index",
             Parsed::Insert { .. } => "insert",
             Parsed::Delete { .. } => "delete",
+            Parsed::Update { .. } => "update",
             Parsed::Query(_) => "select",
             Parsed::Show(_) => "show",
             Parsed::Describe(_) => "describe",
@@ -174,6 +180,24 @@ impl Parsed {
             Parsed::Checkpoint => "checkpoint",
         }
     }
+}
+
+/// What an INSERT does with a row whose primary key exists already.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum OnConflict {
+    /// The statement fails (a plain INSERT).
+    Fail,
+    /// The row replaces the existing one (`INSERT OR REPLACE`).
+    Replace,
+    /// The row is skipped (`ON CONFLICT [(key)] DO NOTHING`).
+    Skip { target: Option<Vec<String>> },
+    /// The existing row is updated (`ON CONFLICT (key) DO UPDATE SET … [WHERE …]`); the
+    /// proposed row is `EXCLUDED`.
+    Update {
+        target: Vec<String>,
+        assignments: Vec<(String, ast::Expr)>,
+        selection: Option<Box<ast::Expr>>,
+    },
 }
 
 /// The rows of `INSERT … VALUES`.
@@ -699,13 +723,21 @@ fn convert(stmt: ast::Statement) -> Result<Parsed, SqlError> {
                 ast::TableObject::TableName(n) => expr::object_name(n)?,
                 _ => return unsupported("INSERT into a table function"),
             };
-            let replace = match ins.or {
-                None => false,
-                Some(ast::SqliteOnConflict::Replace) => true,
+            let mut on_conflict = match ins.or {
+                None => OnConflict::Fail,
+                Some(ast::SqliteOnConflict::Replace) => OnConflict::Replace,
                 Some(other) => return unsupported(&format!("INSERT OR {other}")),
             };
-            if ins.on.is_some() || ins.returning.is_some() {
-                return unsupported("ON CONFLICT / RETURNING: use INSERT OR REPLACE");
+            if ins.returning.is_some() {
+                return unsupported("INSERT … RETURNING");
+            }
+            if let Some(on) = ins.on {
+                if on_conflict != OnConflict::Fail {
+                    return Err(SqlError::Parse(
+                        "INSERT OR REPLACE with ON CONFLICT: use one of them".into(),
+                    ));
+                }
+                on_conflict = on_conflict_clause(on)?;
             }
             let columns = if ins.columns.is_empty() {
                 None
@@ -727,7 +759,7 @@ fn convert(stmt: ast::Statement) -> Result<Parsed, SqlError> {
                 target,
                 columns,
                 rows: InsertRows::Exprs(rows),
-                replace,
+                on_conflict,
             })
         }
         S::Delete(del) => {
@@ -747,6 +779,30 @@ fn convert(stmt: ast::Statement) -> Result<Parsed, SqlError> {
             Ok(Parsed::Delete {
                 table,
                 selection: del.selection.map(Box::new),
+            })
+        }
+        S::Update(up) => {
+            let table = match (&up.table.relation, up.table.joins.is_empty()) {
+                (
+                    ast::TableFactor::Table {
+                        name, alias: None, ..
+                    },
+                    true,
+                ) => expr::object_name(name)?,
+                _ => return unsupported("UPDATE of a join, a subquery or an aliased table"),
+            };
+            if up.from.is_some()
+                || up.returning.is_some()
+                || up.or.is_some()
+                || up.limit.is_some()
+                || !up.order_by.is_empty()
+            {
+                return unsupported("UPDATE with FROM, RETURNING, OR, ORDER BY or LIMIT");
+            }
+            Ok(Parsed::Update {
+                table,
+                assignments: assignments(up.assignments)?,
+                selection: up.selection.map(Box::new),
             })
         }
         S::Query(q) => Ok(Parsed::Query(q)),
@@ -783,6 +839,61 @@ fn convert(stmt: ast::Statement) -> Result<Parsed, SqlError> {
             unsupported(&format!("statement `{head} ...`"))
         }
     }
+}
+
+/// `SET col = expr, …` as column names and expressions.
+fn assignments(list: Vec<ast::Assignment>) -> Result<Vec<(String, ast::Expr)>, SqlError> {
+    let mut out: Vec<(String, ast::Expr)> = Vec::with_capacity(list.len());
+    for a in list {
+        let name = match &a.target {
+            ast::AssignmentTarget::ColumnName(n) if n.0.len() == 1 => expr::object_name(n)?,
+            other => {
+                return Err(SqlError::Unsupported(format!(
+                    "assignment to `{other}`: name one column of the table"
+                )))
+            }
+        };
+        if out.iter().any(|(n, _)| *n == name) {
+            return Err(SqlError::Parse(format!(
+                "column `{name}` is assigned twice"
+            )));
+        }
+        out.push((name, a.value));
+    }
+    Ok(out)
+}
+
+/// PostgreSQL's `ON CONFLICT [(cols)] DO NOTHING | DO UPDATE SET … [WHERE …]`.
+fn on_conflict_clause(on: ast::OnInsert) -> Result<OnConflict, SqlError> {
+    let ast::OnInsert::OnConflict(on) = on else {
+        return Err(SqlError::Unsupported(
+            "ON DUPLICATE KEY UPDATE: use ON CONFLICT (key) DO UPDATE SET …".into(),
+        ));
+    };
+    let target = match on.conflict_target {
+        None => None,
+        Some(ast::ConflictTarget::Columns(cols)) => {
+            Some(cols.iter().map(expr::ident_name).collect::<Vec<_>>())
+        }
+        Some(ast::ConflictTarget::OnConstraint(name)) => {
+            return Err(SqlError::Unsupported(format!(
+                "ON CONFLICT ON CONSTRAINT {name}: name the primary key's columns, ON CONFLICT (key)"
+            )))
+        }
+    };
+    Ok(match on.action {
+        ast::OnConflictAction::DoNothing => OnConflict::Skip { target },
+        ast::OnConflictAction::DoUpdate(up) => OnConflict::Update {
+            target: target.ok_or_else(|| {
+                SqlError::Parse(
+                    "ON CONFLICT DO UPDATE needs the conflict's columns: ON CONFLICT (key) DO UPDATE SET …"
+                        .into(),
+                )
+            })?,
+            assignments: assignments(up.assignments)?,
+            selection: up.selection.map(Box::new),
+        },
+    })
 }
 
 impl std::fmt::Display for ColumnSpec {
@@ -911,7 +1022,11 @@ fn literal_insert(tokens: &[TokenWithSpan]) -> Option<Result<Parsed, SqlError>> 
         target,
         columns,
         rows: InsertRows::Literals(rows),
-        replace,
+        on_conflict: if replace {
+            OnConflict::Replace
+        } else {
+            OnConflict::Fail
+        },
     }))
 }
 
@@ -932,6 +1047,15 @@ pub(crate) fn quote_ident(name: &str) -> String {
     } else {
         format!("\"{}\"", name.replace('"', "\"\""))
     }
+}
+
+/// `col = expr, …` as SQL text.
+fn set_list(assignments: &[(String, ast::Expr)]) -> String {
+    assignments
+        .iter()
+        .map(|(c, e)| format!("{} = {e}", quote_ident(c)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Statements as SQL text that parses back to the same statement: the form in which
@@ -981,12 +1105,16 @@ impl std::fmt::Display for Parsed {
                 target,
                 columns,
                 rows,
-                replace,
+                on_conflict,
             } => {
                 write!(
                     f,
                     "INSERT {}INTO {}",
-                    if *replace { "OR REPLACE " } else { "" },
+                    if *on_conflict == OnConflict::Replace {
+                        "OR REPLACE "
+                    } else {
+                        ""
+                    },
                     quote_ident(target)
                 )?;
                 if let Some(cols) = columns {
@@ -1004,7 +1132,51 @@ impl std::fmt::Display for Parsed {
                         .map(|r| row(r.iter().map(sql_literal).collect()))
                         .collect(),
                 };
-                write!(f, " VALUES {}", rows.join(", "))
+                write!(f, " VALUES {}", rows.join(", "))?;
+                let targets = |cols: &[String]| {
+                    let cols: Vec<String> = cols.iter().map(|c| quote_ident(c)).collect();
+                    format!(" ({})", cols.join(", "))
+                };
+                match on_conflict {
+                    OnConflict::Fail | OnConflict::Replace => Ok(()),
+                    OnConflict::Skip { target } => write!(
+                        f,
+                        " ON CONFLICT{} DO NOTHING",
+                        target.as_deref().map(targets).unwrap_or_default()
+                    ),
+                    OnConflict::Update {
+                        target,
+                        assignments,
+                        selection,
+                    } => {
+                        write!(
+                            f,
+                            " ON CONFLICT{} DO UPDATE SET {}",
+                            targets(target),
+                            set_list(assignments)
+                        )?;
+                        match selection {
+                            Some(s) => write!(f, " WHERE {s}"),
+                            None => Ok(()),
+                        }
+                    }
+                }
+            }
+            Parsed::Update {
+                table,
+                assignments,
+                selection,
+            } => {
+                write!(
+                    f,
+                    "UPDATE {} SET {}",
+                    quote_ident(table),
+                    set_list(assignments)
+                )?;
+                match selection {
+                    Some(s) => write!(f, " WHERE {s}"),
+                    None => Ok(()),
+                }
             }
             Parsed::Delete { table, selection } => {
                 write!(f, "DELETE FROM {}", quote_ident(table))?;
@@ -1086,13 +1258,13 @@ mod tests {
                     rows: InsertRows::Literals(fast_rows),
                     target: t1,
                     columns: c1,
-                    replace: r1,
+                    on_conflict: r1,
                 },
                 Parsed::Insert {
                     rows: InsertRows::Exprs(full_rows),
                     target: t2,
                     columns: c2,
-                    replace: r2,
+                    on_conflict: r2,
                 },
             ) = (fast, full)
             else {
@@ -1128,6 +1300,10 @@ mod tests {
             CREATE INDEX i ON t (name);
             INSERT OR REPLACE INTO t (id, name) VALUES (1, 'it''s'), (2, NULL);
             DELETE FROM t WHERE id = 1 AND name IS NOT NULL;
+            UPDATE t SET name = upper(name), "select" = 2 WHERE id > 1;
+            INSERT INTO t VALUES (1, 'a') ON CONFLICT DO NOTHING;
+            INSERT INTO t VALUES (1, 'a') ON CONFLICT (id) DO NOTHING;
+            INSERT INTO t VALUES (1, 'a') ON CONFLICT (id) DO UPDATE SET name = excluded.name || t.name WHERE t.id > 0;
             SELECT * FROM v ORDER BY n DESC LIMIT 3;
             SHOW VIEWS; DESCRIBE t; DROP MATERIALIZED VIEW IF EXISTS v; DROP SOURCE "Events"; CHECKPOINT
         "#;

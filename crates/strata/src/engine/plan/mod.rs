@@ -7,8 +7,10 @@
 //! expressions), which the golden SQL scripts pin.
 
 mod select;
+mod update;
 
 pub(crate) use select::{plan_select, PlannedSelect, SelectPlan};
+pub(crate) use update::{Assignments, Conflict};
 
 use super::aggregate::AggPlan;
 use super::kernel::{not_in_tier, unknown, Kernel, Part};
@@ -61,11 +63,15 @@ pub(crate) enum Plan {
         target: String,
         /// In schema order, types and constraints checked.
         columns: Vec<Column>,
-        replace: bool,
+        conflict: Conflict,
     },
     Delete {
         table: String,
         filter: Option<Expr>,
+    },
+    Update {
+        table: String,
+        assignments: Assignments,
     },
     Select(Query),
     Show(ObjectKind),
@@ -162,13 +168,21 @@ impl<P: PhysicalProfile> Kernel<P> {
                 target,
                 columns,
                 rows,
-                replace,
-            } => Plan::Insert {
-                target: target.clone(),
-                columns: self.values_to_columns(target, columns.as_deref(), rows)?,
-                replace: *replace,
-            },
+                on_conflict,
+            } => {
+                let columns = self.values_to_columns(target, columns.as_deref(), rows)?;
+                Plan::Insert {
+                    target: target.clone(),
+                    columns,
+                    conflict: self.plan_conflict(target, on_conflict)?,
+                }
+            }
             Parsed::Delete { table, selection } => self.plan_delete(table, selection)?,
+            Parsed::Update {
+                table,
+                assignments,
+                selection,
+            } => self.plan_update(table, assignments, selection.as_deref())?,
             Parsed::Query(q) => Plan::Select(self.plan_query(q)?),
             Parsed::Show(kind) => Plan::Show(*kind),
             Parsed::Describe(name) => Plan::Describe(name.clone()),

@@ -1,0 +1,43 @@
+CREATE TABLE t (id BIGINT, name TEXT NOT NULL, score DOUBLE, PRIMARY KEY (id));
+INSERT INTO t VALUES (1, 'a', 1.0), (2, 'b', 2.0), (3, 'c', NULL);
+UPDATE t SET score = score * 10, name = upper(name) WHERE id >= 2;
+SELECT * FROM t ORDER BY id;
+UPDATE t SET id = 5 WHERE id = 1;
+UPDATE t SET name = NULL;
+UPDATE t SET score = 'x';
+UPDATE t SET score = 7;
+SELECT * FROM t ORDER BY id;
+INSERT INTO t VALUES (1, 'z', 0), (4, 'd', 4) ON CONFLICT DO NOTHING;
+SELECT * FROM t ORDER BY id;
+INSERT INTO t VALUES (1, 'z', 0.5), (5, 'e', 5) ON CONFLICT (id) DO UPDATE SET score = t.score + excluded.score, name = excluded.name || name;
+SELECT * FROM t ORDER BY id;
+INSERT INTO t VALUES (1, 'z', 0.5), (1, 'e', 5) ON CONFLICT (id) DO UPDATE SET score = excluded.score;
+INSERT INTO t VALUES (2, 'q', 0.5) ON CONFLICT (name) DO NOTHING;
+INSERT INTO t VALUES (2, 'q', 0.5) ON CONFLICT (id) DO UPDATE SET score = excluded.score WHERE t.score > 100;
+INSERT INTO t VALUES (2, 'q', 0.5) ON CONFLICT (id) DO UPDATE SET nope = 1;
+SELECT * FROM t ORDER BY id;
+-- All or nothing: one row's error leaves every row as it was.
+UPDATE t SET score = 1 / (id - 3);
+SELECT id, score FROM t ORDER BY id;
+-- Every assignment sees the row as it was.
+CREATE TABLE p (k BIGINT PRIMARY KEY, a BIGINT, b BIGINT);
+INSERT INTO p VALUES (1, 10, 20);
+UPDATE p SET a = b, b = a;
+SELECT * FROM p;
+UPDATE p SET a = a + 1 WHERE k = 99;
+UPDATE p SET a = 1, a = 2;
+UPDATE p SET a = 'x' || a;
+INSERT INTO p VALUES (1, 0, 0), (2, 0, 0), (2, 5, 5) ON CONFLICT DO NOTHING;
+SELECT * FROM p ORDER BY k;
+INSERT INTO p (k, a) VALUES (2, 7) ON CONFLICT (k) DO UPDATE SET a = excluded.a, b = excluded.b;
+SELECT * FROM p ORDER BY k;
+INSERT OR REPLACE INTO p VALUES (1, 0, 0) ON CONFLICT DO NOTHING;
+INSERT INTO p VALUES (1, 0, 0) ON CONFLICT ON CONSTRAINT p_pkey DO NOTHING;
+INSERT INTO p VALUES (1, 0, 0) ON CONFLICT DO UPDATE SET a = 1;
+-- Sources and views have no rows to update.
+CREATE SOURCE s (k BIGINT, v BIGINT);
+CREATE MATERIALIZED VIEW sv AS SELECT k, SUM(v) AS total FROM s GROUP BY k;
+UPDATE s SET v = 1;
+UPDATE sv SET total = 1;
+UPDATE nowhere SET v = 1;
+INSERT INTO s VALUES (1, 1) ON CONFLICT DO NOTHING;
