@@ -81,7 +81,7 @@ SELECT id FROM emp GROUP BY 5;
 SELECT id FROM emp LIMIT -1;
 SELECT id FROM emp LIMIT 'x';
 SELECT id FROM emp WHERE salary;
-SELECT DISTINCT dept FROM emp;
+SELECT DISTINCT dept FROM emp ORDER BY dept;
 SELECT id FROM emp JOIN emp AS e2 ON emp.id = e2.id;
 SELECT 1;
 SELECT id FROM emp UNION SELECT id FROM emp;

@@ -194,6 +194,17 @@ pub(crate) fn finish<P: PhysicalProfile>(
             state.rows()?
         }
     };
+    if planned.distinct {
+        let same = |a: &[Value], b: &[Value]| a.iter().zip(b).all(|(x, y)| x.total_cmp(y).is_eq());
+        out.sort_by(|a, b| {
+            a.iter()
+                .zip(b)
+                .map(|(x, y)| x.total_cmp(y))
+                .find(|o| o.is_ne())
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        out.dedup_by(|a, b| same(a, b));
+    }
     if !planned.order.is_empty() {
         out.sort_by(|a, b| {
             for &(i, desc, nulls_first) in &planned.order {

@@ -218,6 +218,13 @@ impl<P: PhysicalProfile> Kernel<P> {
             columns: &input_columns,
         };
         let planned = plan_select(query, &scope)?;
+        if planned.distinct {
+            return Err(SqlError::Unsupported(format!(
+                "SELECT DISTINCT over aggregates in materialized view `{name}`: apply DISTINCT \
+                 when you query it"
+            ))
+            .into());
+        }
         let SelectPlan::Aggregate(agg) = planned.plan else {
             return Err(SqlError::Unsupported(format!(
                 "materialized view `{name}` without GROUP BY or aggregates: a view keeps grouped state, \

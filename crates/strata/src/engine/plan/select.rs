@@ -23,6 +23,9 @@ pub struct PlannedSelect {
     pub columns: Vec<(String, DataType)>,
     /// (output column, descending, nulls first)
     pub order: Vec<(usize, bool, bool)>,
+    /// `SELECT DISTINCT` over aggregated rows: duplicates are removed from the answer. (A
+    /// `DISTINCT` without aggregates is planned as a `GROUP BY` of every output column.)
+    pub distinct: bool,
     pub limit: Option<usize>,
     pub offset: usize,
 }
@@ -34,8 +37,10 @@ pub fn simple_select(query: &ast::Query) -> Result<&ast::Select, SqlError> {
     }
     match query.body.as_ref() {
         ast::SetExpr::Select(s) => {
-            if s.distinct.is_some() {
-                return Err(SqlError::Unsupported("DISTINCT: use GROUP BY".into()));
+            if let Some(ast::Distinct::On(_)) = s.distinct {
+                return Err(SqlError::Unsupported(
+                    "DISTINCT ON: use GROUP BY, or SELECT DISTINCT".into(),
+                ));
             }
             Ok(s)
         }
@@ -54,7 +59,7 @@ pub fn from_name(select: &ast::Select) -> Result<String, SqlError> {
                 name, args: None, ..
             } => expr::object_name(name),
             _ => Err(SqlError::Unsupported(
-                "FROM must name a table, source view or materialized view".into(),
+                "FROM must name a source, a table or a materialized view (no subqueries or table functions)".into(),
             )),
         },
         [] => Err(SqlError::Unsupported("SELECT without FROM".into())),
@@ -279,9 +284,23 @@ pub fn plan_select(query: &ast::Query, input: &Scope<'_>) -> Result<PlannedSelec
         }
         None => None,
     };
+    let mut group_asts = group_asts;
     let aggregated = !group_asts.is_empty()
         || select.having.is_some()
         || items.iter().any(|(_, e)| contains_aggregate(e));
+    let distinct = matches!(select.distinct, Some(ast::Distinct::Distinct));
+    // DISTINCT without aggregates groups by every output column; over aggregated rows it
+    // removes duplicate answers.
+    if distinct && !aggregated {
+        group_asts = items.iter().map(|(_, e)| e.clone()).collect();
+    }
+    let distinct_answers = distinct && aggregated;
+    let aggregated = aggregated || distinct;
+    if distinct && order_by_hidden(query, &items) {
+        return Err(SqlError::Type(
+            "with SELECT DISTINCT, ORDER BY expressions must appear in the select list".into(),
+        ));
+    }
 
     let mut columns = Vec::with_capacity(items.len());
     let (plan, order) = if aggregated {
@@ -328,8 +347,22 @@ pub fn plan_select(query: &ast::Query, input: &Scope<'_>) -> Result<PlannedSelec
         plan,
         columns,
         order,
+        distinct: distinct_answers,
         limit,
         offset,
+    })
+}
+
+/// Whether an ORDER BY key is neither an output column's name or position nor one of the
+/// selected expressions.
+fn order_by_hidden(query: &ast::Query, items: &[(String, ast::Expr)]) -> bool {
+    let Some(ast::OrderByKind::Expressions(keys)) = query.order_by.as_ref().map(|o| &o.kind) else {
+        return false;
+    };
+    keys.iter().any(|o| match &o.expr {
+        ast::Expr::Identifier(id) if items.iter().any(|(n, _)| *n == expr::ident_name(id)) => false,
+        ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)) => false,
+        e => !items.iter().any(|(_, item)| item == e),
     })
 }
 

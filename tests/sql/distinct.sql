@@ -1,0 +1,21 @@
+-- SELECT DISTINCT: duplicates removed, NULLs equal to each other.
+CREATE TABLE t (id BIGINT PRIMARY KEY, cat TEXT, n BIGINT, x DOUBLE);
+INSERT INTO t VALUES (1, 'a', 1, 0.5), (2, 'a', 1, 0.5), (3, 'b', 2, NULL), (4, NULL, 2, NULL), (5, NULL, NULL, 1.0), (6, 'b', 2, NULL);
+SELECT DISTINCT cat FROM t ORDER BY cat;
+SELECT DISTINCT cat, n FROM t ORDER BY cat DESC, n;
+SELECT DISTINCT n * 2 AS twice FROM t WHERE n IS NOT NULL ORDER BY twice;
+SELECT COUNT(*) FROM (SELECT DISTINCT cat FROM t);
+SELECT DISTINCT x FROM t ORDER BY 1 NULLS LAST;
+SELECT DISTINCT cat FROM t ORDER BY id;
+SELECT DISTINCT cat FROM t ORDER BY cat LIMIT 2 OFFSET 1;
+-- Over aggregated rows: duplicate answers removed.
+SELECT DISTINCT COUNT(*) AS c FROM t GROUP BY cat ORDER BY c;
+SELECT DISTINCT ON (cat) cat, id FROM t;
+SELECT ALL cat FROM t WHERE id < 3 ORDER BY cat;
+-- In a materialized view, DISTINCT is a GROUP BY of every column.
+CREATE SOURCE s (k BIGINT, tag TEXT);
+CREATE MATERIALIZED VIEW tags AS SELECT DISTINCT k, tag FROM s;
+INSERT INTO s VALUES (1, 'x'), (1, 'x'), (2, 'y'), (1, 'y'), (2, 'y');
+SELECT * FROM tags ORDER BY k, tag;
+SELECT COUNT(*) FROM tags;
+CREATE MATERIALIZED VIEW counts AS SELECT DISTINCT COUNT(*) AS c FROM s GROUP BY k;
