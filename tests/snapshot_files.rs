@@ -74,7 +74,7 @@ fn file_names_are_zero_padded_lsns() {
     assert_eq!(parse_file_name("0000000000000000123x.snap"), None);
     assert_eq!(parse_file_name("99999999999999999999.snap"), None); // > u64::MAX
     assert_eq!(&MAGIC, b"STRATASN");
-    assert_eq!(FORMAT_VERSION, 2);
+    assert_eq!(FORMAT_VERSION, 3);
     assert_eq!(HEADER_LEN % 16, 0);
 }
 

@@ -105,3 +105,6 @@ SELECT now() FROM users;
 CREATE MATERIALIZED VIEW clocked AS SELECT bidder, COUNT(*) AS n FROM bids WHERE ts < now() GROUP BY bidder;
 SELECT frobnicate(1) FROM users;
 SELECT coalesce() FROM users;
+-- COALESCE stops at the first argument that is not NULL: later ones are not evaluated.
+SELECT id, coalesce(id, 1 / 0) AS c FROM users ORDER BY id LIMIT 2;
+SELECT coalesce(NULL, 1 / 0) FROM users;

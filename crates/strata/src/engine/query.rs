@@ -112,10 +112,7 @@ impl<P: PhysicalProfile> Kernel<P> {
                 .iter()
                 .enumerate()
                 .map(|(i, c)| {
-                    let ty = match c.max_len {
-                        Some(n) => format!("VARCHAR({n})"),
-                        None => c.ty.sql_name().to_string(),
-                    };
+                    let ty = c.declared.sql_name(c.ty);
                     vec![
                         text(&c.name),
                         text(&ty),

@@ -2,7 +2,7 @@
 
 use crate::batch::{Batch, Column, ColumnData};
 use crate::error::{ExecError, Result, SqlError};
-use crate::sql::ColumnSpec;
+use crate::sql::{ColumnSpec, Declared};
 use crate::types::{DataType, Value};
 use std::borrow::Cow;
 
@@ -81,7 +81,8 @@ impl Schema {
         })
     }
 
-    /// Checks NOT NULL, declared text lengths and the text size limit.
+    /// Checks NOT NULL, declared integer ranges, declared text lengths and the text size
+    /// limit.
     pub fn check_columns(&self, object: &str, columns: &[Column]) -> Result<()> {
         for (i, (spec, col)) in self.columns.iter().zip(columns).enumerate() {
             if spec.not_null && col.has_nulls() {
@@ -90,6 +91,18 @@ impl Schema {
                     column: spec.name.clone(),
                 }
                 .into());
+            }
+            if let (Declared::SmallInt | Declared::Int, ColumnData::BigInt(values)) =
+                (spec.declared, &col.data)
+            {
+                for (r, v) in values.iter().enumerate() {
+                    if col.is_null(r) {
+                        continue;
+                    }
+                    if let Err(message) = spec.declared.check_range(&Value::Int(*v)) {
+                        return Err(self.invalid(object, i, message).into());
+                    }
+                }
             }
             if let ColumnData::Text(values) = &col.data {
                 for (r, v) in values.iter().enumerate() {
@@ -108,7 +121,7 @@ impl Schema {
                             )
                             .into());
                     }
-                    if let Some(max) = spec.max_len {
+                    if let Declared::Varchar(max) = spec.declared {
                         let chars = v.chars().count();
                         if chars > max {
                             return Err(self

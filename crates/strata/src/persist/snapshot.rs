@@ -17,7 +17,7 @@
 //!
 //! Other names in the directory are ignored.
 //!
-//! # File layout (format versions 1 and 2)
+//! # File layout (format versions 1 to 3)
 //!
 //! All integers are little-endian. The header is 48 bytes, a multiple of 16, so the body also
 //! starts 16-byte aligned in the file.
@@ -25,7 +25,7 @@
 //! ```text
 //! offset  size  field
 //!      0     8  magic             b"STRATASN"                      (MAGIC)
-//!      8     4  format version    u32 = 2 (1: strata 0.1.0)        (FORMAT_VERSION)
+//!      8     4  format version    u32 = 3 (1: strata 0.1.0)        (FORMAT_VERSION)
 //!     12     4  prefix CRC32C     crc32c(bytes 0..12)
 //!     16     8  LSN               u64, equals the LSN in the file name
 //!     24     8  body length       u64, file size = 48 + body length exactly
@@ -81,9 +81,11 @@ use std::time::{Duration, Instant};
 /// The first 8 bytes of every snapshot file.
 pub const MAGIC: [u8; 8] = *b"STRATASN";
 /// The format version this build writes, and the newest it reads (it reads 1..=this).
-/// The header layout is the same in 1 and 2; the version says how the body is encoded
-/// (`super::image`: 1 = `SnapshotImage`, 2 = `SnapshotImageV2`).
-pub const FORMAT_VERSION: u32 = 2;
+/// The header layout is the same in every version; the version says how the body is encoded
+/// (`super::image`: 1 = `SnapshotImage`, 2 and 3 = `SnapshotImageV2`). Version 3 keeps
+/// `AVG` of BIGINT as an exact i128 sum in a view's records (three words instead of two);
+/// older records are converted when they are read (`AggState::import`).
+pub const FORMAT_VERSION: u32 = 3;
 /// Size of the version-1 header; the body starts at this offset.
 pub const HEADER_LEN: usize = 48;
 /// Size of the part of the header that keeps its layout in every version (magic, version,

@@ -2,6 +2,7 @@
 
 use super::scalar::{self, Func, TrimSide};
 use super::time;
+use super::Declared;
 use crate::error::{ExecError, SqlError};
 use crate::types::{parse_timestamp, DataType, Value};
 use sqlparser::ast;
@@ -100,10 +101,11 @@ pub enum Expr {
         right: Box<Expr>,
         negated: bool,
     },
-    /// `CAST(arg AS to)`, `arg::to`.
+    /// `CAST(arg AS to)`, `arg::to`; `declared` may narrow `to`'s range (`INT`).
     Cast {
         arg: Box<Expr>,
         to: DataType,
+        declared: Declared,
     },
     /// A scalar function (see [`super::scalar`]).
     Call {
@@ -276,7 +278,23 @@ impl Expr {
                 };
                 Value::Bool(distinct != *negated)
             }
-            Expr::Cast { arg, to } => scalar::cast(arg.eval(row)?, *to)?,
+            Expr::Cast { arg, to, declared } => scalar::cast(arg.eval(row)?, *to, *declared)?,
+            // As in PostgreSQL, COALESCE evaluates its arguments only up to the first that is
+            // not NULL: a later one cannot fail the statement.
+            Expr::Call {
+                func: Func::Coalesce,
+                args,
+                ty,
+            } => {
+                let mut first = Value::Null;
+                for a in args {
+                    first = a.eval(row)?;
+                    if !first.is_null() {
+                        break;
+                    }
+                }
+                scalar::eval_call(Func::Coalesce, vec![first], *ty)?
+            }
             Expr::Call { func, args, ty } => {
                 let values = args.iter().map(|a| a.eval(row)).collect::<Result<_, _>>()?;
                 scalar::eval_call(*func, values, *ty)?
@@ -814,16 +832,17 @@ fn bind_call_or_form(
             format: None,
         } => {
             let arg = rec(arg)?;
-            let to = data_type(to)?.0;
+            let (to, declared) = data_type(to)?;
             scalar::check_cast(arg.ty(), to)?;
             match arg {
                 // A literal is cast now: a value that does not fit fails the statement.
-                Expr::Literal(v) => {
-                    Expr::Literal(scalar::cast(v, to).map_err(|e| SqlError::Type(e.to_string()))?)
-                }
+                Expr::Literal(v) => Expr::Literal(
+                    scalar::cast(v, to, declared).map_err(|e| SqlError::Type(e.to_string()))?,
+                ),
                 arg => Expr::Cast {
                     arg: Box::new(arg),
                     to,
+                    declared,
                 },
             }
         }
@@ -1071,7 +1090,7 @@ pub fn interval_ms(e: &ast::Expr) -> Result<i64, SqlError> {
 }
 
 /// Maps a SQL type to ours, with the declared maximum length of VARCHAR(n).
-pub fn data_type(t: &ast::DataType) -> Result<(DataType, Option<usize>), SqlError> {
+pub fn data_type(t: &ast::DataType) -> Result<(DataType, Declared), SqlError> {
     let text = t.to_string().to_uppercase();
     let (base, args) = match text.split_once('(') {
         Some((b, a)) => (
@@ -1092,14 +1111,16 @@ pub fn data_type(t: &ast::DataType) -> Result<(DataType, Option<usize>), SqlErro
             )))
         }
     };
-    let max_len = match (ty, args) {
-        (DataType::Text, Some(n)) => Some(
+    let declared = match (base.as_str(), args) {
+        (_, Some(n)) if ty == DataType::Text => Declared::Varchar(
             n.parse::<usize>()
                 .map_err(|_| SqlError::Type(format!("invalid length in {text}")))?,
         ),
-        _ => None,
+        ("INT" | "INTEGER" | "INT4", _) => Declared::Int,
+        ("SMALLINT" | "INT2", _) => Declared::SmallInt,
+        _ => Declared::Plain,
     };
-    Ok((ty, max_len))
+    Ok((ty, declared))
 }
 
 /// Evaluates a constant expression (no column references), e.g. an `INSERT` value.

@@ -53,8 +53,47 @@ pub(crate) struct ColumnSpec {
     pub name: String,
     pub ty: DataType,
     pub not_null: bool,
-    /// Declared maximum length in characters, `VARCHAR(n)`.
-    pub max_len: Option<usize>,
+    /// What the declared type adds to `ty`: a length or an integer range.
+    pub declared: Declared,
+}
+
+/// What a declared type adds to the type its values are stored as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Declared {
+    /// Nothing: the stored type itself.
+    Plain,
+    /// `VARCHAR(n)`: at most `n` characters.
+    Varchar(usize),
+    /// `SMALLINT` (`INT2`): a BIGINT from -32768 to 32767.
+    SmallInt,
+    /// `INT` (`INTEGER`, `INT4`): a BIGINT from -2147483648 to 2147483647.
+    Int,
+}
+
+impl Declared {
+    /// The declared type's SQL name, for a column stored as `ty`.
+    pub fn sql_name(self, ty: DataType) -> String {
+        match self {
+            Declared::Plain => ty.sql_name().to_string(),
+            Declared::Varchar(n) => format!("VARCHAR({n})"),
+            Declared::SmallInt => "SMALLINT".into(),
+            Declared::Int => "INT".into(),
+        }
+    }
+
+    /// Checks that `v` fits the declared type's range, if it has one (the stored type is
+    /// checked elsewhere).
+    pub fn check_range(self, v: &Value) -> Result<(), String> {
+        let (name, range) = match self {
+            Declared::SmallInt => ("SMALLINT", i16::MIN as i64..=i16::MAX as i64),
+            Declared::Int => ("INT", i32::MIN as i64..=i32::MAX as i64),
+            Declared::Plain | Declared::Varchar(_) => return Ok(()),
+        };
+        match v {
+            Value::Int(i) if !range.contains(i) => Err(format!("{i} is out of range for {name}")),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -612,7 +651,7 @@ fn column_specs(
                 "column `{name}` is declared twice"
             )));
         }
-        let (ty, max_len) = expr::data_type(&def.data_type)?;
+        let (ty, declared) = expr::data_type(&def.data_type)?;
         let mut not_null = false;
         for opt in &def.options {
             match &opt.option {
@@ -635,7 +674,7 @@ fn column_specs(
             name,
             ty,
             not_null,
-            max_len,
+            declared,
         });
     }
     Ok(specs)
@@ -898,11 +937,12 @@ fn on_conflict_clause(on: ast::OnInsert) -> Result<OnConflict, SqlError> {
 
 impl std::fmt::Display for ColumnSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} ", quote_ident(&self.name))?;
-        match self.max_len {
-            Some(n) => write!(f, "VARCHAR({n})")?,
-            None => f.write_str(self.ty.sql_name())?,
-        }
+        write!(
+            f,
+            "{} {}",
+            quote_ident(&self.name),
+            self.declared.sql_name(self.ty)
+        )?;
         if self.not_null {
             f.write_str(" NOT NULL")?;
         }

@@ -8,6 +8,7 @@
 
 use super::expr::Expr;
 use super::time::{self, TimeField, TimeUnit};
+use super::Declared;
 use crate::error::{ExecError, SqlError};
 use crate::types::{DataType, Value};
 use std::sync::Arc;
@@ -447,7 +448,13 @@ pub fn check_cast(from: Option<DataType>, to: DataType) -> Result<(), SqlError> 
 }
 
 /// `CAST(v AS to)`; a value that does not fit is an error naming it.
-pub fn cast(v: Value, to: DataType) -> Result<Value, ExecError> {
+pub fn cast(v: Value, to: DataType, declared: Declared) -> Result<Value, ExecError> {
+    let v = cast_to(v, to)?;
+    declared.check_range(&v).map_err(eval_error)?;
+    Ok(v)
+}
+
+fn cast_to(v: Value, to: DataType) -> Result<Value, ExecError> {
     use Value::*;
     let invalid = |v: &Value| {
         eval_error(format!(
@@ -589,19 +596,22 @@ mod tests {
     #[test]
     fn casts_refuse_what_does_not_fit() {
         assert_eq!(
-            cast(Value::Text("42".into()), DataType::BigInt).unwrap(),
+            cast(Value::Text("42".into()), DataType::BigInt, Declared::Plain).unwrap(),
             Value::Int(42)
         );
-        assert!(cast(Value::Text("abc".into()), DataType::BigInt).is_err());
-        assert!(cast(Value::Double(1e19), DataType::BigInt).is_err());
+        assert!(cast(Value::Text("abc".into()), DataType::BigInt, Declared::Plain).is_err());
+        assert!(cast(Value::Double(1e19), DataType::BigInt, Declared::Plain).is_err());
         assert_eq!(
-            cast(Value::Double(2.5), DataType::BigInt).unwrap(),
+            cast(Value::Double(2.5), DataType::BigInt, Declared::Plain).unwrap(),
             Value::Int(3)
         );
         assert_eq!(
-            cast(Value::Double(-2.5), DataType::BigInt).unwrap(),
+            cast(Value::Double(-2.5), DataType::BigInt, Declared::Plain).unwrap(),
             Value::Int(-3)
         );
         assert!(check_cast(Some(DataType::Timestamp), DataType::BigInt).is_err());
+        assert!(cast(Value::Int(1 << 31), DataType::BigInt, Declared::Int).is_err());
+        assert!(cast(Value::Int(-(1 << 31)), DataType::BigInt, Declared::Int).is_ok());
+        assert!(cast(Value::Int(32768), DataType::BigInt, Declared::SmallInt).is_err());
     }
 }

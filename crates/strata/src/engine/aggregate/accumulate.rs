@@ -15,8 +15,10 @@ pub(super) enum AccKind {
     SumInt,
     /// `[sum bits, seen]`
     SumDouble,
+    /// `[low, high, n]`: an exact i128 sum of BIGINTs (no rounding however values cancel).
+    AvgInt,
     /// `[sum bits, n]`
-    Avg,
+    AvgDouble,
     /// `[value, seen]`
     ExtremeInt { max: bool },
     /// `[value bits, seen]`
@@ -29,11 +31,29 @@ impl AccKind {
     pub(super) fn words(self) -> usize {
         match self {
             AccKind::Count => 1,
-            AccKind::SumInt => 3,
+            AccKind::SumInt | AccKind::AvgInt => 3,
             AccKind::ExtremeText { .. } => 0,
             _ => 2,
         }
     }
+}
+
+/// The i128 in words `[low, high]`.
+#[inline(always)]
+pub(super) fn wide(w: &[i64]) -> i128 {
+    (w[1] as i128) << 64 | w[0] as u64 as i128
+}
+
+/// Adds `x` to the i128 in words `[low, high]`.
+#[inline(always)]
+fn add_wide(w: &mut [i64], x: i64) {
+    set_wide(w, wide(w) + x as i128);
+}
+
+#[inline(always)]
+pub(super) fn set_wide(w: &mut [i64], v: i128) {
+    w[0] = v as i64;
+    w[1] = (v >> 64) as i64;
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -74,10 +94,15 @@ impl<P: PhysicalProfile> AggState<P> {
                 (AccKind::SumInt, Some(c)) => {
                     let v = int_values(c);
                     fold!(|w, row| {
-                        let sum = ((w[1] as i128) << 64 | w[0] as u64 as i128) + v[row] as i128;
-                        w[0] = sum as i64;
-                        w[1] = (sum >> 64) as i64;
+                        add_wide(w, v[row]);
                         w[2] = 1;
+                    })
+                }
+                (AccKind::AvgInt, Some(c)) => {
+                    let v = int_values(c);
+                    fold!(|w, row| {
+                        add_wide(w, v[row]);
+                        w[2] += 1;
                     })
                 }
                 (AccKind::SumDouble, Some(c)) => {
@@ -87,7 +112,7 @@ impl<P: PhysicalProfile> AggState<P> {
                         w[1] = 1;
                     })
                 }
-                (AccKind::Avg, Some(c)) => {
+                (AccKind::AvgDouble, Some(c)) => {
                     let v = double_values(c);
                     fold!(|w, row| {
                         w[0] = (f64::from_bits(w[0] as u64) + v[row]).to_bits() as i64;

@@ -1,5 +1,6 @@
 //! A view's groups in and out of snapshots: keys, records and text extremes in slot order.
 
+use super::accumulate::{set_wide, AccKind};
 use super::keys::{fixed_to_key, key_to_fixed, slot_for, GroupIndex};
 use super::AggState;
 use crate::checkpoint::ObjectState;
@@ -40,6 +41,40 @@ impl<P: PhysicalProfile> AggState<P> {
         }
     }
 
+    /// Records written before AVG over BIGINT was exact (snapshot format 2 and older) keep
+    /// two words for it, `[f64 sum bits, n]`, where this build keeps three, `[i128 sum, n]`:
+    /// the record width tells which. Those sums are converted (rounded to the integer they
+    /// approximate); any other width is returned as it is, for `import` to judge.
+    fn upgrade_records(&self, records: Vec<i64>, groups: usize) -> Vec<i64> {
+        let avg_ints = self
+            .layout
+            .iter()
+            .filter(|l| l.kind == AccKind::AvgInt)
+            .count();
+        let old_stride = self.stride - avg_ints;
+        if avg_ints == 0 || groups == 0 || records.len() != groups * old_stride {
+            return records;
+        }
+        let mut upgraded = Vec::with_capacity(groups * self.stride);
+        for old in records.chunks_exact(old_stride) {
+            let mut at = 0;
+            for l in &self.layout {
+                if l.kind == AccKind::AvgInt {
+                    let mut words = [0i64; 3];
+                    set_wide(&mut words, f64::from_bits(old[at] as u64).round() as i128);
+                    words[2] = old[at + 1];
+                    upgraded.extend_from_slice(&words);
+                    at += 2;
+                } else {
+                    let n = l.kind.words();
+                    upgraded.extend_from_slice(&old[at..at + n]);
+                    at += n;
+                }
+            }
+        }
+        upgraded
+    }
+
     /// Loads exported groups into this (empty) state.
     pub fn import(
         &mut self,
@@ -50,6 +85,7 @@ impl<P: PhysicalProfile> AggState<P> {
         if !self.is_empty() {
             return Err(ImportError::Shape("the view already holds groups".into()));
         }
+        let records = self.upgrade_records(records, keys.len());
         if records.len() != keys.len() * self.stride
             || texts.len() != self.texts.len()
             || texts.iter().any(|t| t.len() != keys.len())

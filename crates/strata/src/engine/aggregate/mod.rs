@@ -175,7 +175,8 @@ impl<P: PhysicalProfile> AggState<P> {
             let max = a.func == AggFunc::Max;
             let kind = match (a.func, arg_ty) {
                 (AggFunc::CountStar | AggFunc::Count, _) => AccKind::Count,
-                (AggFunc::Avg, _) => AccKind::Avg,
+                (AggFunc::Avg, Some(DataType::Double)) => AccKind::AvgDouble,
+                (AggFunc::Avg, _) => AccKind::AvgInt,
                 (AggFunc::Sum, Some(DataType::Double)) => AccKind::SumDouble,
                 (AggFunc::Sum, _) => AccKind::SumInt,
                 (_, Some(DataType::Double)) => AccKind::ExtremeDouble { max },

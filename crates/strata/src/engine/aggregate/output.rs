@@ -1,7 +1,7 @@
 //! What a view shows: the row of a group (its HAVING applied), a lookup by the group key,
 //! and every row.
 
-use super::accumulate::{AccKind, AccLayout};
+use super::accumulate::{wide, AccKind, AccLayout};
 use super::keys::{key_to_fixed, push_fixed, GroupIndex};
 use super::{AggFunc, AggSpec, AggState, Prepared};
 use crate::error::ExecError;
@@ -163,7 +163,7 @@ impl<P: PhysicalProfile> AggState<P> {
             AccKind::Count => Value::Int(w[0]),
             AccKind::SumInt if w[2] == 0 => Value::Null,
             AccKind::SumInt => {
-                let sum = (w[1] as i128) << 64 | w[0] as u64 as i128;
+                let sum = wide(w);
                 Value::Int(
                     i64::try_from(sum).map_err(|_| {
                         ExecError::Eval(format!("SUM overflows BIGINT (value {sum})"))
@@ -172,8 +172,14 @@ impl<P: PhysicalProfile> AggState<P> {
             }
             AccKind::SumDouble if w[1] == 0 => Value::Null,
             AccKind::SumDouble => Value::Double(f64::from_bits(w[0] as u64)),
-            AccKind::Avg if w[1] == 0 => Value::Null,
-            AccKind::Avg => Value::Double(f64::from_bits(w[0] as u64) / w[1] as f64),
+            AccKind::AvgInt if w[2] == 0 => Value::Null,
+            AccKind::AvgInt => {
+                // Quotient and remainder are exact; only the result is rounded, once each.
+                let (sum, n) = (wide(w), w[2] as i128);
+                Value::Double((sum / n) as f64 + (sum % n) as f64 / n as f64)
+            }
+            AccKind::AvgDouble if w[1] == 0 => Value::Null,
+            AccKind::AvgDouble => Value::Double(f64::from_bits(w[0] as u64) / w[1] as f64),
             AccKind::ExtremeInt { .. } | AccKind::ExtremeDouble { .. } if w[1] == 0 => Value::Null,
             AccKind::ExtremeInt { .. } => Key::Int(w[0]).to_value(spec.ty),
             AccKind::ExtremeDouble { .. } => Value::Double(f64::from_bits(w[0] as u64)),
