@@ -134,6 +134,24 @@ impl Column {
         }
     }
 
+    /// The rows `rows` of this column, in that order (a row may repeat).
+    pub(crate) fn gather(&self, rows: &[u32]) -> Column {
+        fn pick<T: Clone>(v: &[T], rows: &[u32]) -> Vec<T> {
+            rows.iter().map(|&r| v[r as usize].clone()).collect()
+        }
+        let data = match &self.data {
+            ColumnData::BigInt(v) => ColumnData::BigInt(pick(v, rows)),
+            ColumnData::Timestamp(v) => ColumnData::Timestamp(pick(v, rows)),
+            ColumnData::Double(v) => ColumnData::Double(pick(v, rows)),
+            ColumnData::Text(v) => ColumnData::Text(pick(v, rows)),
+            ColumnData::Boolean(v) => ColumnData::Boolean(pick(v, rows)),
+        };
+        Column {
+            data,
+            nulls: self.nulls.as_deref().map(|n| pick(n, rows)),
+        }
+    }
+
     /// Appends a value of the column's type or NULL. Values of another type are stored as
     /// NULL; callers check types first.
     pub(crate) fn push(&mut self, value: &Value) {

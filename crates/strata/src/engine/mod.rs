@@ -32,6 +32,7 @@ mod recovery;
 mod schema;
 mod subscribe;
 mod update;
+mod window;
 mod write;
 
 pub use builder::{check_profile_name, EngineBuilder};

@@ -159,7 +159,15 @@ pub(crate) fn finish<P: PhysicalProfile>(
     rows: Vec<Vec<Value>>,
 ) -> Result<ResultSet> {
     let mut out: Vec<Vec<Value>> = match planned.plan {
-        SelectPlan::Project { filter, output } => {
+        SelectPlan::Project {
+            window,
+            filter,
+            output,
+        } => {
+            let rows = match window {
+                Some(w) => w.expand_rows(rows)?,
+                None => rows,
+            };
             let mut out = Vec::new();
             for row in &rows {
                 if let Some(f) = &filter {

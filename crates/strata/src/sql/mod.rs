@@ -415,6 +415,7 @@ fn parse_piece(piece: &Piece<'_>) -> Option<Result<Parsed, SqlError>> {
     if let Err(e) = check_operator_chains(&tokens) {
         return Some(Err(e));
     }
+    let flink_window = flink_window_function(&tokens);
     let mut parser = Parser::new(&DIALECT)
         .with_recursion_limit(RECURSION_LIMIT)
         .with_tokens_with_locations(tokens);
@@ -427,9 +428,37 @@ fn parse_piece(piece: &Piece<'_>) -> Option<Result<Parsed, SqlError>> {
                 .map_err(StmtError::from),
         });
     Some(result.map_err(|e| match e {
+        StmtError::Parser(_) if flink_window.is_some() => {
+            SqlError::Unsupported(format!(
+            "Flink's form TABLE({0}(TABLE source, DESCRIPTOR(ts), …)): write FROM {0}(source, ts, \
+             INTERVAL '…' SECOND{1})",
+            flink_window.unwrap_or_default(),
+            if flink_window == Some("HOP") { ", INTERVAL '…' SECOND" } else { "" }
+        ))
+        }
         StmtError::Parser(e) => parse_error(e),
         StmtError::Sql(e) => e,
     }))
+}
+
+/// `TABLE ( TUMBLE` or `TABLE ( HOP` among the tokens: Flink's window table functions, which
+/// sqlparser does not read.
+fn flink_window_function(tokens: &[TokenWithSpan]) -> Option<&'static str> {
+    let words: Vec<&Token> = tokens
+        .iter()
+        .map(|t| &t.token)
+        .filter(|t| !matches!(t, Token::Whitespace(_)))
+        .collect();
+    words.windows(3).find_map(|w| match w {
+        [Token::Word(table), Token::LParen, Token::Word(f)]
+            if table.value.eq_ignore_ascii_case("table") =>
+        {
+            ["TUMBLE", "HOP"]
+                .into_iter()
+                .find(|name| f.value.eq_ignore_ascii_case(name))
+        }
+        _ => None,
+    })
 }
 
 /// Refuses a script in which an expression chains more than [`MAX_CHAINED_OPERATORS`]

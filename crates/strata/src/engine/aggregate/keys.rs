@@ -54,6 +54,25 @@ pub(super) enum PreparedKeys<'a> {
     General(Vec<Key>),
 }
 
+impl PreparedKeys<'_> {
+    pub(super) fn into_owned(self) -> PreparedKeys<'static> {
+        match self {
+            PreparedKeys::Fixed { columns } => PreparedKeys::Fixed {
+                columns: columns
+                    .into_iter()
+                    .map(|(values, nulls)| {
+                        (
+                            Cow::Owned(values.into_owned()),
+                            nulls.map(|n| Cow::Owned(n.into_owned())),
+                        )
+                    })
+                    .collect(),
+            },
+            PreparedKeys::General(keys) => PreparedKeys::General(keys),
+        }
+    }
+}
+
 pub(super) fn fixed_to_key<const N: usize>(k: &FixedKey<N>) -> Key {
     let part = |i: usize| {
         if k.nulls & (1 << i) != 0 {

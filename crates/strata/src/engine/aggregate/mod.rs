@@ -26,6 +26,7 @@ use accumulate::{AccKind, AccLayout};
 use keys::{fixed_column, slot_for, FixedKey, GroupIndex, PreparedKeys};
 
 use super::batch_rows::BatchRow;
+pub(crate) use super::window::Windowing;
 use crate::batch::Column;
 use crate::error::ExecError;
 use crate::profile::PhysicalProfile;
@@ -65,6 +66,9 @@ pub struct AggPlan {
     pub having: Option<Expr>,
     /// Output expressions over the post-aggregation row.
     pub output: Vec<Expr>,
+    /// A window table function (`TUMBLE`, `HOP`): the input is expanded into its windows
+    /// first, and every expression above reads the expanded rows.
+    pub window: Option<Windowing>,
 }
 
 impl AggPlan {
@@ -87,6 +91,21 @@ pub struct Prepared<'a> {
 }
 
 impl Prepared<'_> {
+    /// The same, owning what it borrowed (the expanded input of a window is dropped).
+    fn into_owned(self) -> Prepared<'static> {
+        Prepared {
+            rows: self.rows,
+            selection: self.selection,
+            keys: self.keys.into_owned(),
+            args: self
+                .args
+                .into_iter()
+                .map(|a| a.map(|c| Cow::Owned(c.into_owned())))
+                .collect(),
+            slots: self.slots,
+        }
+    }
+
     fn selected(&self) -> usize {
         self.selection.as_ref().map_or(self.rows, Vec::len)
     }
@@ -225,8 +244,24 @@ impl<P: PhysicalProfile> AggState<P> {
     }
 
     /// Phase 1: evaluates the plan's expressions over `columns` (the input's columns in
-    /// schema order, all of `rows` length). Changes nothing.
+    /// schema order, all of `rows` length), expanded into their windows first if the plan
+    /// has a window. Changes nothing.
     pub fn prepare<'a>(
+        &self,
+        columns: &'a [Column],
+        rows: usize,
+    ) -> Result<Prepared<'a>, ExecError> {
+        match &self.plan.window {
+            None => self.prepare_rows(columns, rows),
+            Some(window) => {
+                let expanded = window.expand_columns(columns, rows)?;
+                let rows = expanded.first().map_or(0, Column::len);
+                Ok(self.prepare_rows(&expanded, rows)?.into_owned())
+            }
+        }
+    }
+
+    fn prepare_rows<'a>(
         &self,
         columns: &'a [Column],
         rows: usize,

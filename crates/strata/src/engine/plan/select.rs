@@ -1,15 +1,18 @@
 //! Planning `SELECT`: projection or grouped aggregation, plus ORDER BY and LIMIT.
 
-use crate::engine::aggregate::{AggFunc, AggPlan, AggSpec};
+use crate::engine::aggregate::{AggFunc, AggPlan, AggSpec, Windowing};
 use crate::error::SqlError;
 use crate::sql::expr::{self, bind, bind_with, function_args, is_aggregate, BinOp, Expr, Scope};
 use crate::types::{DataType, Value};
 use sqlparser::ast;
+use std::borrow::Cow;
 
 /// What a SELECT computes from its input rows.
 #[derive(Clone, Debug)]
 pub enum SelectPlan {
     Project {
+        /// Expands the input into its windows first (`FROM TUMBLE(…)`, `FROM HOP(…)`).
+        window: Option<Windowing>,
         filter: Option<Expr>,
         output: Vec<Expr>,
     },
@@ -51,8 +54,20 @@ pub fn simple_select(query: &ast::Query) -> Result<&ast::Select, SqlError> {
     }
 }
 
-/// The one table a SELECT reads.
+/// The one table a SELECT reads (in a window table function, its first argument).
 pub fn from_name(select: &ast::Select) -> Result<String, SqlError> {
+    if let Some((name, args)) = window_function(select)? {
+        return match args.first() {
+            Some(ast::Expr::Identifier(id)) => Ok(expr::ident_name(id)),
+            Some(ast::Expr::CompoundIdentifier(parts)) => {
+                Ok(parts.last().map(expr::ident_name).unwrap_or_default())
+            }
+            _ => Err(SqlError::Type(format!(
+                "{name}'s first argument names the source, table or view it reads: {}",
+                window_usage(name)
+            ))),
+        };
+    }
     match select.from.as_slice() {
         [t] if t.joins.is_empty() => match &t.relation {
             ast::TableFactor::Table {
@@ -67,6 +82,164 @@ pub fn from_name(select: &ast::Select) -> Result<String, SqlError> {
             "joins and several tables in FROM".into(),
         )),
     }
+}
+
+/// The window table function in FROM, if there is one: its name and its arguments.
+fn window_function(
+    select: &ast::Select,
+) -> Result<Option<(&'static str, Vec<&ast::Expr>)>, SqlError> {
+    let [t] = select.from.as_slice() else {
+        return Ok(None);
+    };
+    let ast::TableFactor::Table {
+        name,
+        args: Some(args),
+        ..
+    } = &t.relation
+    else {
+        return Ok(None);
+    };
+    let function = match expr::object_name(name)?.as_str() {
+        "tumble" => "TUMBLE",
+        "hop" => "HOP",
+        other => {
+            return Err(SqlError::Unsupported(format!(
+                "table function `{other}` in FROM: the window functions are {} and {}",
+                window_usage("TUMBLE"),
+                window_usage("HOP")
+            )))
+        }
+    };
+    let args = args
+        .args
+        .iter()
+        .map(|a| match a {
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Ok(e),
+            other => Err(SqlError::Unsupported(format!(
+                "argument `{other}` of {function}: {}",
+                window_usage(function)
+            ))),
+        })
+        .collect::<Result<_, _>>()?;
+    Ok(Some((function, args)))
+}
+
+fn window_usage(function: &str) -> &'static str {
+    if function == "HOP" {
+        "HOP(source, ts_column, INTERVAL 'slide', INTERVAL 'size')"
+    } else {
+        "TUMBLE(source, ts_column, INTERVAL 'size')"
+    }
+}
+
+/// The most windows a row may fall in (a hop's size over its slide).
+const MAX_WINDOWS_PER_ROW: i64 = 1024;
+
+fn windowing(ts: Expr, slide_ms: i64, size_ms: i64) -> Result<Windowing, SqlError> {
+    if ts.ty() != Some(DataType::Timestamp) {
+        return Err(SqlError::Type(format!(
+            "a window needs a TIMESTAMP column, got {}",
+            ts.ty().map_or("NULL", DataType::sql_name)
+        )));
+    }
+    if size_ms / slide_ms > MAX_WINDOWS_PER_ROW {
+        return Err(SqlError::Unsupported(format!(
+            "a hop window of {size_ms} ms sliding by {slide_ms} ms puts each row in {} windows; \
+             at most {MAX_WINDOWS_PER_ROW}: use a longer slide",
+            size_ms / slide_ms
+        )));
+    }
+    Ok(Windowing {
+        ts,
+        slide_ms,
+        size_ms,
+    })
+}
+
+/// The query's window — a window table function in FROM, or `hop(ts, slide, size)` in
+/// GROUP BY — and the query as it reads the window's columns: a `hop(…)` call becomes
+/// `window_start` and `hop_end(…)` with the same arguments `window_end`.
+fn windowed<'q>(
+    query: &'q ast::Query,
+    input: &Scope<'_>,
+) -> Result<(Cow<'q, ast::Query>, Option<Windowing>), SqlError> {
+    let select = simple_select(query)?;
+    if let Some((function, args)) = window_function(select)? {
+        let (ts, slide, size) = match args.as_slice() {
+            [_, ts, size] if function == "TUMBLE" => (ts, size, size),
+            [_, ts, slide, size] if function == "HOP" => (ts, slide, size),
+            _ => {
+                return Err(SqlError::Type(format!(
+                    "{function} takes {}",
+                    window_usage(function)
+                )))
+            }
+        };
+        let window = windowing(
+            bind(ts, input)?,
+            expr::interval_ms(slide)?,
+            expr::interval_ms(size)?,
+        )?;
+        return Ok((Cow::Borrowed(query), Some(window)));
+    }
+    let ast::GroupByExpr::Expressions(groups, _) = &select.group_by else {
+        return Ok((Cow::Borrowed(query), None));
+    };
+    let call_args = |e: &ast::Expr, wanted: &str| -> Option<Vec<ast::Expr>> {
+        let ast::Expr::Function(f) = e else {
+            return None;
+        };
+        if f.name.to_string().to_lowercase() != wanted {
+            return None;
+        }
+        function_args(f)
+            .ok()
+            .map(|a| a.into_iter().cloned().collect())
+    };
+    let Some(args) = groups.iter().find_map(|g| call_args(g, "hop")) else {
+        return Ok((Cow::Borrowed(query), None));
+    };
+    let [ts, slide, size] = args.as_slice() else {
+        return Err(SqlError::Type(
+            "hop takes three arguments: hop(ts_column, INTERVAL 'slide', INTERVAL 'size')".into(),
+        ));
+    };
+    let window = windowing(
+        bind(ts, input)?,
+        expr::interval_ms(slide)?,
+        expr::interval_ms(size)?,
+    )?;
+    let mut rewritten = query.clone();
+    let mut other_window = None;
+    let _ = ast::visit_expressions_mut(&mut rewritten, |e| {
+        let start = || ast::Expr::Identifier(ast::Ident::new("window_start"));
+        for function in ["hop", "hop_end"] {
+            match call_args(e, function) {
+                Some(a) if a == args && function == "hop" => *e = start(),
+                // The end follows from the start, so that grouping by the start is enough.
+                Some(a) if a == args => {
+                    *e = ast::Expr::Nested(Box::new(ast::Expr::BinaryOp {
+                        left: Box::new(start()),
+                        op: ast::BinaryOperator::Plus,
+                        right: Box::new(ast::Expr::value(ast::Value::Number(
+                            window.size_ms.to_string(),
+                            false,
+                        ))),
+                    }))
+                }
+                Some(_) => other_window = Some(e.to_string()),
+                None => {}
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    if let Some(other) = other_window {
+        return Err(SqlError::Unsupported(format!(
+            "`{}`: a query has one hop window; name it with the same arguments everywhere",
+            expr::excerpt(&other)
+        )));
+    }
+    Ok((Cow::Owned(rewritten), Some(window)))
 }
 
 /// Whether an aggregate call occurs anywhere in `e`.
@@ -237,6 +410,25 @@ fn column_name(e: &ast::Expr) -> String {
 
 /// Plans a SELECT over an input with columns `input`.
 pub fn plan_select(query: &ast::Query, input: &Scope<'_>) -> Result<PlannedSelect, SqlError> {
+    let (query, window) = windowed(query, input)?;
+    let query = query.as_ref();
+    // A window's start and end follow the input's columns.
+    let mut windowed_columns = input.columns.to_vec();
+    if window.is_some() {
+        for name in ["window_start", "window_end"] {
+            if input.find(name).is_some() {
+                return Err(SqlError::Type(format!(
+                    "{} has a column named `{name}`, which a window adds; rename it",
+                    input.object
+                )));
+            }
+            windowed_columns.push((name.to_string(), DataType::Timestamp));
+        }
+    }
+    let input = &Scope {
+        object: input.object,
+        columns: &windowed_columns,
+    };
     let select = simple_select(query)?;
     if select.having.is_some()
         && matches!(&select.group_by, ast::GroupByExpr::Expressions(g, _) if g.is_empty())
@@ -329,6 +521,7 @@ pub fn plan_select(query: &ast::Query, input: &Scope<'_>) -> Result<PlannedSelec
                 aggs,
                 having,
                 output,
+                window,
             }),
             order,
         )
@@ -340,7 +533,14 @@ pub fn plan_select(query: &ast::Query, input: &Scope<'_>) -> Result<PlannedSelec
             output.push(bound);
         }
         let order = plan_order(query, &columns, &mut output, |e| bind(e, input))?;
-        (SelectPlan::Project { filter, output }, order)
+        (
+            SelectPlan::Project {
+                window,
+                filter,
+                output,
+            },
+            order,
+        )
     };
     let (limit, offset) = plan_limit(query)?;
     Ok(PlannedSelect {
