@@ -18,7 +18,7 @@ use super::node::Inner;
 use super::rpc::{Response, WriteBody};
 use crate::change::{Change, OwnedChange};
 use crate::engine::{Assignments, Conflict, Origin, Plan};
-use crate::error::{Error, ExecError, Result, SqlError};
+use crate::error::{ExecError, Result, SqlError};
 use crate::persist::image;
 use crate::profile::PhysicalProfile;
 use crate::types::{Key, Value};
@@ -513,7 +513,6 @@ fn upsert(table: &str, columns: &[crate::batch::Column]) -> Result<(Vec<u8>, u64
 /// The keys of an insert into a table, and the rows of those that exist.
 struct InsertKeys {
     keys: Vec<Key>,
-    key_type: crate::types::DataType,
     existing: HashMap<Key, Vec<Value>>,
 }
 
@@ -523,20 +522,14 @@ fn existing<P: PhysicalProfile>(
     columns: &[crate::batch::Column],
     at: u64,
 ) -> Result<InsertKeys> {
-    let (keys, key_type, key_column) = {
-        let state = inner.state();
-        state.catalog.primary_keys(table, columns)?
-    };
+    let keys = inner.state().catalog.primary_keys(table, columns)?;
     let rows = inner.existing_rows(table, &keys, at)?;
+    let state = inner.state();
     let existing = rows
         .into_iter()
-        .map(|row| (Key::from_value(&row[key_column]), row))
-        .collect();
-    Ok(InsertKeys {
-        keys,
-        key_type,
-        existing,
-    })
+        .map(|row| Ok((state.catalog.row_key(table, &row)?, row)))
+        .collect::<Result<_>>()?;
+    Ok(InsertKeys { keys, existing })
 }
 
 /// An insert into a table fails at the first row whose key exists already or came earlier
@@ -552,7 +545,12 @@ fn check_keys<P: PhysicalProfile>(
     for key in &found.keys {
         let first_in_batch = seen.insert(key.clone());
         if found.existing.contains_key(key) || !first_in_batch {
-            return Err(duplicate(table, key, found.key_type));
+            let key = inner.state().catalog.key_text(table, key)?;
+            return Err(ExecError::DuplicateKey {
+                table: table.to_string(),
+                key,
+            }
+            .into());
         }
     }
     Ok(())
@@ -572,12 +570,4 @@ fn resolve<P: PhysicalProfile>(
         .state()
         .catalog
         .resolve_conflicts(table, columns, conflict, &lookup)
-}
-
-fn duplicate(table: &str, key: &Key, ty: crate::types::DataType) -> Error {
-    ExecError::DuplicateKey {
-        table: table.to_string(),
-        key: crate::sql::expr::excerpt(&key.to_value(ty).to_string()),
-    }
-    .into()
 }

@@ -37,7 +37,7 @@ impl<P: PhysicalProfile> Kernel<P> {
                 name: name.clone(),
                 table: Table {
                     schema: Schema::new(columns.clone()),
-                    primary_key: *primary_key,
+                    primary_key: primary_key.clone(),
                     rows: StateBackend::with_capacity(self.capacity),
                 },
                 ddl: ddl.clone(),

@@ -19,8 +19,75 @@ pub(crate) struct Source {
 
 pub(crate) struct Table<P: PhysicalProfile> {
     pub schema: Schema,
-    pub primary_key: usize,
+    /// The primary key's columns, in the key's order.
+    pub primary_key: Vec<usize>,
     pub rows: P::State<Key, Box<[Value]>>,
+}
+
+impl<P: PhysicalProfile> Table<P> {
+    /// The primary key of the row whose column `i` is `value(i)`: the value itself for a
+    /// key of one column, a composite of the values for several.
+    #[inline]
+    pub fn key_of(&self, value: impl Fn(usize) -> Value) -> Key {
+        match self.primary_key.as_slice() {
+            [column] => Key::from_value(&value(*column)),
+            columns => Key::Composite(
+                columns
+                    .iter()
+                    .map(|&c| Key::from_value(&value(c)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// A key as SQL shows it, for errors: `7`, or `(7, 'x')` for a key of several columns.
+    pub fn key_text(&self, key: &Key) -> String {
+        let ty = |i: usize| self.schema.columns[self.primary_key[i]].ty;
+        let text = match key {
+            Key::Composite(parts) => format!(
+                "({})",
+                parts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, k)| k.to_value(ty(i)).to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            key => key.to_value(ty(0)).to_string(),
+        };
+        crate::sql::expr::excerpt(&text)
+    }
+
+    /// The one primary key `filter` selects: when each of the key's columns is, in an
+    /// `AND`ed term, equal to a literal of its type.
+    pub fn key_in(&self, filter: &crate::sql::expr::Expr) -> Option<Key> {
+        let value = |column: usize| {
+            let ty = self.schema.columns[column].ty;
+            filter.equality(|index, v| index == column && v.data_type() == Some(ty))
+        };
+        let values: Vec<&Value> = self
+            .primary_key
+            .iter()
+            .map(|&c| value(c))
+            .collect::<Option<_>>()?;
+        Some(self.key_of(|c| {
+            let at = self
+                .primary_key
+                .iter()
+                .position(|&k| k == c)
+                .expect("a key column");
+            values[at].clone()
+        }))
+    }
+
+    /// The key's column names, for messages: `id`, or `user_id, day`.
+    pub fn key_names(&self) -> String {
+        self.primary_key
+            .iter()
+            .map(|&c| self.schema.columns[c].name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// A secondary index: a table and the position of its indexed column.

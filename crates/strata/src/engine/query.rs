@@ -32,6 +32,10 @@ impl<P: PhysicalProfile> Kernel<P> {
         match query.kind {
             ObjectKind::Table => {
                 let t = &self.tables[&query.from];
+                // The whole primary key, each column equal to a literal: one row at most.
+                if let Some(key) = filter.and_then(|f| t.key_in(f)) {
+                    return Ok(t.rows.get(&key).map(|r| r.to_vec()).into_iter().collect());
+                }
                 Ok(match self.index_candidates(&query.from, filter)? {
                     Some(keys) => keys
                         .iter()
@@ -70,13 +74,7 @@ impl<P: PhysicalProfile> Kernel<P> {
         let filter = filter_of(&query.planned)?;
         match query.kind {
             ObjectKind::View => self.views[&query.from].state.lookup_key(Some(filter)),
-            ObjectKind::Table => {
-                let t = &self.tables[&query.from];
-                let (pk, ty) = (t.primary_key, t.schema.columns[t.primary_key].ty);
-                filter
-                    .equality(|index, v| index == pk && v.data_type() == Some(ty))
-                    .map(Key::from_value)
-            }
+            ObjectKind::Table => self.tables[&query.from].key_in(filter),
             _ => None,
         }
     }
@@ -106,7 +104,7 @@ impl<P: PhysicalProfile> Kernel<P> {
             ("key".to_string(), DataType::Boolean),
         ];
         let rows = if let Some(schema) = self.schema_of(name) {
-            let pk = self.tables.get(name).map(|t| t.primary_key);
+            let pk = self.tables.get(name).map(|t| &t.primary_key);
             schema
                 .columns
                 .iter()
@@ -117,7 +115,7 @@ impl<P: PhysicalProfile> Kernel<P> {
                         text(&c.name),
                         text(&ty),
                         Value::Bool(!c.not_null),
-                        Value::Bool(pk == Some(i)),
+                        Value::Bool(pk.is_some_and(|k| k.contains(&i))),
                     ]
                 })
                 .collect()

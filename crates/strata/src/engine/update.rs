@@ -11,7 +11,7 @@ use super::plan::{Assignments, Conflict};
 use crate::batch::Column;
 use crate::error::{ExecError, Result};
 use crate::profile::PhysicalProfile;
-use crate::sql::expr::{excerpt, Row};
+use crate::sql::expr::Row;
 use crate::sql::ObjectKind;
 use crate::types::{Key, Value};
 
@@ -83,13 +83,12 @@ impl<P: PhysicalProfile> Kernel<P> {
             .tables
             .get(table)
             .ok_or_else(|| unknown(ObjectKind::Table, table))?;
-        let pk = t.primary_key;
         let rows = columns.first().map_or(0, Column::len);
         let mut new = NewRows::new(columns.len());
         let mut seen = rustc_hash::FxHashSet::default();
         for r in 0..rows {
             let proposed: Vec<Value> = columns.iter().map(|c| c.value(r)).collect();
-            let key = Key::from_value(&proposed[pk]);
+            let key = t.key_of(|c| proposed[c].clone());
             let first_in_statement = seen.insert(key.clone());
             let current = existing(&key);
             match conflict {
@@ -100,7 +99,7 @@ impl<P: PhysicalProfile> Kernel<P> {
                         return Err(ExecError::Eval(format!(
                             "ON CONFLICT DO UPDATE meets key {} of table `{table}` twice: a \
                              statement may update a row once",
-                            excerpt(&proposed[pk].to_string())
+                            t.key_text(&key)
                         ))
                         .into());
                     };

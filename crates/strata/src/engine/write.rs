@@ -94,19 +94,17 @@ impl<P: PhysicalProfile> Kernel<P> {
     ) -> Result<Work<'a, P>> {
         let rows = columns.first().map_or(0, Column::len);
         let table = self.table(name)?;
-        let pk = table.primary_key;
-        let key_ty = table.schema.columns[pk].ty;
         let mut keys: Vec<Key> = Vec::with_capacity(rows);
         let mut seen = rustc_hash::FxHashSet::default();
         let mut new_keys = 0usize;
         for r in 0..rows {
-            let key = Key::from_value(&columns[pk].value(r));
+            let key = table.key_of(|c| columns[c].value(r));
             let exists = table.rows.get(&key).is_some();
             let first_in_batch = seen.insert(key.clone());
             if !replace && (exists || !first_in_batch) {
                 return Err(ExecError::DuplicateKey {
                     table: name.to_string(),
-                    key: crate::sql::expr::excerpt(&key.to_value(key_ty).to_string()),
+                    key: table.key_text(&key),
                 }
                 .into());
             }
@@ -264,22 +262,23 @@ impl<P: PhysicalProfile> Kernel<P> {
         schema.check_columns(&object, columns)
     }
 
-    /// The primary keys of rows to insert into `table`, the key column's type and position.
-    pub fn primary_keys(
-        &self,
-        table: &str,
-        columns: &[Column],
-    ) -> Result<(Vec<Key>, crate::types::DataType, usize)> {
-        let t = self
-            .tables
-            .get(table)
-            .ok_or_else(|| unknown(ObjectKind::Table, table))?;
-        let pk = t.primary_key;
+    /// The primary keys of rows to insert into `table`.
+    pub fn primary_keys(&self, table: &str, columns: &[Column]) -> Result<Vec<Key>> {
+        let t = self.table(table)?;
         let rows = columns.first().map_or(0, Column::len);
-        let keys = (0..rows)
-            .map(|r| Key::from_value(&columns[pk].value(r)))
-            .collect();
-        Ok((keys, t.schema.columns[pk].ty, pk))
+        Ok((0..rows)
+            .map(|r| t.key_of(|c| columns[c].value(r)))
+            .collect())
+    }
+
+    /// The primary key of a row of `table`.
+    pub fn row_key(&self, table: &str, row: &[Value]) -> Result<Key> {
+        Ok(self.table(table)?.key_of(|c| row[c].clone()))
+    }
+
+    /// A primary key of `table` as SQL shows it, for errors.
+    pub fn key_text(&self, table: &str, key: &Key) -> Result<String> {
+        Ok(self.table(table)?.key_text(key))
     }
 
     /// The row of `table` with primary key `key`.

@@ -164,7 +164,8 @@ pub(crate) enum Parsed {
     CreateTable {
         name: String,
         columns: Vec<ColumnSpec>,
-        primary_key: usize,
+        /// Positions of the key's columns, in the key's order.
+        primary_key: Vec<usize>,
     },
     CreateView {
         name: String,
@@ -735,18 +736,29 @@ fn convert(stmt: ast::Statement) -> Result<Parsed, SqlError> {
                     other => return unsupported(&format!("table constraint `{other}`")),
                 }
             }
-            let primary_key = match keys.as_slice() {
-                [key] => columns.iter().position(|c| &c.name == key).ok_or_else(|| {
-                    SqlError::Type(format!("primary key column `{key}` is not a column of `{name}`"))
-                })?,
-                [] => {
+            if keys.is_empty() {
+                return Err(SqlError::Type(format!(
+                    "table `{name}` needs a primary key: CREATE TABLE {name} (..., PRIMARY KEY (col)); \
+                     for an append-only stream use CREATE SOURCE"
+                )));
+            }
+            let mut primary_key = Vec::with_capacity(keys.len());
+            for key in &keys {
+                let i = columns.iter().position(|c| &c.name == key).ok_or_else(|| {
+                    SqlError::Type(format!(
+                        "primary key column `{key}` is not a column of `{name}`"
+                    ))
+                })?;
+                if primary_key.contains(&i) {
                     return Err(SqlError::Type(format!(
-                        "table `{name}` needs a primary key: CREATE TABLE {name} (..., PRIMARY KEY (col)); \
-                         for an append-only stream use CREATE SOURCE"
-                    )))
+                        "primary key column `{key}` of `{name}` is named twice"
+                    )));
                 }
-                _ => return unsupported("a primary key of several columns"),
-            };
+                primary_key.push(i);
+            }
+            if keys.len() > 1 && ct.constraints.is_empty() {
+                return unsupported("PRIMARY KEY on several columns: write PRIMARY KEY (a, b)");
+            }
             if ct.query.is_some() {
                 return unsupported("CREATE TABLE ... AS SELECT");
             }
@@ -1150,7 +1162,11 @@ impl std::fmt::Display for Parsed {
                 "CREATE TABLE {} ({}, PRIMARY KEY ({}))",
                 quote_ident(name),
                 list(columns),
-                quote_ident(&columns[*primary_key].name)
+                primary_key
+                    .iter()
+                    .map(|&k| quote_ident(&columns[k].name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             Parsed::CreateView { name, query } => {
                 write!(

@@ -32,9 +32,9 @@ pub(crate) enum Plan {
     },
     CreateTable {
         name: String,
-        /// With the primary key column NOT NULL.
+        /// With the primary key's columns NOT NULL.
         columns: Vec<ColumnSpec>,
-        primary_key: usize,
+        primary_key: Vec<usize>,
         ddl: String,
     },
     CreateView {
@@ -136,20 +136,22 @@ impl<P: PhysicalProfile> Kernel<P> {
                 primary_key,
             } => {
                 self.check_new_name(name)?;
-                let key = &columns[*primary_key];
-                if key.ty == DataType::Double {
-                    return Err(SqlError::Type(format!(
-                        "primary key `{}` of `{name}` cannot be DOUBLE",
-                        key.name
-                    ))
-                    .into());
-                }
                 let mut columns = columns.clone();
-                columns[*primary_key].not_null = true;
+                for &k in primary_key {
+                    let key = &mut columns[k];
+                    if key.ty == DataType::Double {
+                        return Err(SqlError::Type(format!(
+                            "primary key `{}` of `{name}` cannot be DOUBLE",
+                            key.name
+                        ))
+                        .into());
+                    }
+                    key.not_null = true;
+                }
                 Plan::CreateTable {
                     name: name.clone(),
                     columns,
-                    primary_key: *primary_key,
+                    primary_key: primary_key.clone(),
                     ddl: stmt.to_string(),
                 }
             }

@@ -91,12 +91,16 @@ impl<P: PhysicalProfile> Kernel<P> {
             ))
             .into());
         };
-        let key = &table.schema.columns[table.primary_key].name;
         if let Some(cols) = conflict_target {
-            if cols != std::slice::from_ref(key) {
+            let mut named: Vec<Option<usize>> = cols.iter().map(|c| table.schema.find(c)).collect();
+            let mut key: Vec<Option<usize>> = table.primary_key.iter().map(|&k| Some(k)).collect();
+            named.sort();
+            key.sort();
+            if named != key {
                 return Err(SqlError::Unsupported(format!(
-                    "ON CONFLICT ({}) on table `{target}`: a conflict is on the primary key, ON CONFLICT ({key})",
-                    cols.join(", ")
+                    "ON CONFLICT ({}) on table `{target}`: a conflict is on the primary key, ON CONFLICT ({})",
+                    cols.join(", "),
+                    table.key_names()
                 ))
                 .into());
             }
@@ -138,7 +142,7 @@ impl<P: PhysicalProfile> Kernel<P> {
                     .schema
                     .unknown_column(&format!("table `{name}`"), column)
             })?;
-            if i == table.primary_key {
+            if table.primary_key.contains(&i) {
                 return Err(SqlError::Unsupported(format!(
                     "changing primary key `{column}` of table `{name}`: delete the row and insert it with its new key"
                 ))
