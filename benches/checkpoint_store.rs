@@ -50,7 +50,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use strata::checkpoint::{ObjectStoreSettings, PersistSettings, SyncMode};
 use strata::testing::crc32c;
-use strata::testing::image::{self, ArchivedSnapshotImageV2};
+use strata::testing::image::{self, ArchivedSnapshotImageV3};
 use strata::testing::local::snapshot_body;
 use strata::testing::object_snapshots::{open_store, ObjectSnapshots, PART_BYTES};
 use strata::testing::snapshot::HEADER_LEN;
@@ -632,7 +632,7 @@ fn checkpoint_parts(
         .ok_or("no view `agg` to export")?;
     let export = t.elapsed();
     let t = Instant::now();
-    let img = image::state_image_v2(state);
+    let img = image::object_image_v3("agg".into(), String::new(), Some(state));
     let to_image = t.elapsed();
     drop(img);
     Ok(CheckpointParts {
@@ -682,14 +682,14 @@ fn restore_parts(store_settings: &ObjectStoreSettings) -> Fallible<RestoreParts>
     let read = t.elapsed();
     let loaded = outcome.loaded.ok_or("load_newest found no checkpoint")?;
     let version = loaded.header.version;
-    // This build writes format version 2, the only one measured here.
-    if version != 2 {
+    // This build writes format version 3, the only one measured here.
+    if version != 3 {
         return Err(format!(
-            "the checkpoint has snapshot format {version}, expected 2"
+            "the checkpoint has snapshot format {version}, expected 3"
         ));
     }
     let t = Instant::now();
-    let archived = rkyv::access::<ArchivedSnapshotImageV2, rancor::Error>(&loaded.body)
+    let archived = rkyv::access::<ArchivedSnapshotImageV3, rancor::Error>(&loaded.body)
         .map_err(err("rkyv validation"))?;
     let validate = t.elapsed();
     let t = Instant::now();
@@ -810,7 +810,7 @@ fn measure(cx: &Ctx<'_>, kind: &StoreKind, keys: usize) -> Fallible<Figures> {
         secs(ckpt.saturating_sub(encode + store_write))
     ));
     notes.push(format!(
-        "{tag}:   encode = export (engine.export) {} + image (image::state_image_v2) {} + rkyv serialization ≈ {}; \
+        "{tag}:   encode = export (engine.export) {} + image (image::object_image_v3) {} + rkyv serialization ≈ {}; \
          for scale: one CRC32C pass over the body {}, one copy of it into a fresh buffer {}",
         secs(cp.export),
         secs(cp.to_image),

@@ -942,6 +942,40 @@ fn batch_api_errors_are_refused() {
     assert_eq!(count(&mut e, "SELECT n FROM overall"), 5);
 }
 
+/// bare-metal: the values a DISTINCT aggregate has seen live in a static set of the view's
+/// capacity; a batch that would overflow it is refused whole, its new groups undone.
+#[cfg(feature = "bare-metal")]
+#[test]
+fn a_full_distinct_set_refuses_the_batch_atomically() {
+    let mut e = Engine::builder()
+        .ephemeral()
+        .capacity(4)
+        .build()
+        .expect("engine");
+    e.execute(
+        "CREATE SOURCE s (g BIGINT NOT NULL, v BIGINT);
+         CREATE MATERIALIZED VIEW u AS SELECT g, COUNT(DISTINCT v) AS users, COUNT(*) AS n FROM s GROUP BY g;",
+    )
+    .unwrap();
+    e.execute("INSERT INTO s VALUES (1, 1), (1, 2), (1, 2), (2, 1), (2, NULL)")
+        .unwrap();
+    // (1, 3) and (2, 2) would be the 4th and 5th pairs of a set of 4; group 3 is new.
+    let err = assert_refused(
+        &mut e,
+        "INSERT INTO s VALUES (3, 9), (1, 3), (2, 2)",
+        &["`u`", "4", "full"],
+    );
+    assert!(err.contains("bare-metal"), "{err}");
+    assert_eq!(count(&mut e, "SELECT COUNT(*) FROM u"), 2);
+    assert_eq!(count(&mut e, "SELECT users FROM u WHERE g = 1"), 2);
+    assert_eq!(count(&mut e, "SELECT n FROM u WHERE g = 2"), 2);
+    // Values already seen take no room: still accepted.
+    e.execute("INSERT INTO s VALUES (1, 1), (2, 1), (1, 3)")
+        .unwrap();
+    assert_eq!(count(&mut e, "SELECT users FROM u WHERE g = 1"), 3);
+    assert_eq!(count(&mut e, "SELECT n FROM u WHERE g = 1"), 5);
+}
+
 /// bare-metal: a full static state refuses the whole statement or batch, names the object
 /// and its capacity, and leaves every other table and view working.
 #[cfg(feature = "bare-metal")]

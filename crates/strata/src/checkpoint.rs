@@ -17,12 +17,14 @@ pub enum ObjectState {
     Source,
     /// Every row of a table, as columns in schema order.
     Table { columns: Vec<Column> },
-    /// A view's groups in slot order: group keys, the row-major accumulator records, and
-    /// text MIN/MAX values per text aggregate.
+    /// A view's groups in slot order: group keys, the row-major accumulator records, text
+    /// MIN/MAX values per text aggregate, and the (group slot, value) pairs per DISTINCT
+    /// aggregate.
     View {
         keys: Vec<Key>,
         records: Vec<i64>,
         texts: Vec<Vec<Option<Arc<str>>>>,
+        distinct: Vec<Vec<(u32, Key)>>,
     },
 }
 

@@ -59,12 +59,13 @@ impl<P: PhysicalProfile> Kernel<P> {
                 keys,
                 records,
                 texts,
+                distinct,
             } => {
                 let Some(view) = self.views.get_mut(name) else {
                     return Err(unknown(ObjectKind::View, name));
                 };
                 view.state
-                    .import(keys, records, texts)
+                    .import(keys, records, texts, distinct)
                     .map_err(|e| match e {
                         ImportError::Full(f) => {
                             state_full::<P>(format!("materialized view `{name}`"), f)

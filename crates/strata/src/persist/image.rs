@@ -118,6 +118,31 @@ pub enum StateImageV2 {
     },
 }
 
+/// A whole snapshot, body format 3 (snapshot file format version 3): as
+/// [`SnapshotImageV2`], with the pairs of each view's DISTINCT aggregates beside its state.
+#[derive(Archive, Serialize, Deserialize, Debug, PartialEq)]
+pub struct SnapshotImageV3 {
+    /// The last log record the snapshot includes.
+    pub lsn: u64,
+    pub objects: Vec<ObjectImageV3>,
+}
+
+#[derive(Archive, Serialize, Deserialize, Debug, PartialEq)]
+pub struct ObjectImageV3 {
+    pub name: String,
+    pub ddl: String,
+    pub state: StateImageV2,
+    /// One set per DISTINCT aggregate of a view, in the order of its aggregates.
+    pub distinct: Vec<DistinctImage>,
+}
+
+/// The (group slot, value) pairs a DISTINCT aggregate has seen, as two columns.
+#[derive(Archive, Serialize, Deserialize, Debug, PartialEq)]
+pub struct DistinctImage {
+    pub slots: Vec<u32>,
+    pub values: Vec<KeyImage>,
+}
+
 /// The group keys of a view, in slot order.
 #[derive(Archive, Serialize, Deserialize, Debug, PartialEq)]
 pub enum KeyColumn {
@@ -128,19 +153,43 @@ pub enum KeyColumn {
     General(Vec<KeyImage>),
 }
 
-/// The snapshot image of an object's state, format 2. Takes the state by value: the
-/// accumulator records move into the image instead of being copied.
-pub fn state_image_v2(state: ObjectState) -> StateImageV2 {
+/// The snapshot image of an object, format 3. Takes the state by value: the accumulator
+/// records move into the image instead of being copied.
+pub fn object_image_v3(name: String, ddl: String, state: Option<ObjectState>) -> ObjectImageV3 {
+    let (state, distinct) = match state {
+        None => (StateImageV2::Source, Vec::new()),
+        Some(state) => state_image_v2(state),
+    };
+    ObjectImageV3 {
+        name,
+        ddl,
+        state,
+        distinct,
+    }
+}
+
+fn state_image_v2(state: ObjectState) -> (StateImageV2, Vec<DistinctImage>) {
     match state {
-        ObjectState::Source => StateImageV2::Source,
-        ObjectState::Table { columns } => StateImageV2::Table {
-            columns: columns.iter().map(column_image).collect(),
-        },
+        ObjectState::Source => (StateImageV2::Source, Vec::new()),
+        ObjectState::Table { columns } => (
+            StateImageV2::Table {
+                columns: columns.iter().map(column_image).collect(),
+            },
+            Vec::new(),
+        ),
         ObjectState::View {
             keys,
             records,
             texts,
+            distinct,
         } => {
+            let distinct = distinct
+                .into_iter()
+                .map(|pairs| DistinctImage {
+                    slots: pairs.iter().map(|(s, _)| *s).collect(),
+                    values: pairs.iter().map(|(_, v)| key_image(v)).collect(),
+                })
+                .collect();
             let ints: Option<Vec<i64>> = keys
                 .iter()
                 .map(|k| match k {
@@ -148,7 +197,7 @@ pub fn state_image_v2(state: ObjectState) -> StateImageV2 {
                     _ => None,
                 })
                 .collect();
-            StateImageV2::View {
+            let state = StateImageV2::View {
                 keys: match ints {
                     Some(ints) => KeyColumn::Ints(ints),
                     None => KeyColumn::General(keys.iter().map(key_image).collect()),
@@ -162,9 +211,23 @@ pub fn state_image_v2(state: ObjectState) -> StateImageV2 {
                             .collect()
                     })
                     .collect(),
-            }
+            };
+            (state, distinct)
         }
     }
+}
+
+/// The pairs of a format-3 object's DISTINCT aggregates.
+pub fn distinct_from(sets: &rkyv::vec::ArchivedVec<ArchivedDistinctImage>) -> Vec<Vec<(u32, Key)>> {
+    sets.iter()
+        .map(|set| {
+            set.slots
+                .iter()
+                .zip(set.values.iter())
+                .map(|(slot, value)| (slot.to_native(), key_from(value)))
+                .collect()
+        })
+        .collect()
 }
 
 /// An object's state from a format-2 snapshot image.
@@ -185,6 +248,7 @@ pub fn state_from_v2(a: &ArchivedStateImageV2) -> ObjectState {
             },
             records: records.iter().map(|x| x.to_native()).collect(),
             texts: texts_from(texts),
+            distinct: Vec::new(),
         },
     }
 }
@@ -527,6 +591,7 @@ pub fn state_from(a: &ArchivedStateImage) -> ObjectState {
             keys: keys.iter().map(key_from).collect(),
             records: records.iter().map(|x| x.to_native()).collect(),
             texts: texts_from(texts),
+            distinct: Vec::new(),
         },
     }
 }
@@ -753,29 +818,39 @@ mod tests {
         assert!(records > 10, "only {records} records in the fixture WAL");
     }
 
-    /// A view's state through a format-2 snapshot image and back.
+    /// A view's state through a format-3 object image and back.
     fn view_round_trip(keys: Vec<Key>) {
         let n = keys.len();
         let state = ObjectState::View {
+            distinct: vec![keys
+                .iter()
+                .enumerate()
+                .map(|(i, k)| (i as u32, k.clone()))
+                .collect()],
             keys,
             records: (0..n as i64 * 3).collect(),
             texts: vec![(0..n)
                 .map(|i| (i % 2 == 0).then(|| Arc::from(format!("t{i}").as_str())))
                 .collect()],
         };
-        let image = state_image_v2(state.clone());
+        let image = object_image_v3("v".into(), "ddl".into(), Some(state.clone()));
         let bytes = rkyv::to_bytes::<rancor::Error>(&image).unwrap();
-        let archived = rkyv::access::<ArchivedStateImageV2, rancor::Error>(&bytes).unwrap();
-        assert_eq!(state_from_v2(archived), state);
+        let archived = rkyv::access::<ArchivedObjectImageV3, rancor::Error>(&bytes).unwrap();
+        let mut back = state_from_v2(&archived.state);
+        if let ObjectState::View { distinct, .. } = &mut back {
+            *distinct = distinct_from(&archived.distinct);
+        }
+        assert_eq!(back, state);
     }
 
     #[test]
     fn snapshot_v2_stores_single_integer_keys_as_a_column_and_others_as_before() {
         let ints = vec![Key::Int(7), Key::Int(i64::MIN), Key::Int(0)];
-        let image = state_image_v2(ObjectState::View {
+        let (image, _) = state_image_v2(ObjectState::View {
             keys: ints.clone(),
             records: vec![],
             texts: vec![],
+            distinct: vec![],
         });
         assert!(matches!(
             image,
@@ -787,10 +862,11 @@ mod tests {
         mixed.extend(keys().into_iter().filter(|k| {
             !matches!(k, Key::Composite(parts) if parts.iter().any(|p| matches!(p, Key::Composite(_))))
         }));
-        let image = state_image_v2(ObjectState::View {
+        let (image, _) = state_image_v2(ObjectState::View {
             keys: mixed.clone(),
             records: vec![],
             texts: vec![],
+            distinct: vec![],
         });
         assert!(matches!(
             image,

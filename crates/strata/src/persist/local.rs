@@ -15,8 +15,8 @@
 //! is retried with exponential backoff; the log keeps every change meanwhile.
 
 use super::image::{
-    self, ArchivedLogRecord, ArchivedSnapshotImage, ArchivedSnapshotImageV2, ObjectImageV2,
-    SnapshotImageV2, StateImageV2,
+    self, ArchivedLogRecord, ArchivedSnapshotImage, ArchivedSnapshotImageV2,
+    ArchivedSnapshotImageV3, ObjectImageV3, SnapshotImageV3,
 };
 use super::snapshot::{SnapshotBody, SnapshotDir, SnapshotHeader};
 use super::snapshot_store::SnapshotStore;
@@ -343,17 +343,15 @@ impl<S: SnapshotStore> WalCheckpointer<S> {
 
 /// The snapshot of a whole catalog and state, covering log records up to `lsn`.
 pub fn snapshot_body(view: &dyn StateView, lsn: u64) -> Result<AlignedVec, Error> {
-    let objects: Vec<ObjectImageV2> = view
+    let objects: Vec<ObjectImageV3> = view
         .catalog()
         .into_iter()
         .map(|(name, ddl)| {
-            let state = view
-                .export(&name)
-                .map_or(StateImageV2::Source, image::state_image_v2);
-            ObjectImageV2 { name, ddl, state }
+            let state = view.export(&name);
+            image::object_image_v3(name, ddl, state)
         })
         .collect();
-    let image = SnapshotImageV2 { lsn, objects };
+    let image = SnapshotImageV3 { lsn, objects };
     rkyv::to_bytes::<rancor::Error>(&image).map_err(|e| {
         PersistError::Encode {
             what: "snapshot",
@@ -367,7 +365,8 @@ pub fn snapshot_body(view: &dyn StateView, lsn: u64) -> Result<AlignedVec, Error
 pub(crate) fn validate_image(header: &SnapshotHeader, body: &SnapshotBody) -> Result<(), String> {
     match header.version {
         1 => access::<ArchivedSnapshotImage>(body).map(|_| ()),
-        _ => access::<ArchivedSnapshotImageV2>(body).map(|_| ()),
+        2 => access::<ArchivedSnapshotImageV2>(body).map(|_| ()),
+        _ => access::<ArchivedSnapshotImageV3>(body).map(|_| ()),
     }
 }
 
@@ -385,10 +384,21 @@ pub(crate) fn snapshot_objects(
             });
             (image.lsn.to_native(), objects.collect())
         }
-        _ => {
+        2 => {
             let image = access::<ArchivedSnapshotImageV2>(body)?;
             let objects = image.objects.iter().map(|o| {
                 let state = image::state_from_v2(&o.state);
+                (o.name.to_string(), o.ddl.to_string(), state)
+            });
+            (image.lsn.to_native(), objects.collect())
+        }
+        _ => {
+            let image = access::<ArchivedSnapshotImageV3>(body)?;
+            let objects = image.objects.iter().map(|o| {
+                let mut state = image::state_from_v2(&o.state);
+                if let crate::checkpoint::ObjectState::View { distinct, .. } = &mut state {
+                    *distinct = image::distinct_from(&o.distinct);
+                }
                 (o.name.to_string(), o.ddl.to_string(), state)
             });
             (image.lsn.to_native(), objects.collect())

@@ -82,9 +82,10 @@ use std::time::{Duration, Instant};
 pub const MAGIC: [u8; 8] = *b"STRATASN";
 /// The format version this build writes, and the newest it reads (it reads 1..=this).
 /// The header layout is the same in every version; the version says how the body is encoded
-/// (`super::image`: 1 = `SnapshotImage`, 2 and 3 = `SnapshotImageV2`). Version 3 keeps
-/// `AVG` of BIGINT as an exact i128 sum in a view's records (three words instead of two);
-/// older records are converted when they are read (`AggState::import`).
+/// (`super::image`: 1 = `SnapshotImage`, 2 = `SnapshotImageV2`, 3 = `SnapshotImageV3`).
+/// Version 3 adds the pairs of DISTINCT aggregates, and keeps `AVG` of BIGINT as an exact
+/// i128 sum in a view's records (three words instead of two; older records are converted
+/// when they are read, in `AggState::import`).
 pub const FORMAT_VERSION: u32 = 3;
 /// Size of the version-1 header; the body starts at this offset.
 pub const HEADER_LEN: usize = 48;

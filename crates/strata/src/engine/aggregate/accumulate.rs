@@ -59,6 +59,8 @@ pub(super) fn set_wide(w: &mut [i64], v: i128) {
 #[derive(Clone, Copy, Debug)]
 pub(super) struct AccLayout {
     pub(super) kind: AccKind,
+    /// For a DISTINCT aggregate, its set of pairs in `AggState::distinct`.
+    pub(super) distinct: Option<usize>,
     /// First word of this aggregate within a group's record.
     pub(super) offset: usize,
 }
@@ -80,7 +82,14 @@ impl<P: PhysicalProfile> AggState<P> {
         let selection = prepared.selection.as_deref();
         for (l, arg) in self.layout.iter().zip(&prepared.args) {
             let col = arg.as_deref();
-            let nulls = col.and_then(|c| c.nulls.as_deref());
+            // A DISTINCT aggregate folds only the rows whose (group, value) pair is new.
+            let (slots, selection, nulls) = match l.distinct {
+                Some(d) => {
+                    let new = &prepared.distinct[d];
+                    (new.slots.as_slice(), Some(new.rows.as_slice()), None)
+                }
+                None => (slots, selection, col.and_then(|c| c.nulls.as_deref())),
+            };
             let records = &mut self.records;
             // Each arm below monomorphises `fold_rows` for its own update.
             macro_rules! fold {
@@ -177,6 +186,9 @@ impl<P: PhysicalProfile> AggState<P> {
                     unreachable!("text aggregates read text columns")
                 }
             }
+        }
+        if !self.distinct.is_empty() {
+            self.insert_new_pairs(prepared);
         }
     }
 }

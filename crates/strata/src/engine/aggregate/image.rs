@@ -38,6 +38,7 @@ impl<P: PhysicalProfile> AggState<P> {
             keys,
             records,
             texts,
+            distinct: self.export_pairs(),
         }
     }
 
@@ -81,6 +82,7 @@ impl<P: PhysicalProfile> AggState<P> {
         keys: Vec<Key>,
         records: Vec<i64>,
         texts: Vec<Vec<Option<Arc<str>>>>,
+        distinct: Vec<Vec<(u32, Key)>>,
     ) -> Result<(), ImportError> {
         if !self.is_empty() {
             return Err(ImportError::Shape("the view already holds groups".into()));
@@ -140,8 +142,12 @@ impl<P: PhysicalProfile> AggState<P> {
                 Some(Ok(_)) => Ok(()),
             }
         });
-        if let Err(e) = result {
+        let groups = self.len();
+        if let Err(e) = result.and_then(|()| self.import_pairs(distinct, groups)) {
             self.rollback(0);
+            for set in &mut self.distinct {
+                set.clear();
+            }
             return Err(e);
         }
         self.records = records;

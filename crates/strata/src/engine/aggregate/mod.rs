@@ -16,6 +16,7 @@
 //! | `image.rs` | a view's groups in and out of snapshots |
 
 mod accumulate;
+mod distinct;
 mod image;
 mod keys;
 mod output;
@@ -23,6 +24,7 @@ mod output;
 pub use image::ImportError;
 
 use accumulate::{AccKind, AccLayout};
+use distinct::{DistinctKey, NewPairs};
 use keys::{fixed_column, slot_for, FixedKey, GroupIndex, PreparedKeys};
 
 use super::batch_rows::BatchRow;
@@ -53,6 +55,8 @@ pub struct AggSpec {
     pub func: AggFunc,
     pub arg: Option<Expr>,
     pub ty: DataType,
+    /// `COUNT(DISTINCT x)`, `SUM(DISTINCT x)`, `AVG(DISTINCT x)`: each value once per group.
+    pub distinct: bool,
 }
 
 /// A grouped aggregation over the rows of one input.
@@ -88,6 +92,8 @@ pub struct Prepared<'a> {
     keys: PreparedKeys<'a>,
     args: Vec<Option<Cow<'a, Column>>>,
     slots: Vec<u32>,
+    /// Per DISTINCT aggregate, the pairs this batch adds (found when slots are assigned).
+    distinct: Vec<NewPairs>,
 }
 
 impl Prepared<'_> {
@@ -103,6 +109,7 @@ impl Prepared<'_> {
                 .map(|a| a.map(|c| Cow::Owned(c.into_owned())))
                 .collect(),
             slots: self.slots,
+            distinct: self.distinct,
         }
     }
 
@@ -155,6 +162,8 @@ pub struct AggState<P: PhysicalProfile> {
     records: Vec<i64>,
     /// MIN/MAX of text, per group.
     texts: Vec<Vec<Option<Arc<str>>>>,
+    /// The (group, value) pairs of each DISTINCT aggregate.
+    distinct: Vec<P::State<DistinctKey, ()>>,
     /// The slot buffer of the last batch, kept for the next: a fresh one per batch costs a
     /// page fault per 4 KiB (large allocations come straight from the OS).
     spare_slots: Vec<u32>,
@@ -189,6 +198,7 @@ impl<P: PhysicalProfile> AggState<P> {
         let mut layout = Vec::with_capacity(plan.aggs.len());
         let mut stride = 0;
         let mut texts = Vec::new();
+        let mut distinct = Vec::new();
         for a in &plan.aggs {
             let arg_ty = a.arg.as_ref().and_then(Expr::ty);
             let max = a.func == AggFunc::Max;
@@ -208,8 +218,13 @@ impl<P: PhysicalProfile> AggState<P> {
                 }
                 _ => AccKind::ExtremeInt { max },
             };
+            let set = a.distinct.then(|| {
+                distinct.push(StateBackend::with_capacity(capacity));
+                distinct.len() - 1
+            });
             layout.push(AccLayout {
                 kind,
+                distinct: set,
                 offset: stride,
             });
             stride += kind.words();
@@ -222,6 +237,7 @@ impl<P: PhysicalProfile> AggState<P> {
             stride,
             records: Vec::new(),
             texts,
+            distinct,
             spare_slots: Vec::new(),
         }
     }
@@ -332,6 +348,7 @@ impl<P: PhysicalProfile> AggState<P> {
             keys,
             args,
             slots: Vec::new(),
+            distinct: Vec::new(),
         })
     }
 
@@ -386,6 +403,13 @@ impl<P: PhysicalProfile> AggState<P> {
             _ => unreachable!("prepared keys always match the index they were prepared for"),
         };
         prepared.slots = slots;
+        let result = result.and_then(|()| {
+            if self.distinct.is_empty() {
+                Ok(())
+            } else {
+                self.find_new_pairs(prepared)
+            }
+        });
         if result.is_err() {
             self.rollback(before);
         }

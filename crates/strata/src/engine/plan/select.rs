@@ -265,23 +265,24 @@ fn bind_aggregate(
     aggs: &mut Vec<AggSpec>,
 ) -> Result<Expr, SqlError> {
     let name = f.name.to_string().to_lowercase();
-    if let ast::FunctionArguments::List(list) = &f.args {
-        if list.duplicate_treatment.is_some() {
-            return Err(SqlError::Unsupported(format!("DISTINCT inside {name}()")));
-        }
-    }
+    // MIN and MAX of the distinct values are those of all values.
+    let distinct = matches!(&f.args, ast::FunctionArguments::List(l)
+        if matches!(l.duplicate_treatment, Some(ast::DuplicateTreatment::Distinct)))
+        && !matches!(name.as_str(), "min" | "max");
     let star = matches!(&f.args, ast::FunctionArguments::List(l)
         if matches!(l.args.as_slice(), [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Wildcard)]));
     let spec = if star {
-        if name != "count" {
+        if name != "count" || distinct {
             return Err(SqlError::Type(format!(
-                "{name}(*) is not valid; only COUNT(*)"
+                "{name}({}*) is not valid; only COUNT(*)",
+                if distinct { "DISTINCT " } else { "" }
             )));
         }
         AggSpec {
             func: AggFunc::CountStar,
             arg: None,
             ty: DataType::BigInt,
+            distinct: false,
         }
     } else {
         let args = function_args(f)?;
@@ -315,6 +316,7 @@ fn bind_aggregate(
             func,
             arg: Some(arg),
             ty,
+            distinct,
         }
     };
     let ty = spec.ty;
