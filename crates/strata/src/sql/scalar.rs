@@ -54,7 +54,8 @@ pub enum TrimSide {
 pub const FUNCTION_NAMES: &str = "coalesce, nullif, greatest, least, abs, round, floor, ceil, \
      mod, power, sqrt, lower, upper, length, char_length, substring, substr, trim, replace, \
      concat, position, strpos, starts_with, date_trunc, date_part, extract, tumble, tumble_end, \
-     and the aggregates count, sum, min, max, avg";
+     hop and hop_end (in GROUP BY), and the aggregates count, sum, min, max, avg (also with \
+     DISTINCT)";
 
 /// The function a name calls (`None`: not a scalar function of Strata's).
 pub fn func_named(name: &str) -> Option<Func> {
