@@ -291,6 +291,17 @@ impl Piece<'_> {
     pub fn parse(&self) -> Option<Result<Statement, SqlError>> {
         parse_piece(self).map(|r| r.map(Statement))
     }
+
+    /// Moves a position in this piece's text to the same place in the whole script.
+    fn shift(&self, at: &mut sqlparser::tokenizer::Location) {
+        if at.line == 0 {
+            return; // no position
+        }
+        if at.line == 1 {
+            at.column += self.column as u64 - 1;
+        }
+        at.line += self.line as u64 - 1;
+    }
 }
 
 /// Splits a script into statements' texts.
@@ -387,22 +398,20 @@ fn statement_len(sql: &str) -> usize {
 
 /// Tokenizes and parses one statement's text.
 fn parse_piece(piece: &Piece<'_>) -> Option<Result<Parsed, SqlError>> {
-    // Leading blanks make the tokenizer's positions those of the whole script.
-    let padded;
-    let text = if piece.line > 1 || piece.column > 1 {
-        padded = format!(
-            "{}{}{}",
-            "\n".repeat(piece.line - 1),
-            " ".repeat(piece.column - 1),
-            piece.text
-        );
-        padded.as_str()
-    } else {
-        piece.text
-    };
-    let tokens = match Tokenizer::new(&DIALECT, text).tokenize_with_location() {
-        Ok(t) => t,
-        Err(e) => return Some(Err(SqlError::Parse(one_line(&e.to_string())))),
+    // Positions are made those of the whole script by moving them, not by padding the text:
+    // padding costs the statement's offset in the script, which is quadratic in a long line.
+    let tokens = match Tokenizer::new(&DIALECT, piece.text).tokenize_with_location() {
+        Ok(mut tokens) => {
+            for t in &mut tokens {
+                piece.shift(&mut t.span.start);
+                piece.shift(&mut t.span.end);
+            }
+            tokens
+        }
+        Err(mut e) => {
+            piece.shift(&mut e.location);
+            return Some(Err(SqlError::Parse(one_line(&e.to_string()))));
+        }
     };
     if tokens
         .iter()
@@ -1317,6 +1326,21 @@ mod tests {
             .unwrap()
             .unwrap_err();
         assert!(err.to_string().contains("Line: 2, Column: 4"), "{err}");
+        // The tokenizer's positions too, on the first line and on later ones.
+        let err = pieces("SELECT 1;  SELECT 'open")
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap()
+            .unwrap_err();
+        assert!(err.to_string().contains("Line: 1, Column: 19"), "{err}");
+        let err = pieces("SELECT 1;\n\n  SELECT 1 + )")
+            .nth(1)
+            .unwrap()
+            .parse()
+            .unwrap()
+            .unwrap_err();
+        assert!(err.to_string().contains("Line: 3, Column: 14"), "{err}");
     }
 
     /// The literal fast path of INSERT reads exactly what the full parser and evaluator read.
