@@ -123,14 +123,32 @@ fn a_token_is_required_when_configured_and_beyond_loopback() {
         b"",
     );
     assert_eq!(r.status, 401);
-    let r = request(
-        server.port,
-        "GET",
-        "/health",
-        &[("Authorization", "Bearer s3cret")],
-        b"",
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    // The scheme is case-insensitive (RFC 7235); the token is not.
+    for value in ["Bearer s3cret", "bearer s3cret", "BEARER  s3cret"] {
+        let r = request(
+            server.port,
+            "GET",
+            "/health",
+            &[("Authorization", value)],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{value}: {}", r.body);
+    }
+    for value in [
+        "Bearer S3CRET",
+        "Basic s3cret",
+        "Bearers3cret",
+        "Bearer s3cre",
+    ] {
+        let r = request(
+            server.port,
+            "GET",
+            "/health",
+            &[("Authorization", value)],
+            b"",
+        );
+        assert_eq!(r.status, 401, "{value}");
+    }
     drop(server);
 
     // Listening on every interface without a token: refused at startup, exit 2.

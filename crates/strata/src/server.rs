@@ -206,8 +206,8 @@ async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: N
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        if presented != Some(token.as_str()) {
+            .and_then(bearer_credentials);
+        if !presented.is_some_and(|p| same_secret(p.as_bytes(), token.as_bytes())) {
             return error_response(
                 StatusCode::UNAUTHORIZED,
                 "missing or wrong bearer token: send Authorization: Bearer <token>",
@@ -216,6 +216,26 @@ async fn authorize(State(state): State<Arc<AppState>>, request: Request, next: N
         }
     }
     next.run(request).await
+}
+
+/// The token of an `Authorization: Bearer <token>` value. The scheme is case-insensitive
+/// (RFC 7235: `bearer` and `BEARER` are `Bearer`).
+fn bearer_credentials(value: &str) -> Option<&str> {
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim_start())
+}
+
+/// Compares a presented token with the configured one in a time that does not depend on
+/// where they differ.
+fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
+    presented.len() == expected.len()
+        && presented
+            .iter()
+            .zip(expected)
+            .fold(0u8, |differ, (a, b)| differ | (a ^ b))
+            == 0
 }
 
 /// Counts every request and its latency, and logs one line per request at debug level.
