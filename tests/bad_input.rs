@@ -732,6 +732,33 @@ fn deeply_nested_and_long_expressions_are_refused_without_crashing() {
     );
 }
 
+/// A huge name is never echoed back whole: every error quotes a short excerpt of it, and a
+/// name longer than 255 bytes is refused where it is declared.
+#[test]
+fn errors_quote_a_short_excerpt_of_a_huge_name() {
+    let name = "n".repeat(1 << 20);
+    let mut e = engine();
+    for sql in [
+        format!("SELECT * FROM {name}"),
+        format!("CREATE TABLE {name} (id BIGINT PRIMARY KEY)"),
+        format!("CREATE TABLE wide ({name} BIGINT PRIMARY KEY)"),
+        format!("DROP TABLE {name}"),
+        format!("INSERT INTO items ({name}) VALUES (1)"),
+        format!("SELECT {name} FROM items"),
+        format!("SELECT \"{name}\"(1) FROM items"),
+        format!("UPDATE items SET {name} = 1"),
+        format!("INSERT INTO items VALUES ('{name}', 'x', 1.0, '2026-01-01')"),
+    ] {
+        let err = e.execute(&sql).expect_err("refused").to_string();
+        assert!(err.len() < 1000, "{} bytes: {}…", err.len(), &err[..200]);
+        assert!(err.contains("bytes"), "{err}");
+    }
+    assert_eq!(count(&mut e, "SELECT COUNT(*) FROM items"), 2);
+    let at_limit = "m".repeat(255);
+    e.execute(&format!("CREATE TABLE {at_limit} (id BIGINT PRIMARY KEY)"))
+        .unwrap();
+}
+
 #[test]
 fn ten_megabyte_statements_finish_or_fail_cleanly() {
     let ten_mb = 10 << 20;

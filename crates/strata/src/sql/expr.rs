@@ -457,11 +457,30 @@ pub fn object_name(name: &ast::ObjectName) -> Result<String, SqlError> {
         [part] => part
             .as_ident()
             .map(ident_name)
-            .ok_or_else(|| SqlError::Unsupported(format!("object name `{name}`"))),
+            .ok_or_else(|| {
+                SqlError::Unsupported(format!("object name `{}`", excerpt(&name.to_string())))
+            })
+            .and_then(checked_name),
         _ => Err(SqlError::Unsupported(format!(
-            "qualified name `{name}`: use a plain name"
+            "qualified name `{}`: use a plain name",
+            excerpt(&name.to_string())
         ))),
     }
+}
+
+/// The longest name of a source, table, view, index or column, in bytes.
+pub const MAX_NAME_BYTES: usize = 255;
+
+/// `name`, if it is not longer than [`MAX_NAME_BYTES`]: a longer one is refused with a short
+/// excerpt of it, so that no later error can quote it whole.
+pub fn checked_name(name: String) -> Result<String, SqlError> {
+    if name.len() <= MAX_NAME_BYTES {
+        return Ok(name);
+    }
+    Err(SqlError::Type(format!(
+        "name `{}` is too long: names are at most {MAX_NAME_BYTES} bytes",
+        excerpt(&name)
+    )))
 }
 
 /// The names of aggregate functions, recognised by the planner rather than by [`bind`].
@@ -675,7 +694,8 @@ fn bind_call_or_form(
                 _ => {
                     let Some(func) = scalar::func_named(&name) else {
                         return Err(SqlError::Unsupported(format!(
-                            "function `{name}`; the functions are: {}",
+                            "function `{}`; the functions are: {}",
+                            excerpt(&name),
                             scalar::FUNCTION_NAMES
                         )));
                     };

@@ -684,7 +684,7 @@ fn column_specs(
 ) -> Result<Vec<ColumnSpec>, SqlError> {
     let mut specs = Vec::with_capacity(defs.len());
     for def in defs {
-        let name = expr::ident_name(&def.name);
+        let name = expr::checked_name(expr::ident_name(&def.name))?;
         if specs.iter().any(|s: &ColumnSpec| s.name == name) {
             return Err(SqlError::Parse(format!(
                 "column `{name}` is declared twice"
