@@ -543,3 +543,62 @@ fn health_reports_an_unreachable_store_and_answers_503_after_the_bound() {
         200
     );
 }
+
+/// `/health` and `/metrics` do not wait for a statement that holds the engine: they answer
+/// from what they last read of it (issue 13). A multi-megabyte INSERT runs while they are
+/// asked; they must answer before it does.
+#[test]
+fn health_and_metrics_answer_while_a_long_statement_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(&tmp.path().join("data"), &[]);
+    let port = server.port;
+    assert_eq!(
+        sql(port, "CREATE SOURCE s (k BIGINT, v BIGINT); CREATE MATERIALIZED VIEW by_k AS SELECT k, COUNT(*) AS n FROM s GROUP BY k").status,
+        200
+    );
+    let mut long = String::from("INSERT INTO s VALUES ");
+    let mut k = 0u64;
+    while long.len() < 12 << 20 {
+        if k > 0 {
+            long.push_str(", ");
+        }
+        long.push_str(&format!("({}, {k})", k % 100_000));
+        k += 1;
+    }
+    let (done, finished) = std::sync::mpsc::channel();
+    let writer = std::thread::spawn(move || {
+        let reply = sql(port, &long);
+        done.send(Instant::now()).unwrap();
+        reply.status
+    });
+    // Ask until the INSERT is done; at least one answer must come while it runs.
+    let mut answered_during = 0;
+    let until = Instant::now() + Duration::from_secs(120);
+    while finished.try_recv().is_err() && Instant::now() < until {
+        let health = request(port, "GET", "/health", &[], b"");
+        let metrics = request(port, "GET", "/metrics", &[], b"");
+        assert_eq!(
+            (health.status, metrics.status),
+            (200, 200),
+            "{}",
+            health.body
+        );
+        assert!(metrics.body.contains("strata_rows_ingested_total"));
+        answered_during += 1;
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(writer.join().unwrap(), 200);
+    assert!(
+        answered_during >= 2,
+        "/health and /metrics answered {answered_during} times while the INSERT ran"
+    );
+    // Once the engine is free they read it again: the rows are counted.
+    let metrics = request(port, "GET", "/metrics", &[], b"");
+    assert!(
+        metrics
+            .body
+            .contains(&format!("strata_rows_ingested_total {k}")),
+        "{}",
+        metrics.body
+    );
+}

@@ -104,8 +104,55 @@ struct AppState {
     reachability: Mutex<Reachability>,
     /// How long the storage may be unreachable before `/health` answers 503.
     unhealthy_after: Duration,
+    /// What `/health` and `/metrics` last read of the engine: while a statement holds the
+    /// engine they answer from it, at once, instead of waiting.
+    observed: Mutex<Observed>,
     /// Becomes `true` at shutdown: ends the change streams, which never end by themselves.
     stopping: tokio::sync::watch::Receiver<bool>,
+}
+
+/// The engine's status as `/health` and `/metrics` show it.
+#[derive(Clone, Default)]
+struct Observed {
+    last_checkpoint: Option<std::time::SystemTime>,
+    rows_ingested: u64,
+    sizes: Vec<(&'static str, String, usize)>,
+    storage: StorageMetrics,
+    cluster: Option<crate::network::ClusterStatus>,
+}
+
+impl Observed {
+    fn of(engine: &Engine) -> Observed {
+        Observed {
+            last_checkpoint: engine.last_checkpoint(),
+            rows_ingested: engine.rows_ingested(),
+            sizes: engine
+                .state_sizes()
+                .into_iter()
+                .map(|(kind, name, keys)| (kind, name.to_string(), keys))
+                .collect(),
+            storage: engine.storage_metrics(),
+            cluster: engine.cluster_status(),
+        }
+    }
+}
+
+impl AppState {
+    /// The engine's status now, or — while a statement holds the engine — as it was last
+    /// read; `probe` runs on the engine when it is free (the storage probe of `/health`).
+    fn observe(&self, probe: impl FnOnce(&Engine)) -> Observed {
+        let engine = match self.engine.try_lock() {
+            Ok(engine) => Some(engine),
+            Err(std::sync::TryLockError::Poisoned(p)) => Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => None,
+        };
+        let mut observed = self.observed.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(engine) = engine {
+            probe(&engine);
+            *observed = Observed::of(&engine);
+        }
+        observed.clone()
+    }
 }
 
 /// What the server counts itself (the engine counts rows and storage).
@@ -134,6 +181,7 @@ pub fn serve(
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let state = Arc::new(AppState {
         node: engine.shared_node(),
+        observed: Mutex::new(Observed::of(&engine)),
         engine: Mutex::new(engine),
         token: settings.token.clone().filter(|t| !t.is_empty()),
         started: Instant::now(),
@@ -397,26 +445,29 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
     let uptime = state.started.elapsed().as_secs();
     let unhealthy_after = state.unhealthy_after;
     let (last, failing_for, error, cluster) = tokio::task::spawn_blocking(move || {
-        let engine = state.engine.lock().unwrap_or_else(|p| p.into_inner());
-        let mut r = state.reachability.lock().unwrap_or_else(|p| p.into_inner());
-        if r.probed_at.is_none_or(|t| t.elapsed() >= PROBE_EVERY) {
-            match engine.probe_storage() {
-                Ok(()) => {
-                    r.failing_since = None;
-                    r.last_error = None;
+        let probe = |engine: &Engine| {
+            let mut r = state.reachability.lock().unwrap_or_else(|p| p.into_inner());
+            if r.probed_at.is_none_or(|t| t.elapsed() >= PROBE_EVERY) {
+                match engine.probe_storage() {
+                    Ok(()) => {
+                        r.failing_since = None;
+                        r.last_error = None;
+                    }
+                    Err(e) => {
+                        r.failing_since.get_or_insert_with(Instant::now);
+                        r.last_error = Some(e.report());
+                    }
                 }
-                Err(e) => {
-                    r.failing_since.get_or_insert_with(Instant::now);
-                    r.last_error = Some(e.report());
-                }
+                r.probed_at = Some(Instant::now());
             }
-            r.probed_at = Some(Instant::now());
-        }
+        };
+        let observed = state.observe(probe);
+        let r = state.reachability.lock().unwrap_or_else(|p| p.into_inner());
         (
-            engine.last_checkpoint(),
+            observed.last_checkpoint,
             r.failing_since.map(|t| t.elapsed()),
             r.last_error.clone(),
-            engine.cluster_status(),
+            observed.cluster,
         )
     })
     .await
@@ -458,20 +509,13 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
 
 async fn metrics(State(state): State<Arc<AppState>>) -> Response {
     let text = tokio::task::spawn_blocking(move || {
-        let (rows, sizes, storage, cluster) = {
-            let engine = state.engine.lock().unwrap_or_else(|p| p.into_inner());
-            let sizes: Vec<(&'static str, String, usize)> = engine
-                .state_sizes()
-                .into_iter()
-                .map(|(kind, name, keys)| (kind, name.to_string(), keys))
-                .collect();
-            (
-                engine.rows_ingested(),
-                sizes,
-                engine.storage_metrics(),
-                engine.cluster_status(),
-            )
-        };
+        let Observed {
+            rows_ingested: rows,
+            sizes,
+            storage,
+            cluster,
+            ..
+        } = state.observe(|_| {});
         let counters = state.counters.lock().unwrap_or_else(|p| p.into_inner());
         let mut text = render_metrics(rows, &sizes, &storage, &counters);
         if let Some(cluster) = cluster {
