@@ -236,6 +236,63 @@ fn sigterm_finishes_cleanly_and_loses_nothing() {
     );
 }
 
+/// A client that never finishes its request header cannot keep the server from stopping:
+/// after SIGTERM it waits `[server] shutdown_timeout` for it, closes it, logs that, takes
+/// the final checkpoint and exits 0 (issue 13).
+#[test]
+fn a_half_sent_header_does_not_hold_up_the_shutdown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let mut server = start(&data, &[("STRATA_SERVER_SHUTDOWN_TIMEOUT", "1s")]);
+    assert_eq!(
+        sql(
+            server.port,
+            "CREATE TABLE t (id BIGINT PRIMARY KEY); INSERT INTO t VALUES (7)"
+        )
+        .status,
+        200
+    );
+    let mut stalled = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+    stalled
+        .write_all(b"POST /sql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let pid = server.child.id().to_string();
+    assert!(std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    // A bound on the wait, not a speed check: without the timeout it never exits.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "strata serve did not stop on SIGTERM with a half-sent header open"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}");
+    drop(stalled);
+    let log = server.stderr.lock().unwrap().clone();
+    assert!(log.contains("shutdown_timeout"), "{log}");
+    // The final checkpoint was taken: the row comes back from the store alone.
+    std::fs::remove_dir_all(&data).unwrap();
+    let out = cli::strata(Some(&data))
+        .args(["sql", "SELECT id FROM t", "--format", "csv"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "id\n7\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// Checks `text` as Prometheus text exposition: every sample's family has `# HELP` and
 /// `# TYPE` before it, counters end in `_total`, values are numbers, histogram buckets are
 /// cumulative and end with `+Inf` equal to `_count`. Returns `sample name with labels → value`.

@@ -19,9 +19,15 @@ pub fn run(listen: Option<&str>, config: &Config, data: Option<&Path>) -> Result
             .map_err(|m| usage(anyhow!("[server] unhealthy_after `{text}`: {m}")))?,
         None => std::time::Duration::from_secs(60),
     };
+    let shutdown_timeout = match &config.server.shutdown_timeout {
+        Some(text) => strata::config::parse_duration(text)
+            .map_err(|m| usage(anyhow!("[server] shutdown_timeout `{text}`: {m}")))?,
+        None => std::time::Duration::from_secs(30),
+    };
     let settings = ServerSettings {
         listen,
         unhealthy_after,
+        shutdown_timeout,
         token: config.server.token.clone(),
         max_body_bytes: config
             .server

@@ -94,6 +94,8 @@ pub struct ServerSection {
     pub max_body_bytes: Option<usize>,
     /// How long the object store may be unreachable before `/health` answers 503, e.g. `"1m"`.
     pub unhealthy_after: Option<String>,
+    /// How long a shutdown waits for open requests and connections, e.g. `"30s"`.
+    pub shutdown_timeout: Option<String>,
 }
 
 /// How a node of the constellation tier joins its cluster.
@@ -132,6 +134,7 @@ const KEYS: &[(&str, &str, ValueKind)] = &[
     ("server", "token", ValueKind::Text),
     ("server", "max_body_bytes", ValueKind::Integer),
     ("server", "unhealthy_after", ValueKind::Text),
+    ("server", "shutdown_timeout", ValueKind::Text),
     ("cluster", "node_id", ValueKind::Text),
     ("cluster", "listen", ValueKind::Text),
     ("cluster", "seeds", ValueKind::List),
@@ -300,6 +303,10 @@ impl Config {
             absent(
                 "[server] unhealthy_after",
                 self.server.unhealthy_after.is_some(),
+            )?;
+            absent(
+                "[server] shutdown_timeout",
+                self.server.shutdown_timeout.is_some(),
             )?;
         }
         if P::MULTI_NODE {

@@ -63,6 +63,9 @@ pub struct ServerSettings {
     pub max_body_bytes: usize,
     /// `/health` answers 503 once the checkpoint storage has been unreachable this long.
     pub unhealthy_after: Duration,
+    /// After SIGTERM or SIGINT, how long open requests and connections may take to finish;
+    /// then the connections left are closed and the server stops.
+    pub shutdown_timeout: Duration,
 }
 
 /// What `/health` knows about the checkpoint storage.
@@ -207,13 +210,28 @@ pub fn serve(
             .local_addr()
             .map_err(|e| server_error("read the bound address", e))?;
         on_listening(bound);
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                shutdown_signal().await;
-                let _ = stop.send(true);
-            })
-            .await
-            .map_err(|e| server_error("serve", e))
+        let (stopped, mut signalled) = tokio::sync::watch::channel(false);
+        let serving = axum::serve(listener, app).with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            let _ = stop.send(true);
+            let _ = stopped.send(true);
+        });
+        // The deadline starts at the signal: a connection that never completes its request
+        // (a half-sent header) must not keep the server alive.
+        let deadline = async {
+            let _ = signalled.wait_for(|s| *s).await;
+            tokio::time::sleep(settings.shutdown_timeout).await;
+        };
+        tokio::select! {
+            served = serving => served.map_err(|e| server_error("serve", e)),
+            () = deadline => {
+                tracing::warn!(
+                    "shutdown: connections still open after [server] shutdown_timeout ({:?}) were closed",
+                    settings.shutdown_timeout
+                );
+                Ok(())
+            }
+        }
     })?;
     drop(runtime);
     let state = Arc::try_unwrap(state).map_err(|_| {
