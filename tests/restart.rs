@@ -442,9 +442,9 @@ mod fixtures {
         );
     }
 
-    #[test]
-    fn reads_the_embedded_v2_fixture() {
-        let fixture = fixture_dir().with_file_name("embedded-v2");
+    /// Opens a copy of a fixture written with snapshot format 2 and checks that `queries`
+    /// print its `expected.csv`; returns the copy, for more statements.
+    fn reads_a_v2_fixture(fixture: &Path, queries: &Path) -> (tempfile::TempDir, PathBuf) {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("data");
         cli::copy_dir(&fixture.join("data"), &data);
@@ -460,8 +460,6 @@ mod fixtures {
             // As with v1: the durable tier reads the fixture from its WAL alone.
             std::fs::remove_dir_all(&snapshots).unwrap();
         }
-        // Made from the same scripts as embedded-v1 (its README).
-        let queries = fixture_dir().join("make/queries.sql");
         let (code, stdout, stderr) = run_cli(
             &data,
             &["sql", "-f", queries.to_str().unwrap(), "--format", "csv"],
@@ -469,37 +467,21 @@ mod fixtures {
         assert_eq!(code, Some(0), "{stderr}");
         assert!(problems(&stderr).is_empty(), "{stderr}");
         let expected = std::fs::read_to_string(fixture.join("expected.csv")).unwrap();
-        assert_eq!(
-            stdout, expected,
-            "the embedded-v2 fixture reads differently"
-        );
+        assert_eq!(stdout, expected, "{} reads differently", fixture.display());
+        (tmp, data)
+    }
+
+    #[test]
+    fn reads_the_embedded_v2_fixture() {
+        // Made from the same scripts as embedded-v1 (its README).
+        let fixture = fixture_dir().with_file_name("embedded-v2");
+        reads_a_v2_fixture(&fixture, &fixture_dir().join("make/queries.sql"));
     }
 
     #[test]
     fn reads_the_embedded_v2_avg_fixture() {
         let fixture = fixture_dir().with_file_name("embedded-v2-avg");
-        let tmp = tempfile::tempdir().unwrap();
-        let data = tmp.path().join("data");
-        cli::copy_dir(&fixture.join("data"), &data);
-        let snapshots = data.join("snapshots");
-        let snap = snapshots.join("00000000000000000004.snap");
-        assert_eq!(std::fs::read(&snap).unwrap()[8..12], 2u32.to_le_bytes());
-        if cli::DURABLE {
-            // As with v1: the durable tier reads the fixture from its WAL alone.
-            std::fs::remove_dir_all(&snapshots).unwrap();
-        }
-        let queries = fixture.join("make/queries.sql");
-        let (code, stdout, stderr) = run_cli(
-            &data,
-            &["sql", "-f", queries.to_str().unwrap(), "--format", "csv"],
-        );
-        assert_eq!(code, Some(0), "{stderr}");
-        assert!(problems(&stderr).is_empty(), "{stderr}");
-        let expected = std::fs::read_to_string(fixture.join("expected.csv")).unwrap();
-        assert_eq!(
-            stdout, expected,
-            "the embedded-v2-avg fixture reads differently"
-        );
+        let (_tmp, data) = reads_a_v2_fixture(&fixture, &fixture.join("make/queries.sql"));
         // The converted groups go on exactly: 2^53 + 1 and -2^53 cancel to 1 in an f64 sum
         // only by luck; here they must.
         let (code, stdout, stderr) = run_cli(

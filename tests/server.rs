@@ -175,6 +175,28 @@ fn oversized_bodies_get_413() {
     assert_eq!(r.status, 200, "the server still answers: {}", r.body);
 }
 
+/// Sends SIGTERM and waits (at most 60 s) for the server to exit 0.
+fn terminate_and_wait(server: &mut Server, context: &str) {
+    let pid = server.child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = server.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "strata serve did not stop on SIGTERM{context}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}");
+}
+
 #[test]
 fn sigterm_finishes_cleanly_and_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
@@ -187,24 +209,7 @@ fn sigterm_finishes_cleanly_and_loses_nothing() {
          INSERT INTO ev VALUES (1, 10), (2, 20), (1, 5)",
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    let pid = server.child.id().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(s) = server.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "strata serve did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "exit status {status}");
+    terminate_and_wait(&mut server, "");
     // The final checkpoint holds everything: it comes back without the local disk.
     std::fs::remove_dir_all(&data).unwrap();
     let out = cli::strata(Some(&data))
@@ -257,25 +262,8 @@ fn a_half_sent_header_does_not_hold_up_the_shutdown() {
         .write_all(b"POST /sql HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Le")
         .unwrap();
     std::thread::sleep(Duration::from_millis(200));
-    let pid = server.child.id().to_string();
-    assert!(std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
     // A bound on the wait, not a speed check: without the timeout it never exits.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(s) = server.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "strata serve did not stop on SIGTERM with a half-sent header open"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    assert!(status.success(), "exit status {status}");
+    terminate_and_wait(&mut server, " with a half-sent header open");
     drop(stalled);
     let log = server.stderr.lock().unwrap().clone();
     assert!(log.contains("shutdown_timeout"), "{log}");

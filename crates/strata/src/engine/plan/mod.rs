@@ -22,6 +22,19 @@ use crate::sql::{ColumnSpec, InsertRows, ObjectKind, Parsed};
 use crate::types::{DataType, Value};
 use sqlparser::ast;
 
+/// A statement's `WHERE`, bound: it must be a BOOLEAN condition.
+fn bind_where(selection: Option<&ast::Expr>, scope: &Scope<'_>) -> Result<Option<Expr>> {
+    let filter = selection.map(|s| bind(s, scope)).transpose()?;
+    if let Some(ty) = filter
+        .as_ref()
+        .and_then(|f| f.ty())
+        .filter(|t| *t != DataType::Boolean)
+    {
+        return Err(SqlError::Type(format!("WHERE needs a BOOLEAN condition, got {ty}")).into());
+    }
+    Ok(filter)
+}
+
 /// A bound statement.
 #[derive(Debug)]
 pub(crate) enum Plan {
@@ -378,36 +391,36 @@ impl<P: PhysicalProfile> Kernel<P> {
     }
 
     fn plan_delete(&self, name: &str, selection: &Option<Box<ast::Expr>>) -> Result<Plan> {
-        let Some(table) = self.tables.get(name) else {
-            return Err(match self.kind_of(name) {
-                Some(kind) => SqlError::Unsupported(format!(
-                    "DELETE from {} `{name}`: only tables have deletable rows",
-                    kind.name()
-                ))
-                .into(),
-                None => unknown(ObjectKind::Table, name),
-            });
-        };
-        let columns = table.schema.name_types();
+        let columns = self
+            .changed_table(name, |kind| {
+                format!("DELETE from {kind} `{name}`: only tables have deletable rows")
+            })?
+            .schema
+            .name_types();
         let object = format!("table `{name}`");
         let scope = Scope {
             object: &object,
             columns: &columns,
         };
-        let filter = selection.as_deref().map(|s| bind(s, &scope)).transpose()?;
-        if let Some(ty) = filter
-            .as_ref()
-            .and_then(|f| f.ty())
-            .filter(|t| *t != DataType::Boolean)
-        {
-            return Err(
-                SqlError::Type(format!("WHERE needs a BOOLEAN condition, got {ty}")).into(),
-            );
-        }
         Ok(Plan::Delete {
             table: name.to_string(),
-            filter,
+            filter: bind_where(selection.as_deref(), &scope)?,
         })
+    }
+
+    /// The table a DELETE or UPDATE changes; `refusal(kind)` says why another kind of object
+    /// cannot be changed so.
+    fn changed_table(
+        &self,
+        name: &str,
+        refusal: impl FnOnce(&str) -> String,
+    ) -> Result<&super::kernel::Table<P>> {
+        self.tables
+            .get(name)
+            .ok_or_else(|| match self.kind_of(name) {
+                Some(kind) => SqlError::Unsupported(refusal(kind.name())).into(),
+                None => unknown(ObjectKind::Table, name),
+            })
     }
 
     fn plan_query(&self, query: &ast::Query) -> Result<Query> {

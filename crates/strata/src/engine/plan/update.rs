@@ -4,11 +4,11 @@
 //! that a replay writes exactly what was acknowledged.
 
 use super::Plan;
-use crate::engine::kernel::{unknown, Kernel};
+use crate::engine::kernel::Kernel;
 use crate::error::{Result, SqlError};
 use crate::profile::PhysicalProfile;
 use crate::sql::expr::{bind, Expr, Scope};
-use crate::sql::{ObjectKind, OnConflict};
+use crate::sql::OnConflict;
 use crate::types::DataType;
 use sqlparser::ast;
 use std::ops::ControlFlow;
@@ -43,17 +43,12 @@ impl<P: PhysicalProfile> Kernel<P> {
         assignments: &[(String, ast::Expr)],
         selection: Option<&ast::Expr>,
     ) -> Result<Plan> {
-        let Some(table) = self.tables.get(name) else {
-            return Err(match self.kind_of(name) {
-                Some(kind) => SqlError::Unsupported(format!(
-                    "UPDATE of {} `{name}`: only tables have rows to update",
-                    kind.name()
-                ))
-                .into(),
-                None => unknown(ObjectKind::Table, name),
-            });
-        };
-        let columns = table.schema.name_types();
+        let columns = self
+            .changed_table(name, |kind| {
+                format!("UPDATE of {kind} `{name}`: only tables have rows to update")
+            })?
+            .schema
+            .name_types();
         let object = format!("table `{name}`");
         let scope = Scope {
             object: &object,
@@ -158,16 +153,7 @@ impl<P: PhysicalProfile> Kernel<P> {
             }
             set.push((i, value));
         }
-        let filter = selection.map(|s| bind(&rewrite(s), scope)).transpose()?;
-        if let Some(ty) = filter
-            .as_ref()
-            .and_then(|f| f.ty())
-            .filter(|t| *t != DataType::Boolean)
-        {
-            return Err(
-                SqlError::Type(format!("WHERE needs a BOOLEAN condition, got {ty}")).into(),
-            );
-        }
+        let filter = super::bind_where(selection.map(rewrite).as_ref(), scope)?;
         Ok(Assignments { set, filter })
     }
 }
