@@ -3,7 +3,7 @@
 
 use super::aggregate::{AggState, Prepared as PreparedAgg};
 use crate::profile::PhysicalProfile;
-use crate::types::Value;
+use crate::types::{Key, Value};
 
 /// A change to one group of a materialized view, as its subscribers see it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -24,6 +24,12 @@ pub type ViewSubscriber = Box<dyn FnMut(&ViewChange<'_>) -> bool + Send>;
 pub(crate) struct Touched {
     slots: Vec<u32>,
     shown_before: Vec<bool>,
+    /// Session windows: the GROUP BY values, shown before the batch, of the groups it
+    /// merges away or renames.
+    gone: Vec<Vec<Value>>,
+    /// Session windows: the key each touched group has after the batch (merging moves
+    /// groups between slots).
+    keys_after: Option<Vec<Key>>,
 }
 
 impl Touched {
@@ -34,16 +40,34 @@ impl Touched {
         groups_before: usize,
     ) -> Touched {
         let slots = AggState::<P>::touched(prepared);
-        let shown_before = slots
+        let shown = |slot: u32| {
+            (slot as usize) < groups_before
+                && matches!(state.output_row(slot as usize), Ok(Some(_)))
+        };
+        let mut shown_before: Vec<bool> = slots.iter().map(|&slot| shown(slot)).collect();
+        let Some(outcome) = state.session_outcome(prepared, &slots) else {
+            return Touched {
+                slots,
+                shown_before,
+                gone: Vec::new(),
+                keys_after: None,
+            };
+        };
+        // A renamed group is deleted under its old key and shown anew under its new one.
+        for (shown, slot) in shown_before.iter_mut().zip(&slots) {
+            *shown &= !outcome.renamed.contains(slot);
+        }
+        let gone = outcome
+            .gone
             .iter()
-            .map(|&slot| {
-                (slot as usize) < groups_before
-                    && matches!(state.output_row(slot as usize), Ok(Some(_)))
-            })
+            .filter(|&&slot| shown(slot))
+            .filter_map(|&slot| state.group_key(slot as usize).ok())
             .collect();
         Touched {
             slots,
             shown_before,
+            gone,
+            keys_after: Some(outcome.keys_after),
         }
     }
 
@@ -55,7 +79,17 @@ impl Touched {
         state: &AggState<P>,
         subscribers: &mut Vec<ViewSubscriber>,
     ) {
-        for (&slot, &was_shown) in self.slots.iter().zip(&self.shown_before) {
+        for key in &self.gone {
+            subscribers.retain_mut(|s| s(&ViewChange::Delete { key }));
+        }
+        for (i, (&slot, &was_shown)) in self.slots.iter().zip(&self.shown_before).enumerate() {
+            let slot = match &self.keys_after {
+                None => slot,
+                Some(keys) => match state.slot_of_key(&keys[i]) {
+                    Some(slot) => slot,
+                    None => continue,
+                },
+            };
             let (Ok(key), Ok(row)) = (
                 state.group_key(slot as usize),
                 state.output_row(slot as usize),

@@ -58,7 +58,7 @@ impl<P: PhysicalProfile> Kernel<P> {
                     Part::All => {}
                     // Validated: a catalog-only kernel stores nothing.
                     Part::Catalog => continue,
-                    Part::Shard { .. } => agg.retain_keys(|key| part.holds(key)),
+                    Part::Shard { .. } => v.state.retain_shard(&mut agg, |key| part.holds(key)),
                 }
                 parts.push(AppendToView {
                     view: name.clone(),

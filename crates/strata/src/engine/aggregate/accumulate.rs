@@ -46,7 +46,7 @@ pub(super) fn wide(w: &[i64]) -> i128 {
 
 /// Adds `x` to the i128 in words `[low, high]`.
 #[inline(always)]
-fn add_wide(w: &mut [i64], x: i64) {
+pub(super) fn add_wide(w: &mut [i64], x: i64) {
     set_wide(w, wide(w) + x as i128);
 }
 
@@ -72,6 +72,7 @@ impl<P: PhysicalProfile> AggState<P> {
     /// on the aggregate's kind is taken once per batch, not once per row. Records are
     /// row-major, so the later loops find a batch's groups already in cache.
     pub fn accumulate(&mut self, prepared: &Prepared<'_>) {
+        let groups_before = self.records.len().checked_div(self.stride).unwrap_or(0);
         let groups = self.len();
         let stride = self.stride;
         self.records.resize(groups * stride, 0);
@@ -189,6 +190,9 @@ impl<P: PhysicalProfile> AggState<P> {
         }
         if !self.distinct.is_empty() {
             self.insert_new_pairs(prepared);
+        }
+        if let Some(session) = self.plan.session.clone() {
+            self.apply_sessions(&session, prepared, groups_before);
         }
     }
 }

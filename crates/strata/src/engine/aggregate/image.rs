@@ -152,6 +152,7 @@ impl<P: PhysicalProfile> AggState<P> {
         }
         self.records = records;
         self.texts = texts;
+        self.index_sessions(0);
         Ok(())
     }
 }

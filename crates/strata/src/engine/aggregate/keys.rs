@@ -204,3 +204,99 @@ pub(super) fn fixed_key_at(columns: &[FixedColumn<'_>], row: usize) -> Key {
         many => Key::Composite(many.iter().map(part).collect()),
     }
 }
+
+/// Calls `$body` with `map`, `keys` and a conversion `to_index(&Key) -> Option<index key>`
+/// for whichever shape the index has.
+macro_rules! with_index {
+    ($index:expr, $width:expr, |$map:ident, $keys:ident, $to_index:ident| $body:expr) => {
+        match $index {
+            GroupIndex::Fixed1 {
+                map: $map,
+                keys: $keys,
+            } => {
+                let $to_index = |k: &Key| key_to_fixed::<1>(k, $width);
+                $body
+            }
+            GroupIndex::Fixed2 {
+                map: $map,
+                keys: $keys,
+            } => {
+                let $to_index = |k: &Key| key_to_fixed::<2>(k, $width);
+                $body
+            }
+            GroupIndex::General {
+                map: $map,
+                keys: $keys,
+            } => {
+                let $to_index = |k: &Key| Some(k.clone());
+                $body
+            }
+        }
+    };
+}
+
+impl<P: PhysicalProfile> GroupIndex<P> {
+    /// The canonical key of group `slot`.
+    pub(super) fn key_at(&self, slot: usize) -> Key {
+        match self {
+            GroupIndex::Fixed1 { keys, .. } => fixed_to_key(&keys[slot]),
+            GroupIndex::Fixed2 { keys, .. } => fixed_to_key(&keys[slot]),
+            GroupIndex::General { keys, .. } => keys[slot].clone(),
+        }
+    }
+
+    /// The slot of the group whose canonical key is `key` (of `width` group columns).
+    pub(super) fn slot_of(&self, key: &Key, width: usize) -> Option<u32> {
+        with_index!(self, width, |map, _keys, to_index| to_index(key)
+            .and_then(|k| map.get(&k).copied()))
+    }
+
+    /// Gives group `slot` the key `key` in place of its own.
+    pub(super) fn rekey(&mut self, slot: u32, key: &Key, width: usize) {
+        fn rekey_in<K: Eq + Hash + Clone, S: StateBackend<K, u32>>(
+            map: &mut S,
+            keys: &mut [K],
+            slot: u32,
+            new: K,
+        ) {
+            map.remove(&keys[slot as usize]);
+            map.insert(new.clone(), slot)
+                .expect("a key was removed first, so there is room");
+            keys[slot as usize] = new;
+        }
+        with_index!(self, width, |map, keys, to_index| rekey_in(
+            map,
+            keys,
+            slot,
+            to_index(key).expect("a key of the index's own shape")
+        ))
+    }
+
+    /// Removes the group whose canonical key is `key` from the map (its slot stays until
+    /// [`swap_remove`](Self::swap_remove)).
+    pub(super) fn unmap(&mut self, key: &Key, width: usize) {
+        with_index!(self, width, |map, _keys, to_index| {
+            if let Some(k) = to_index(key) {
+                map.remove(&k);
+            }
+        })
+    }
+
+    /// Drops the (unmapped) slot `slot`; the last group moves into it.
+    pub(super) fn swap_remove(&mut self, slot: usize, width: usize) {
+        fn swap_remove_in<K: Eq + Hash + Clone, S: StateBackend<K, u32>>(
+            map: &mut S,
+            keys: &mut Vec<K>,
+            slot: usize,
+        ) {
+            keys.swap_remove(slot);
+            if let Some(moved) = keys.get(slot) {
+                map.insert(moved.clone(), slot as u32)
+                    .expect("the moved key is present, so it is replaced");
+            }
+        }
+        with_index!(self, width, |map, keys, _to_index| swap_remove_in(
+            map, keys, slot
+        ))
+    }
+}

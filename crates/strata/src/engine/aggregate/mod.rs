@@ -14,18 +14,22 @@
 //! | `accumulate.rs` | the accumulator layout of a group record and the typed fold loops |
 //! | `output.rs` | a group's row as the view shows it, lookups by key, all rows |
 //! | `image.rs` | a view's groups in and out of snapshots |
+//! | `session.rs` | session windows: groups that merge and move |
 
 mod accumulate;
 mod distinct;
 mod image;
 mod keys;
 mod output;
+mod session;
 
 pub use image::ImportError;
+pub(crate) use session::SessionWindow;
 
 use accumulate::{AccKind, AccLayout};
 use distinct::{DistinctKey, NewPairs};
 use keys::{fixed_column, slot_for, FixedKey, GroupIndex, PreparedKeys};
+use session::{SessionChange, SessionIndex};
 
 use super::batch_rows::BatchRow;
 pub(crate) use super::window::Windowing;
@@ -73,6 +77,8 @@ pub struct AggPlan {
     /// A window table function (`TUMBLE`, `HOP`): the input is expanded into its windows
     /// first, and every expression above reads the expanded rows.
     pub window: Option<Windowing>,
+    /// A session window (`FROM SESSION(…)`): one of the groups is each row's session start.
+    pub session: Option<SessionWindow>,
 }
 
 impl AggPlan {
@@ -94,6 +100,8 @@ pub struct Prepared<'a> {
     slots: Vec<u32>,
     /// Per DISTINCT aggregate, the pairs this batch adds (found when slots are assigned).
     distinct: Vec<NewPairs>,
+    /// The sessions this batch merges or extends backwards (session windows only).
+    sessions: Vec<SessionChange>,
 }
 
 impl Prepared<'_> {
@@ -110,6 +118,7 @@ impl Prepared<'_> {
                 .collect(),
             slots: self.slots,
             distinct: self.distinct,
+            sessions: self.sessions,
         }
     }
 
@@ -119,7 +128,7 @@ impl Prepared<'_> {
 
     /// Keeps only the selected rows whose group key `keep` accepts (e.g. the rows of one
     /// shard). The key is the group's canonical [`Key`], whatever the index's key shape.
-    pub fn retain_keys(&mut self, mut keep: impl FnMut(&Key) -> bool) {
+    fn retain_keys(&mut self, mut keep: impl FnMut(&Key) -> bool) {
         let selected: Vec<u32> = self
             .selection
             .take()
@@ -167,6 +176,8 @@ pub struct AggState<P: PhysicalProfile> {
     /// The slot buffer of the last batch, kept for the next: a fresh one per batch costs a
     /// page fault per 4 KiB (large allocations come straight from the OS).
     spare_slots: Vec<u32>,
+    /// Each partition's sessions (session windows only).
+    sessions: SessionIndex,
 }
 
 /// The largest slot buffer kept between batches (4M rows).
@@ -239,6 +250,7 @@ impl<P: PhysicalProfile> AggState<P> {
             texts,
             distinct,
             spare_slots: Vec::new(),
+            sessions: SessionIndex::default(),
         }
     }
 
@@ -267,22 +279,25 @@ impl<P: PhysicalProfile> AggState<P> {
         columns: &'a [Column],
         rows: usize,
     ) -> Result<Prepared<'a>, ExecError> {
+        if let Some(session) = &self.plan.session {
+            return self.prepare_sessions(session, columns, rows);
+        }
         match &self.plan.window {
-            None => self.prepare_rows(columns, rows),
+            None => self.prepare_selected(columns, rows, self.select(columns, rows)?),
             Some(window) => {
                 let expanded = window.expand_columns(columns, rows)?;
                 let rows = expanded.first().map_or(0, Column::len);
-                Ok(self.prepare_rows(&expanded, rows)?.into_owned())
+                let selection = self.select(&expanded, rows)?;
+                Ok(self
+                    .prepare_selected(&expanded, rows, selection)?
+                    .into_owned())
             }
         }
     }
 
-    fn prepare_rows<'a>(
-        &self,
-        columns: &'a [Column],
-        rows: usize,
-    ) -> Result<Prepared<'a>, ExecError> {
-        let selection = match &self.plan.filter {
+    /// The rows the WHERE keeps (`None`: all of them).
+    fn select(&self, columns: &[Column], rows: usize) -> Result<Option<Vec<u32>>, ExecError> {
+        Ok(match &self.plan.filter {
             None => None,
             Some(f) => {
                 let mut sel = Vec::with_capacity(rows);
@@ -293,7 +308,16 @@ impl<P: PhysicalProfile> AggState<P> {
                 }
                 Some(sel)
             }
-        };
+        })
+    }
+
+    /// Phase 1 for the rows `selection` keeps: group keys and aggregate arguments.
+    fn prepare_selected<'a>(
+        &self,
+        columns: &'a [Column],
+        rows: usize,
+        selection: Option<Vec<u32>>,
+    ) -> Result<Prepared<'a>, ExecError> {
         // The rows the WHERE keeps, by row: group keys and aggregate arguments are evaluated
         // only for them (a computed value of a dropped row must not fail the statement).
         let mask: Option<Vec<bool>> = selection.as_ref().map(|sel| {
@@ -349,7 +373,20 @@ impl<P: PhysicalProfile> AggState<P> {
             args,
             slots: Vec::new(),
             distinct: Vec::new(),
+            sessions: Vec::new(),
         })
+    }
+
+    /// Keeps only the selected rows whose group `keep` accepts as its shard's: by the group
+    /// key, or for a session window by its partition (all of whose sessions live together).
+    pub fn retain_shard(&self, prepared: &mut Prepared<'_>, mut keep: impl FnMut(&Key) -> bool) {
+        match &self.plan.session {
+            None => prepared.retain_keys(keep),
+            Some(session) => {
+                prepared.retain_keys(|key| keep(&self.session_partition(session, key)));
+                prepared.sessions.retain(|c| keep(&c.partition));
+            }
+        }
     }
 
     /// Phase 2: assigns a slot to every selected row, creating groups as needed. On `Full`

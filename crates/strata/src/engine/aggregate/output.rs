@@ -84,6 +84,10 @@ impl<P: PhysicalProfile> AggState<P> {
         let [group_type] = self.group_types.as_slice() else {
             return None;
         };
+        // A session's shard follows its partition, not its start.
+        if self.plan.session.is_some() {
+            return None;
+        }
         // Output columns that are the group column itself.
         let is_group_column = |index: usize| {
             matches!(

@@ -1,6 +1,6 @@
 //! Planning `SELECT`: projection or grouped aggregation, plus ORDER BY and LIMIT.
 
-use crate::engine::aggregate::{AggFunc, AggPlan, AggSpec, Windowing};
+use crate::engine::aggregate::{AggFunc, AggPlan, AggSpec, SessionWindow, Windowing};
 use crate::error::SqlError;
 use crate::sql::expr::{self, bind, bind_with, function_args, is_aggregate, BinOp, Expr, Scope};
 use crate::types::{DataType, Value};
@@ -102,11 +102,13 @@ fn window_function(
     let function = match expr::object_name(name)?.as_str() {
         "tumble" => "TUMBLE",
         "hop" => "HOP",
+        "session" => "SESSION",
         other => {
             return Err(SqlError::Unsupported(format!(
-                "table function `{other}` in FROM: the window functions are {} and {}",
+                "table function `{other}` in FROM: the window functions are {}, {} and {}",
                 window_usage("TUMBLE"),
-                window_usage("HOP")
+                window_usage("HOP"),
+                window_usage("SESSION")
             )))
         }
     };
@@ -125,11 +127,103 @@ fn window_function(
 }
 
 fn window_usage(function: &str) -> &'static str {
-    if function == "HOP" {
-        "HOP(source, ts_column, INTERVAL 'slide', INTERVAL 'size')"
-    } else {
-        "TUMBLE(source, ts_column, INTERVAL 'size')"
+    match function {
+        "HOP" => "HOP(source, ts_column, INTERVAL 'slide', INTERVAL 'size')",
+        "SESSION" => "SESSION(source, ts_column, INTERVAL 'gap')",
+        _ => "TUMBLE(source, ts_column, INTERVAL 'size')",
     }
+}
+
+/// The window of a query.
+enum QueryWindow {
+    /// Each row expanded into every window that contains it (`TUMBLE`, `HOP`).
+    Expand(Windowing),
+    /// Rows grouped into sessions (`SESSION`): the timestamp and the gap.
+    Session { ts: Expr, gap_ms: i64 },
+}
+
+fn is_name(e: &ast::Expr, name: &str) -> bool {
+    matches!(e, ast::Expr::Identifier(id) if expr::ident_name(id) == name)
+}
+
+/// Whether `e` reads `window_start` or `window_end`.
+fn reads_window_bounds(e: &ast::Expr) -> bool {
+    ast::visit_expressions(e, |sub| {
+        if is_name(sub, "window_start") || is_name(sub, "window_end") {
+            std::ops::ControlFlow::Break(())
+        } else {
+            std::ops::ControlFlow::Continue(())
+        }
+    })
+    .is_break()
+}
+
+/// A session query as the planner reads it: `window_start` is a group key (the session's
+/// first timestamp), and `window_end` becomes `MAX(ts) + gap` wherever it appears (grouping
+/// by the start is enough; the end follows from the session's rows).
+fn session_query(query: &ast::Query, ts: &ast::Expr, gap_ms: i64) -> Result<ast::Query, SqlError> {
+    let select = simple_select(query)?;
+    let ast::GroupByExpr::Expressions(groups, _) = &select.group_by else {
+        return Err(SqlError::Unsupported("GROUP BY ALL / ROLLUP / CUBE".into()));
+    };
+    if groups.iter().filter(|g| is_name(g, "window_start")).count() != 1 {
+        return Err(SqlError::Type(
+            "a SESSION window groups rows by session: name `window_start` once in GROUP BY".into(),
+        ));
+    }
+    let misplaced = groups
+        .iter()
+        .filter(|g| !is_name(g, "window_start") && !is_name(g, "window_end"))
+        .chain(&select.selection)
+        .find(|e| reads_window_bounds(e))
+        .map(ToString::to_string)
+        .or_else(|| {
+            let found = ast::visit_expressions(query, |sub| match sub {
+                ast::Expr::Function(f)
+                    if is_aggregate(&f.name.to_string().to_lowercase())
+                        && reads_window_bounds(sub) =>
+                {
+                    std::ops::ControlFlow::Break(sub.to_string())
+                }
+                _ => std::ops::ControlFlow::Continue(()),
+            });
+            found.break_value()
+        });
+    if let Some(e) = misplaced {
+        return Err(SqlError::Unsupported(format!(
+            "`{}`: a session's window_start and window_end move as rows arrive, so only \
+             GROUP BY window_start, the select list, HAVING and ORDER BY may read them",
+            expr::excerpt(&e)
+        )));
+    }
+    let end_text = format!("(MAX({ts}) + {gap_ms})");
+    let end = sqlparser::parser::Parser::new(&sqlparser::dialect::GenericDialect)
+        .try_with_sql(&end_text)
+        .and_then(|mut p| p.parse_expr())
+        .map_err(|e| SqlError::Type(format!("session window end `{end_text}`: {e}")))?;
+    let mut rewritten = query.clone();
+    if let ast::SetExpr::Select(select) = rewritten.body.as_mut() {
+        if let ast::GroupByExpr::Expressions(groups, _) = &mut select.group_by {
+            groups.retain(|g| !is_name(g, "window_end"));
+        }
+        for item in &mut select.projection {
+            if let ast::SelectItem::UnnamedExpr(e) = item {
+                if is_name(e, "window_end") {
+                    *item = ast::SelectItem::ExprWithAlias {
+                        expr: e.clone(),
+                        alias: ast::Ident::new("window_end"),
+                    };
+                }
+            }
+        }
+    }
+    let _ = ast::visit_expressions_mut(&mut rewritten, |e| {
+        if is_name(e, "window_end") {
+            *e = end.clone();
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+    Ok(rewritten)
 }
 
 /// The most windows a row may fall in (a hop's size over its slide).
@@ -162,9 +256,23 @@ fn windowing(ts: Expr, slide_ms: i64, size_ms: i64) -> Result<Windowing, SqlErro
 fn windowed<'q>(
     query: &'q ast::Query,
     input: &Scope<'_>,
-) -> Result<(Cow<'q, ast::Query>, Option<Windowing>), SqlError> {
+) -> Result<(Cow<'q, ast::Query>, Option<QueryWindow>), SqlError> {
     let select = simple_select(query)?;
     if let Some((function, args)) = window_function(select)? {
+        if function == "SESSION" {
+            let [_, ts, gap] = args.as_slice() else {
+                return Err(SqlError::Type(format!(
+                    "SESSION takes {}",
+                    window_usage(function)
+                )));
+            };
+            let gap_ms = expr::interval_ms(gap)?;
+            let bound = windowing(bind(ts, input)?, gap_ms, gap_ms)?.ts;
+            return Ok((
+                Cow::Owned(session_query(query, ts, gap_ms)?),
+                Some(QueryWindow::Session { ts: bound, gap_ms }),
+            ));
+        }
         let (ts, slide, size) = match args.as_slice() {
             [_, ts, size] if function == "TUMBLE" => (ts, size, size),
             [_, ts, slide, size] if function == "HOP" => (ts, slide, size),
@@ -180,7 +288,7 @@ fn windowed<'q>(
             expr::interval_ms(slide)?,
             expr::interval_ms(size)?,
         )?;
-        return Ok((Cow::Borrowed(query), Some(window)));
+        return Ok((Cow::Borrowed(query), Some(QueryWindow::Expand(window))));
     }
     let ast::GroupByExpr::Expressions(groups, _) = &select.group_by else {
         return Ok((Cow::Borrowed(query), None));
@@ -239,7 +347,7 @@ fn windowed<'q>(
             expr::excerpt(&other)
         )));
     }
-    Ok((Cow::Owned(rewritten), Some(window)))
+    Ok((Cow::Owned(rewritten), Some(QueryWindow::Expand(window))))
 }
 
 /// Whether an aggregate call occurs anywhere in `e`.
@@ -414,9 +522,15 @@ fn column_name(e: &ast::Expr) -> String {
 pub fn plan_select(query: &ast::Query, input: &Scope<'_>) -> Result<PlannedSelect, SqlError> {
     let (query, window) = windowed(query, input)?;
     let query = query.as_ref();
+    let window_start_column = input.columns.len();
+    let (window, session) = match window {
+        None => (None, None),
+        Some(QueryWindow::Expand(w)) => (Some(w), None),
+        Some(QueryWindow::Session { ts, gap_ms }) => (None, Some((ts, gap_ms))),
+    };
     // A window's start and end follow the input's columns.
     let mut windowed_columns = input.columns.to_vec();
-    if window.is_some() {
+    if window.is_some() || session.is_some() {
         for name in ["window_start", "window_end"] {
             if input.find(name).is_some() {
                 return Err(SqlError::Type(format!(
@@ -503,6 +617,29 @@ pub fn plan_select(query: &ast::Query, input: &Scope<'_>) -> Result<PlannedSelec
             .map(|g| bind(g, input))
             .collect::<Result<Vec<_>, _>>()?;
         let mut aggs = Vec::new();
+        let session = match session {
+            None => None,
+            Some((ts, gap_ms)) => {
+                // The session's last timestamp, first among the aggregates (`window_end`
+                // reads it, whether or not the query shows it).
+                aggs.push(AggSpec {
+                    func: AggFunc::Max,
+                    arg: Some(ts.clone()),
+                    ty: DataType::Timestamp,
+                    distinct: false,
+                });
+                let start = groups
+                    .iter()
+                    .position(|g| g.as_column() == Some(window_start_column))
+                    .expect("session_query checked that GROUP BY names window_start");
+                Some(SessionWindow {
+                    ts,
+                    gap_ms,
+                    start,
+                    last: 0,
+                })
+            }
+        };
         let mut output = Vec::with_capacity(items.len());
         for (name, e) in &items {
             let bound = bind_post_aggregate(e, input, &groups, &mut aggs)?;
@@ -524,6 +661,7 @@ pub fn plan_select(query: &ast::Query, input: &Scope<'_>) -> Result<PlannedSelec
                 having,
                 output,
                 window,
+                session,
             }),
             order,
         )
