@@ -450,3 +450,40 @@ fn the_cluster_section_is_the_multi_node_tier_s() {
         );
     }
 }
+
+/// `[object_store] take_over` is the durable tier's: refused where there is no object store
+/// and in a cluster (which moves shards by itself); read from the environment in `durable`.
+#[test]
+fn take_over_is_the_durable_tier_s() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        &dir,
+        "[object_store]\nurl = \"file:///tmp/strata-store\"\ntake_over = true\n",
+    );
+    let config = Config::load(Some(&path), no_env()).unwrap();
+    match (P::RECOVERY == Recovery::Full, P::MULTI_NODE) {
+        (true, false) => {
+            config.validate::<P>().unwrap();
+            let settings = config.persist_settings(None).unwrap();
+            assert!(settings.object_store.take_over);
+            let config = Config::load(
+                None,
+                env(&[
+                    ("STRATA_OBJECT_STORE_URL", "file:///tmp/strata-store"),
+                    ("STRATA_OBJECT_STORE_TAKE_OVER", "true"),
+                ]),
+            )
+            .unwrap();
+            assert!(config.persist_settings(None).unwrap().object_store.take_over);
+        }
+        (_, multi_node) => {
+            let err = config.validate::<P>().unwrap_err().to_string();
+            let says = if multi_node {
+                "[object_store] take_over is set"
+            } else {
+                "[object_store] is set, but this tier does not have it"
+            };
+            assert!(err.contains(says), "{err}");
+        }
+    }
+}

@@ -149,6 +149,9 @@ pub struct ObjectStoreSettings {
     pub allow_http: bool,
     /// The longest one request may take, retries included.
     pub timeout: Duration,
+    /// Claim the prefix even though another data directory owns it (that directory is
+    /// fenced: its next checkpoint fails).
+    pub take_over: bool,
 }
 
 impl Default for ObjectStoreSettings {
@@ -161,6 +164,7 @@ impl Default for ObjectStoreSettings {
             secret_access_key: None,
             allow_http: false,
             timeout: Duration::from_secs(30),
+            take_over: false,
         }
     }
 }
@@ -179,6 +183,7 @@ impl std::fmt::Debug for ObjectStoreSettings {
             )
             .field("allow_http", &self.allow_http)
             .field("timeout", &self.timeout)
+            .field("take_over", &self.take_over)
             .finish()
     }
 }

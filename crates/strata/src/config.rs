@@ -75,6 +75,8 @@ pub struct ObjectStoreSection {
     pub allow_http: Option<bool>,
     /// The longest one request may take, e.g. `"30s"`.
     pub timeout: Option<String>,
+    /// Take the prefix over from the data directory that owns it (durable).
+    pub take_over: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -129,6 +131,7 @@ const KEYS: &[(&str, &str, ValueKind)] = &[
     ("object_store", "secret_access_key", ValueKind::Text),
     ("object_store", "allow_http", ValueKind::Bool),
     ("object_store", "timeout", ValueKind::Text),
+    ("object_store", "take_over", ValueKind::Bool),
     ("indexes", "enabled", ValueKind::Bool),
     ("server", "listen", ValueKind::Text),
     ("server", "token", ValueKind::Text),
@@ -280,6 +283,13 @@ impl Config {
                 self.object_store != ObjectStoreSection::default(),
             )?;
         }
+        if P::MULTI_NODE && self.object_store.take_over.is_some() {
+            return Err(unmet(
+                "[object_store] take_over is set, but a cluster moves shards between its nodes \
+                 by itself (each shard's log is fenced); remove the key"
+                    .into(),
+            ));
+        }
         if P::INDEXES == IndexSupport::None {
             absent(
                 "[indexes] enabled = true",
@@ -425,6 +435,7 @@ impl Config {
         target.access_key_id = store.access_key_id.clone();
         target.secret_access_key = store.secret_access_key.clone();
         target.allow_http = store.allow_http.unwrap_or(false);
+        target.take_over = store.take_over.unwrap_or(false);
         if let Some(text) = &store.timeout {
             let d = parse_duration(text).map_err(|m| invalid("[object_store] timeout", m))?;
             if d.is_zero() {

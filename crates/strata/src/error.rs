@@ -221,6 +221,31 @@ pub enum PersistError {
         #[source]
         source: Cause,
     },
+    /// An object-store prefix that another data directory writes to.
+    #[error(
+        "{store} is owned by {owner}; two data directories writing one prefix would strand \
+         each other's data. Use another prefix, or — only if that directory is gone for good — \
+         start once with [object_store] take_over = true (STRATA_OBJECT_STORE_TAKE_OVER=true)"
+    )]
+    Owned { store: String, owner: String },
+    /// This data directory's claim on its prefix was taken over by another.
+    #[error(
+        "{store} was taken over by {by}: this data directory no longer writes checkpoints \
+         there; stop this process (its changes since its last checkpoint stay in its WAL)"
+    )]
+    Fenced { store: String, by: String },
+    /// A WAL that belongs to another history than the newest checkpoint.
+    #[error(
+        "the WAL in {wal} does not belong to the newest checkpoint {checkpoint} (written by data \
+         directory {writer}): replaying it there would mix two histories, so nothing was \
+         replayed. Start with an empty data directory to use that checkpoint, or point \
+         [object_store] url at this directory's own store"
+    )]
+    ForeignWal {
+        wal: String,
+        checkpoint: String,
+        writer: String,
+    },
     /// A store that a copy must not write into, because it already holds checkpoints.
     #[error(
         "{store} already holds checkpoints (newest: {newest}); write into an empty store or prefix"

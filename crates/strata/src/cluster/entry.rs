@@ -21,7 +21,6 @@
 //! request was cut by the failure of the log's owner can learn whether it was appended.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use std::hash::{BuildHasher, Hasher};
 
 const MAGIC: [u8; 8] = *b"STRATALG";
 const VERSION: u32 = 1;
@@ -46,15 +45,7 @@ pub struct LogObject {
     pub payload: Bytes,
 }
 
-/// 128 random bits, from the standard library's randomly keyed hasher (seeded by the OS).
-pub fn random_id() -> u128 {
-    let state = std::collections::hash_map::RandomState::new();
-    let mut a = state.build_hasher();
-    a.write_u64(1);
-    let mut b = state.build_hasher();
-    b.write_u64(2);
-    (a.finish() as u128) << 64 | b.finish() as u128
-}
+pub use crate::persist::random_id;
 
 impl LogObject {
     pub fn entry(lsn: u64, payload: Bytes) -> LogObject {

@@ -27,6 +27,27 @@ pub fn wal_dir(data_dir: &Path) -> PathBuf {
     data_dir.join(WAL_DIR)
 }
 
+/// Whether the WAL directory `dir` holds any record: a segment longer than its header.
+/// (A missing directory holds none.)
+pub fn holds_records(dir: &Path) -> std::io::Result<bool> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let is_segment = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.ends_with(SEGMENT_EXT));
+        if is_segment && entry.metadata()?.len() > HEADER_LEN {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
 /// The file name of the segment whose first record has LSN `first_lsn`.
 pub fn segment_file_name(first_lsn: u64) -> String {
     format!("{first_lsn:020}{SEGMENT_EXT}")

@@ -6,7 +6,8 @@
 //! PREFIX/checkpoints/<epoch>/state.snap      the snapshot: exactly the bytes of a local
 //!                                             snapshot file (see [`super::snapshot`])
 //! PREFIX/checkpoints/<epoch>/MANIFEST.json   written last: {format, lsn, object, size,
-//!                                             crc32c, created_unix_ms}
+//!                                             crc32c, created_unix_ms, writer, owner_epoch}
+//! PREFIX/owner/<epoch>.json                   who may write the prefix, see [`ownership`]
 //! ```
 //!
 //! The epoch is the LSN the checkpoint covers, zero-padded to 20 digits so names sort like
@@ -29,6 +30,10 @@
 //! - `s3://BUCKET/PREFIX`: Amazon S3 or an S3-compatible server (`endpoint`, `allow_http`);
 //!   region and credentials come from the settings or the standard `AWS_*` variables.
 
+mod ownership;
+
+use ownership::{Claim, OwnerRecord};
+
 use super::snapshot::{
     self, LoadOutcome, Loaded, Skipped, SnapshotBody, SnapshotDir, SnapshotHeader,
 };
@@ -45,7 +50,7 @@ use object_store::{
     ClientOptions, ObjectStore, ObjectStoreExt, PutPayload, RetryConfig, WriteMultipart,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -55,8 +60,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const PART_BYTES: usize = 8 << 20;
 /// Parts in flight at once during a multipart upload.
 const PARTS_IN_FLIGHT: usize = 4;
-/// Format version of the manifest.
-pub const MANIFEST_FORMAT: u32 = 1;
+/// Format version of the manifest (2: `writer` and `owner_epoch`).
+pub const MANIFEST_FORMAT: u32 = 2;
 const CHECKPOINTS: &str = "checkpoints";
 const MANIFEST: &str = "MANIFEST.json";
 const STATE: &str = "state.snap";
@@ -76,6 +81,13 @@ pub struct Manifest {
     pub crc32c: u32,
     /// When the checkpoint was completed, in milliseconds since the Unix epoch.
     pub created_unix_ms: u64,
+    /// The identity of the data directory whose log the checkpoint covers (`None`: written
+    /// by a copy — `migrate`, `restore` — or before format 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writer: Option<String>,
+    /// The writer's ownership epoch of the prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_epoch: Option<u64>,
 }
 
 /// A complete checkpoint found in a store.
@@ -215,6 +227,10 @@ pub struct ObjectSnapshots {
     url: String,
     runtime: tokio::runtime::Runtime,
     timeout: Duration,
+    /// The prefix's owner records, by epoch (read when connecting).
+    owners: BTreeMap<u64, OwnerRecord>,
+    /// This process's claim, when it writes the prefix as its owner.
+    claim: Option<Claim>,
 }
 
 impl std::fmt::Debug for ObjectSnapshots {
@@ -239,13 +255,15 @@ impl ObjectSnapshots {
                 location: url.clone(),
                 source: e.into(),
             })?;
-        let snapshots = ObjectSnapshots {
+        let mut snapshots = ObjectSnapshots {
             store,
             local,
             prefix,
             url,
             runtime,
             timeout: settings.timeout,
+            owners: BTreeMap::new(),
+            claim: None,
         };
         snapshots.probe_now().map_err(|e| {
             unmet(format!(
@@ -254,6 +272,7 @@ impl ObjectSnapshots {
                 crate::error::report(&e)
             ))
         })?;
+        snapshots.owners = snapshots.read_owners()?;
         Ok(snapshots)
     }
 
@@ -437,15 +456,26 @@ impl ObjectSnapshots {
         let Some(bytes) = self.fetch(&path)? else {
             return Ok(Err("the manifest is missing".into()));
         };
-        Ok(match serde_json::from_slice::<Manifest>(&bytes) {
-            Err(e) => Err(format!("the manifest does not parse: {e}")),
-            Ok(m) if m.format > MANIFEST_FORMAT => {
+        // The version first: a newer manifest may have fields this build does not know, and
+        // must be reported as newer, never skipped as damaged.
+        #[derive(Deserialize)]
+        struct Version {
+            format: u32,
+        }
+        if let Ok(Version { format }) = serde_json::from_slice::<Version>(&bytes) {
+            if format > MANIFEST_FORMAT {
                 return Err(PersistError::UnsupportedVersion {
                     file: self.location(&path),
-                    found: m.format,
+                    found: format,
                     supported: MANIFEST_FORMAT,
-                })
+                });
             }
+        }
+        Ok(match serde_json::from_slice::<Manifest>(&bytes) {
+            Err(e) => Err(format!("the manifest does not parse: {e}")),
+            Ok(m) if self.fenced_checkpoint(m.owner_epoch, m.lsn).is_some() => Err(self
+                .fenced_checkpoint(m.owner_epoch, m.lsn)
+                .unwrap_or_default()),
             Ok(m) if m.lsn != lsn => Err(format!(
                 "the manifest says LSN {}, its directory {lsn}",
                 m.lsn
@@ -590,7 +620,13 @@ impl ObjectSnapshots {
                 .duration_since(UNIX_EPOCH)
                 .unwrap_or_default()
                 .as_millis() as u64,
+            writer: self.claim.as_ref().map(|c| c.data_dir_id.clone()),
+            owner_epoch: self.claim.as_ref().map(|c| c.epoch),
         };
+        // A writer that lost the prefix publishes nothing more.
+        if let Some(claim) = &self.claim {
+            self.check_not_fenced(claim)?;
+        }
         let json = serde_json::to_vec_pretty(&manifest).expect("a manifest serializes");
         let path = dir.clone().join(MANIFEST);
         self.run("put", &path, self.store.put(&path, PutPayload::from(json)))
@@ -610,7 +646,7 @@ impl ObjectSnapshots {
 
 impl SnapshotStore for ObjectSnapshots {
     fn open(settings: &PersistSettings) -> Result<Self, Error> {
-        let store = ObjectSnapshots::connect(&settings.object_store)?;
+        let mut store = ObjectSnapshots::connect(&settings.object_store)?;
         // An embedded data directory keeps its snapshots locally; this tier never reads
         // them. Opening one as if it were empty would silently hide what they hold.
         let local = SnapshotDir::new(&settings.data_dir);
@@ -633,6 +669,9 @@ impl SnapshotStore for ObjectSnapshots {
                 store.url
             );
         }
+        let id = ownership::data_dir_identity(&settings.data_dir)?;
+        let claim = store.claim(&settings.data_dir, id, settings.object_store.take_over)?;
+        store.claim = Some(claim);
         Ok(store)
     }
 
