@@ -474,7 +474,13 @@ fn take_over_is_the_durable_tier_s() {
                 ]),
             )
             .unwrap();
-            assert!(config.persist_settings(None).unwrap().object_store.take_over);
+            assert!(
+                config
+                    .persist_settings(None)
+                    .unwrap()
+                    .object_store
+                    .take_over
+            );
         }
         (_, multi_node) => {
             let err = config.validate::<P>().unwrap_err().to_string();

@@ -647,3 +647,110 @@ fn health_and_metrics_answer_while_a_long_statement_runs() {
         metrics.body
     );
 }
+
+/// A TCP connection to the server from the loopback address `from` (127.0.0.2 is another
+/// client than 127.0.0.1, as the server counts them).
+fn connect_from(from: [u8; 4], port: u16) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    socket
+        .bind(&std::net::SocketAddr::from((from, 0)).into())
+        .unwrap();
+    socket
+        .connect(&std::net::SocketAddr::from(([127, 0, 0, 1], port)).into())
+        .unwrap();
+    let stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+}
+
+/// What the server sends on `stream` until it closes it.
+fn read_to_close(stream: &mut TcpStream) -> String {
+    let mut out = Vec::new();
+    let _ = std::io::Read::read_to_end(stream, &mut out);
+    String::from_utf8_lossy(&out).to_string()
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Slowloris: one client holds as many connections as it may with half-sent headers and
+/// trickled bodies. Its excess connections are refused at once with 503, its stalled ones
+/// are cut at the header deadline, its trickled bodies get 408 — and another client is
+/// served throughout, while the server's file descriptors stay bounded.
+#[test]
+fn a_client_holding_connections_open_cannot_starve_the_others() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start(
+        &tmp.path().join("data"),
+        &[
+            ("STRATA_SERVER_MAX_CONNECTIONS", "40"),
+            ("STRATA_SERVER_MAX_CONNECTIONS_PER_CLIENT", "10"),
+            ("STRATA_SERVER_HEADER_READ_TIMEOUT", "1s"),
+            ("STRATA_SERVER_BODY_READ_TIMEOUT", "1s"),
+        ],
+    );
+    let port = server.port;
+    assert_eq!(
+        sql(port, "CREATE TABLE t (id BIGINT PRIMARY KEY)").status,
+        200
+    );
+    let fds_before = open_fds(server.child.id());
+
+    // The attacker, from 127.0.0.2: 30 connections, each with half a header.
+    let mut stalled: Vec<TcpStream> = (0..30)
+        .map(|_| {
+            let mut s = connect_from([127, 0, 0, 2], port);
+            let _ = s.write_all(b"POST /sql HTTP/1.1\r\nHost: x\r\nContent-Le");
+            s
+        })
+        .collect();
+    // Beyond its 10, each is answered 503 and closed without waiting.
+    let refused: Vec<String> = stalled
+        .drain(10..)
+        .map(|mut s| read_to_close(&mut s))
+        .collect();
+    assert!(
+        refused.iter().all(|r| r.starts_with("HTTP/1.1 503")),
+        "{refused:?}"
+    );
+    // Another client is served meanwhile.
+    let started = Instant::now();
+    for i in 0..20 {
+        let reply = sql(port, &format!("INSERT INTO t VALUES ({i})"));
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let normal = started.elapsed();
+    assert!(open_fds(server.child.id()) <= fds_before + 12);
+
+    // The stalled ones are cut at the header deadline (1 s).
+    let started = Instant::now();
+    for s in &mut stalled {
+        let answer = read_to_close(s);
+        assert!(!answer.starts_with("HTTP/1.1 2"), "{answer}");
+    }
+    let cut_after = started.elapsed();
+    assert!(
+        cut_after < Duration::from_secs(5),
+        "cut after {cut_after:?}"
+    );
+
+    // A body trickled slower than the body deadline gets 408.
+    let mut trickle = connect_from([127, 0, 0, 2], port);
+    trickle
+        .write_all(b"POST /sql HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nINSERT")
+        .unwrap();
+    let answer = read_to_close(&mut trickle);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("body_read_timeout"), "{answer}");
+
+    let metrics = request(port, "GET", "/metrics", &[], b"");
+    let samples = parse_prometheus(&metrics.body);
+    assert_eq!(samples["strata_http_connections_refused_total"], 20.0);
+    eprintln!("20 requests of another client took {normal:?} under the attack; stalled connections were cut after {cut_after:?}");
+    let rows = sql(port, "SELECT COUNT(*) AS n FROM t");
+    assert!(rows.body.contains("20"), "{}", rows.body);
+}

@@ -14,26 +14,40 @@ pub fn run(listen: Option<&str>, config: &Config, data: Option<&Path>) -> Result
     let listen = text
         .parse()
         .map_err(|e| usage(anyhow!("listen address `{text}` is not HOST:PORT: {e}")))?;
-    let unhealthy_after = match &config.server.unhealthy_after {
+    let mut settings = ServerSettings::new(listen);
+    let server = &config.server;
+    let duration = |key: &str, text: &Option<String>, default: std::time::Duration| match text {
         Some(text) => strata::config::parse_duration(text)
-            .map_err(|m| usage(anyhow!("[server] unhealthy_after `{text}`: {m}")))?,
-        None => std::time::Duration::from_secs(60),
+            .map_err(|m| usage(anyhow!("[server] {key} `{text}`: {m}"))),
+        None => Ok(default),
     };
-    let shutdown_timeout = match &config.server.shutdown_timeout {
-        Some(text) => strata::config::parse_duration(text)
-            .map_err(|m| usage(anyhow!("[server] shutdown_timeout `{text}`: {m}")))?,
-        None => std::time::Duration::from_secs(30),
-    };
-    let settings = ServerSettings {
-        listen,
-        unhealthy_after,
-        shutdown_timeout,
-        token: config.server.token.clone(),
-        max_body_bytes: config
-            .server
-            .max_body_bytes
-            .unwrap_or(DEFAULT_MAX_BODY_BYTES),
-    };
+    settings.unhealthy_after = duration(
+        "unhealthy_after",
+        &server.unhealthy_after,
+        settings.unhealthy_after,
+    )?;
+    settings.shutdown_timeout = duration(
+        "shutdown_timeout",
+        &server.shutdown_timeout,
+        settings.shutdown_timeout,
+    )?;
+    settings.body_read_timeout = duration(
+        "body_read_timeout",
+        &server.body_read_timeout,
+        settings.body_read_timeout,
+    )?;
+    let limits = &mut settings.limits;
+    limits.header_read_timeout = duration(
+        "header_read_timeout",
+        &server.header_read_timeout,
+        limits.header_read_timeout,
+    )?;
+    limits.max_connections = server.max_connections.unwrap_or(limits.max_connections);
+    limits.max_connections_per_client = server
+        .max_connections_per_client
+        .unwrap_or(limits.max_connections_per_client);
+    settings.token = server.token.clone();
+    settings.max_body_bytes = server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
     settings.check()?;
     config.validate::<strata::ActiveProfile>()?;
     let engine = config

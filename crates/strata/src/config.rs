@@ -98,6 +98,13 @@ pub struct ServerSection {
     pub unhealthy_after: Option<String>,
     /// How long a shutdown waits for open requests and connections, e.g. `"30s"`.
     pub shutdown_timeout: Option<String>,
+    /// How long a client may take to send a request's header, e.g. `"10s"`.
+    pub header_read_timeout: Option<String>,
+    /// How long a request's body may take to arrive, e.g. `"30s"`.
+    pub body_read_timeout: Option<String>,
+    /// Open connections at most, in all and from one client address.
+    pub max_connections: Option<usize>,
+    pub max_connections_per_client: Option<usize>,
 }
 
 /// How a node of the constellation tier joins its cluster.
@@ -138,6 +145,10 @@ const KEYS: &[(&str, &str, ValueKind)] = &[
     ("server", "max_body_bytes", ValueKind::Integer),
     ("server", "unhealthy_after", ValueKind::Text),
     ("server", "shutdown_timeout", ValueKind::Text),
+    ("server", "header_read_timeout", ValueKind::Text),
+    ("server", "body_read_timeout", ValueKind::Text),
+    ("server", "max_connections", ValueKind::Integer),
+    ("server", "max_connections_per_client", ValueKind::Integer),
     ("cluster", "node_id", ValueKind::Text),
     ("cluster", "listen", ValueKind::Text),
     ("cluster", "seeds", ValueKind::List),
@@ -318,6 +329,30 @@ impl Config {
                 "[server] shutdown_timeout",
                 self.server.shutdown_timeout.is_some(),
             )?;
+            absent(
+                "[server] header_read_timeout",
+                self.server.header_read_timeout.is_some(),
+            )?;
+            absent(
+                "[server] body_read_timeout",
+                self.server.body_read_timeout.is_some(),
+            )?;
+            absent(
+                "[server] max_connections",
+                self.server.max_connections.is_some(),
+            )?;
+            absent(
+                "[server] max_connections_per_client",
+                self.server.max_connections_per_client.is_some(),
+            )?;
+        }
+        if self.server.max_connections == Some(0)
+            || self.server.max_connections_per_client == Some(0)
+        {
+            return Err(ConfigError::Invalid {
+                origin: "[server] max_connections / max_connections_per_client".into(),
+                message: "must be at least 1".into(),
+            });
         }
         if P::MULTI_NODE {
             // No local log: every change goes to the cluster's log in the object store.

@@ -21,23 +21,30 @@
 //!
 //! Every request needs `Authorization: Bearer <token>` when a token is configured (401
 //! otherwise); listening on a non-loopback address without a token is refused at startup.
-//! Request bodies over the limit get 413 without being read whole. SIGTERM or SIGINT stop
+//! Request bodies over the limit get 413 without being read whole, and a body that does not
+//! arrive within `body_read_timeout` gets 408. Connections are bounded in number, per client
+//! and in how long a request's header may take ([`connections`]). SIGTERM or SIGINT stop
 //! accepting connections, let in-flight requests finish, and then the engine is closed,
 //! which takes a final checkpoint.
 //!
 //! The engine is synchronous, and its object store client blocks on a runtime of its own,
 //! so every engine call runs on a blocking thread (`spawn_blocking`), one at a time.
 
+mod changes;
+mod connections;
+
+use connections::ConnectionCounts;
+pub use connections::ConnectionLimits;
+
 use crate::error::{Cause, ConfigError, Error, ServerError};
 use crate::format::{write_result, OutputFormat};
 use crate::metrics::{Histogram, StorageMetrics};
 use crate::profile::{ActiveProfile, PhysicalProfile};
-use crate::{Engine, ViewChange};
+use crate::Engine;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
-use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -48,8 +55,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-/// Events a change subscriber may fall behind before it is dropped.
-pub const SSE_BUFFER: usize = 4096;
+pub use changes::SSE_BUFFER;
 
 /// The default limit of a request body (and so of one SQL text): 16 MiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
@@ -66,6 +72,24 @@ pub struct ServerSettings {
     /// After SIGTERM or SIGINT, how long open requests and connections may take to finish;
     /// then the connections left are closed and the server stops.
     pub shutdown_timeout: Duration,
+    /// How long a request's body may take to arrive (408 after that).
+    pub body_read_timeout: Duration,
+    pub limits: ConnectionLimits,
+}
+
+impl ServerSettings {
+    /// The defaults, listening on `listen`: each protects the server from one client.
+    pub fn new(listen: SocketAddr) -> ServerSettings {
+        ServerSettings {
+            listen,
+            token: None,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            unhealthy_after: Duration::from_secs(60),
+            shutdown_timeout: Duration::from_secs(30),
+            body_read_timeout: Duration::from_secs(30),
+            limits: ConnectionLimits::default(),
+        }
+    }
 }
 
 /// What `/health` knows about the checkpoint storage.
@@ -112,6 +136,11 @@ struct AppState {
     observed: Mutex<Observed>,
     /// Becomes `true` at shutdown: ends the change streams, which never end by themselves.
     stopping: tokio::sync::watch::Receiver<bool>,
+    max_body_bytes: usize,
+    body_read_timeout: Duration,
+    connections: Arc<ConnectionCounts>,
+    /// The change streams of views, shared by their clients.
+    hubs: changes::Hubs,
 }
 
 /// The engine's status as `/health` and `/metrics` show it.
@@ -192,12 +221,17 @@ pub fn serve(
         reachability: Mutex::new(Reachability::default()),
         unhealthy_after: settings.unhealthy_after,
         stopping,
+        max_body_bytes: settings.max_body_bytes,
+        body_read_timeout: settings.body_read_timeout,
+        connections: Arc::default(),
+        hubs: changes::Hubs::default(),
     });
     let app = Router::new()
         .route("/sql", post(sql))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
-        .route("/views/{name}/changes", get(view_changes))
+        .route("/views/{name}/changes", get(changes::view_changes))
+        .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(settings.max_body_bytes))
@@ -210,28 +244,20 @@ pub fn serve(
             .local_addr()
             .map_err(|e| server_error("read the bound address", e))?;
         on_listening(bound);
-        let (stopped, mut signalled) = tokio::sync::watch::channel(false);
-        let serving = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let shutdown = async move {
             shutdown_signal().await;
             let _ = stop.send(true);
-            let _ = stopped.send(true);
-        });
-        // The deadline starts at the signal: a connection that never completes its request
-        // (a half-sent header) must not keep the server alive.
-        let deadline = async {
-            let _ = signalled.wait_for(|s| *s).await;
-            tokio::time::sleep(settings.shutdown_timeout).await;
         };
-        tokio::select! {
-            served = serving => served.map_err(|e| server_error("serve", e)),
-            () = deadline => {
-                tracing::warn!(
-                    "shutdown: connections still open after [server] shutdown_timeout ({:?}) were closed",
-                    settings.shutdown_timeout
-                );
-                Ok(())
-            }
-        }
+        connections::serve(
+            listener,
+            app,
+            settings.limits,
+            state.connections.clone(),
+            shutdown,
+            settings.shutdown_timeout,
+        )
+        .await;
+        Ok::<(), Error>(())
     })?;
     drop(runtime);
     let state = Arc::try_unwrap(state).map_err(|_| {
@@ -302,6 +328,59 @@ fn same_secret(presented: &[u8], expected: &[u8]) -> bool {
             .zip(expected)
             .fold(0u8, |differ, (a, b)| differ | (a ^ b))
             == 0
+}
+
+/// Reads the request's body whole before the handlers see it: at most `max_body_bytes`
+/// (413 beyond, without reading the rest) within `body_read_timeout` (408 after it), so a
+/// client that trickles its body cannot hold the server.
+async fn read_body(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let too_large = || {
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!(
+                "the request body is larger than [server] max_body_bytes ({} bytes)",
+                state.max_body_bytes
+            ),
+            None,
+        )
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > state.max_body_bytes as u64) {
+        return too_large();
+    }
+    let read = axum::body::to_bytes(body, state.max_body_bytes);
+    match tokio::time::timeout(state.body_read_timeout, read).await {
+        Err(_) => error_response(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "the request body did not arrive within [server] body_read_timeout ({:?})",
+                state.body_read_timeout
+            ),
+            None,
+        ),
+        Ok(Err(e)) => {
+            let over_limit = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            if over_limit {
+                too_large()
+            } else {
+                error_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("cannot read the request body: {e}"),
+                    None,
+                )
+            }
+        }
+        Ok(Ok(bytes)) => {
+            next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+                .await
+        }
+    }
 }
 
 /// Counts every request and its latency, and logs one line per request at debug level.
@@ -535,7 +614,7 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             ..
         } = state.observe(|_| {});
         let counters = state.counters.lock().unwrap_or_else(|p| p.into_inner());
-        let mut text = render_metrics(rows, &sizes, &storage, &counters);
+        let mut text = render_metrics(rows, &sizes, &storage, &counters, &state.connections);
         if let Some(cluster) = cluster {
             text.push_str(&render_cluster_metrics(&cluster));
         }
@@ -560,6 +639,7 @@ fn render_metrics(
     sizes: &[(&'static str, String, usize)],
     storage: &StorageMetrics,
     counters: &ServerCounters,
+    connections: &ConnectionCounts,
 ) -> String {
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, samples: Vec<String>| {
@@ -644,6 +724,23 @@ fn render_metrics(
         "histogram",
         "HTTP request latency.",
         histogram_samples(&counters.request_seconds),
+    );
+    family(
+        "strata_http_connections_open",
+        "gauge",
+        "Open HTTP connections.",
+        vec![format!(" {}", connections.open())],
+    );
+    family(
+        "strata_http_connections_refused_total",
+        "counter",
+        "HTTP connections refused with 503 because a connection limit was reached.",
+        vec![format!(
+            " {}",
+            connections
+                .refused
+                .load(std::sync::atomic::Ordering::Relaxed)
+        )],
     );
     out
 }
@@ -741,117 +838,4 @@ fn escape_label(value: &str) -> String {
         .replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
-}
-
-async fn view_changes(
-    State(state): State<Arc<AppState>>,
-    axum::extract::Path(name): axum::extract::Path<String>,
-) -> Response {
-    let (tx, rx) = tokio::sync::mpsc::channel::<String>(SSE_BUFFER);
-    let state_stopping = state.stopping.clone();
-    let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = dropped.clone();
-    let view = name.clone();
-    let subscribed = tokio::task::spawn_blocking(move || {
-        let mut engine = state.engine.lock().unwrap_or_else(|p| p.into_inner());
-        let columns: Vec<String> = engine
-            .columns_of(&view)
-            .unwrap_or_default()
-            .into_iter()
-            .map(|(c, _)| c)
-            .collect();
-        let subscriber = Box::new(move |change: &ViewChange<'_>| {
-            let event = change_json(&columns, change).to_string();
-            match tx.try_send(event) {
-                Ok(()) => true,
-                Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
-                    flag.store(true, std::sync::atomic::Ordering::Relaxed);
-                    false
-                }
-                Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => false,
-            }
-        });
-        engine.subscribe(&view, subscriber)
-    })
-    .await;
-    match subscribed {
-        Err(join) => {
-            return error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &format!("cannot subscribe: {join}"),
-                None,
-            )
-        }
-        // A tier without change streams (constellation) says so; otherwise the view is unknown.
-        Ok(Err(e @ Error::Sql(crate::SqlError::NotAvailableYet { .. }))) => {
-            return error_response(StatusCode::NOT_IMPLEMENTED, &e.to_string(), None)
-        }
-        Ok(Err(e)) => return error_response(StatusCode::NOT_FOUND, &e.to_string(), None),
-        Ok(Ok(())) => {}
-    }
-    let stopping = state_stopping;
-    let events = futures_util::stream::unfold(Some(rx), move |rx| {
-        let dropped = dropped.clone();
-        let name = name.clone();
-        let mut stopping = stopping.clone();
-        async move {
-            let mut rx = rx?;
-            let next = tokio::select! {
-                next = rx.recv() => next,
-                _ = stopping.wait_for(|stop| *stop) => return None,
-            };
-            match next {
-                Some(data) => Some((
-                    Ok::<_, std::convert::Infallible>(Event::default().event("change").data(data)),
-                    Some(rx),
-                )),
-                None if dropped.load(std::sync::atomic::Ordering::Relaxed) => {
-                    tracing::warn!("dropped a slow subscriber of view `{name}`");
-                    let notice = json!({ "error": format!("this client fell more than {SSE_BUFFER} changes behind view `{name}` and was dropped; reconnect and re-read the view") });
-                    Some((
-                        Ok(Event::default().event("dropped").data(notice.to_string())),
-                        None,
-                    ))
-                }
-                None => None,
-            }
-        }
-    });
-    Sse::new(events)
-        .keep_alive(KeepAlive::default())
-        .into_response()
-}
-
-/// A view change as the JSON of a `change` event: the key and row by column name.
-fn change_json(columns: &[String], change: &ViewChange<'_>) -> serde_json::Value {
-    let object = |values: &[crate::Value], names: &[String]| {
-        let map: serde_json::Map<String, serde_json::Value> = names
-            .iter()
-            .zip(values)
-            .map(|(n, v)| (n.clone(), value_json(v)))
-            .collect();
-        serde_json::Value::Object(map)
-    };
-    match change {
-        ViewChange::Upsert { key, row } => json!({
-            "op": "upsert",
-            "key": key.iter().map(value_json).collect::<Vec<_>>(),
-            "row": object(row, columns),
-        }),
-        ViewChange::Delete { key } => json!({
-            "op": "delete",
-            "key": key.iter().map(value_json).collect::<Vec<_>>(),
-        }),
-    }
-}
-
-fn value_json(v: &crate::Value) -> serde_json::Value {
-    match v {
-        crate::Value::Null => serde_json::Value::Null,
-        crate::Value::Int(i) => (*i).into(),
-        crate::Value::Double(d) => serde_json::Number::from_f64(*d)
-            .map_or(serde_json::Value::Null, serde_json::Value::Number),
-        crate::Value::Bool(b) => (*b).into(),
-        other => other.to_string().into(),
-    }
 }
