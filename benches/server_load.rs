@@ -1,18 +1,27 @@
 //! A bounded load test of `strata serve` (the durable tier) over real HTTP on 127.0.0.1.
 //!
 //! The real binary serves a data directory in a temporary directory with a `file://` object
-//! store beside it. After `CREATE SOURCE ev` and a `GROUP BY` view `agg` on it, client threads
-//! share a fixed number of `POST /sql` requests: 3 of 4 are an `INSERT` of 10 rows, 1 of 4 is
-//! a read (`SELECT COUNT(*), SUM(n) FROM agg`, or a point query on one key). Each request is
-//! one HTTP/1.1 connection (`Connection: close`); its latency is connect + request + reading
-//! the whole answer. Every answer must be 200. Reported: requests/s, p50, p99 and max latency,
-//! errors. Checked at the end: `SUM(n)` and `SUM(s)` of `agg` equal the rows and the sum of `x`
+//! store beside it (connection limits raised to 1,024, as every client here is 127.0.0.1).
+//! After `CREATE SOURCE ev` and a `GROUP BY` view `agg` on it, three workloads, each a fixed
+//! number of `POST /sql` requests shared by client threads: `select` (`SELECT COUNT(*),
+//! SUM(n) FROM agg`, or a point query on one key), `insert` (a 1-row `INSERT`) and `mix` (3
+//! of 4 an `INSERT` of 10 rows, 1 of 4 a read). Each request is one HTTP/1.1 connection
+//! (`Connection: close`); its latency is connect + request + reading the whole answer. Every
+//! answer must be 200. Reported per workload: requests/s, p50, p99 and max latency, errors.
+//!
+//! Then the change-stream fan-out: one client sends 1,000-row `INSERT`s into a source whose
+//! view has 8 groups for a fixed time, first alone, then while N clients follow the view's
+//! changes (`GET /views/fan/changes`), each reading every event. Reported: rows/s of both and
+//! their ratio; checked: every follower received every change.
+//!
+//! Checked at the end: `SUM(n)` and `SUM(s)` of `agg` equal the rows and the sum of `x`
 //! inserted, and SIGTERM stops the server with exit 0 within 30 s.
 //!
 //! `harness = false`, built only with `--features durable`. `cargo bench --no-default-features
-//! --features durable --bench server_load` sends 4,000 requests from 64 threads; without
-//! `--bench` (as `cargo test` runs it) a smoke run of 200 requests from 8 threads. Either
-//! stops sending after a hard time limit and reports what it did. Panics on any failure.
+//! --features durable --bench server_load` sends 4,000 requests per workload from 64 threads
+//! and has 200 followers; without `--bench` (as `cargo test` runs it) a smoke run of 200
+//! requests from 8 threads and 10 followers. Either stops sending after a hard time limit and
+//! reports what it did. Panics on any failure.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,6 +44,8 @@ fn start_server(dir: &std::path::Path) -> (Server, u16) {
         "STRATA_OBJECT_STORE_URL",
         format!("file://{}", store.display()),
     )
+    .env("STRATA_SERVER_MAX_CONNECTIONS", "1024")
+    .env("STRATA_SERVER_MAX_CONNECTIONS_PER_CLIENT", "1024")
     .arg("--data")
     .arg(dir.join("data"))
     .args(["serve", "--listen", "127.0.0.1:0"]);
@@ -49,25 +60,41 @@ fn query(port: u16, sql: &str) -> Vec<serde_json::Value> {
     v["results"][0].as_array().expect("one result set").clone()
 }
 
-/// Request `i` of the mix: 3 of 4 insert 10 rows (keys and values derived from `i`), 1 of 4
-/// reads (the totals of `agg`, or one key). Returns the SQL, and the rows and sum of `x` it
-/// inserts.
-fn request_sql(i: u64) -> (String, u64, u64) {
-    match i % 8 {
-        0 => ("SELECT COUNT(*), SUM(n) FROM agg".into(), 0, 0),
-        4 => (
+/// Request `i` of a workload: its SQL, and the rows and the sum of `x` it inserts.
+type MakeRequest = fn(u64) -> (String, u64, u64);
+
+/// A read of `agg`: its totals, or one key.
+fn select_sql(i: u64) -> (String, u64, u64) {
+    if i.is_multiple_of(2) {
+        ("SELECT COUNT(*), SUM(n) FROM agg".into(), 0, 0)
+    } else {
+        (
             format!("SELECT k, n, s FROM agg WHERE k = {}", i % KEYS),
             0,
             0,
-        ),
-        _ => {
-            let rows: Vec<String> = (0..ROWS_PER_INSERT)
-                .map(|r| format!("({}, {})", (i * 7 + r * 131) % KEYS, i + r))
-                .collect();
-            let x_sum = (0..ROWS_PER_INSERT).map(|r| i + r).sum();
-            let sql = format!("INSERT INTO ev VALUES {}", rows.join(", "));
-            (sql, ROWS_PER_INSERT, x_sum)
-        }
+        )
+    }
+}
+
+/// An `INSERT` of `rows` rows (keys and values derived from `i`): the SQL, the rows and the
+/// sum of `x` it inserts.
+fn insert_sql(i: u64, rows: u64) -> (String, u64, u64) {
+    let values: Vec<String> = (0..rows)
+        .map(|r| format!("({}, {})", (i * 7 + r * 131) % KEYS, i + r))
+        .collect();
+    let x_sum = (0..rows).map(|r| i + r).sum();
+    (
+        format!("INSERT INTO ev VALUES {}", values.join(", ")),
+        rows,
+        x_sum,
+    )
+}
+
+/// Request `i` of the mix: 3 of 4 insert 10 rows, 1 of 4 reads.
+fn mix_sql(i: u64) -> (String, u64, u64) {
+    match i % 8 {
+        0 | 4 => select_sql(i / 4),
+        _ => insert_sql(i, ROWS_PER_INSERT),
     }
 }
 
@@ -84,6 +111,165 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 fn ms(d: Duration) -> String {
     format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+/// What one workload did.
+struct Load {
+    sent: u64,
+    elapsed: Duration,
+    /// Sorted.
+    latencies: Vec<Duration>,
+    errors: Vec<String>,
+    rows: u64,
+    x_sum: u64,
+}
+
+/// `total` requests made by `make(i)`, sent by `threads` threads, for at most `limit`.
+fn run_load(port: u16, total: u64, threads: usize, limit: Duration, make: MakeRequest) -> Load {
+    let next = AtomicU64::new(0);
+    let rows_inserted = AtomicU64::new(0);
+    let x_inserted = AtomicU64::new(0);
+    let started = Instant::now();
+    let deadline = started + limit;
+    let results: Vec<ThreadResult> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut out = ThreadResult::default();
+                    while Instant::now() < deadline {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= total {
+                            break;
+                        }
+                        let (sql, rows, x_sum) = make(i);
+                        let t = Instant::now();
+                        let answer = post_sql(port, &sql);
+                        out.latencies.push(t.elapsed());
+                        match answer {
+                            Ok((200, _)) => {
+                                rows_inserted.fetch_add(rows, Ordering::Relaxed);
+                                x_inserted.fetch_add(x_sum, Ordering::Relaxed);
+                            }
+                            Ok((status, body)) => out.errors.push(format!("{status}: {body}")),
+                            Err(e) => out.errors.push(e),
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let elapsed = started.elapsed();
+    let mut latencies: Vec<Duration> = results.iter().flat_map(|r| r.latencies.clone()).collect();
+    latencies.sort();
+    Load {
+        sent: latencies.len() as u64,
+        elapsed,
+        latencies,
+        errors: results.into_iter().flat_map(|r| r.errors).collect(),
+        rows: rows_inserted.load(Ordering::Relaxed),
+        x_sum: x_inserted.load(Ordering::Relaxed),
+    }
+}
+
+/// The change-stream fan-out (see the module docs): ingest alone, then with `followers`
+/// clients reading every change of the view.
+fn fan_out(port: u16, followers: usize, each: Duration) {
+    let (status, body) = post_sql(
+        port,
+        "CREATE SOURCE fe (k BIGINT NOT NULL, x BIGINT NOT NULL);
+         CREATE MATERIALIZED VIEW fan AS SELECT k, COUNT(*) AS n, SUM(x) AS s FROM fe GROUP BY k",
+    )
+    .expect("fan-out setup");
+    assert_eq!(status, 200, "fan-out setup: {body}");
+    let statement: String = {
+        let rows: Vec<String> = (0..1000).map(|i| format!("({}, {i})", i % 8)).collect();
+        format!("INSERT INTO fe VALUES {}", rows.join(", "))
+    };
+    // One client, statements back to back: (statements, rows/s).
+    let ingest = || {
+        let started = Instant::now();
+        let mut statements = 0u64;
+        while started.elapsed() < each {
+            let (status, body) = post_sql(port, &statement).expect("insert");
+            assert_eq!(status, 200, "{body}");
+            statements += 1;
+        }
+        (
+            statements,
+            statements as f64 * 1000.0 / started.elapsed().as_secs_f64(),
+        )
+    };
+    let (_, alone) = ingest();
+    let streams: Vec<std::net::TcpStream> = (0..followers).map(|_| follow(port, "fan")).collect();
+    let (statements, followed) = ingest();
+    // Every statement changes the 8 groups: each follower must read 8 events per statement.
+    let expected = statements * 8;
+    let counts: Vec<u64> = std::thread::scope(|s| {
+        let readers: Vec<_> = streams
+            .into_iter()
+            .map(|stream| s.spawn(move || count_changes(stream, expected)))
+            .collect();
+        readers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    println!(
+        "change fan-out: 1,000-row INSERTs into a view of 8 groups, {:.1}s each: alone {alone:.0} rows/s; \
+         with {followers} followers reading every change {followed:.0} rows/s (ratio {:.2}); \
+         each follower received {} of {expected} changes",
+        each.as_secs_f64(),
+        followed / alone,
+        counts.iter().min().unwrap(),
+    );
+    assert!(
+        counts.iter().all(|&c| c == expected),
+        "a follower missed changes: {counts:?} of {expected}"
+    );
+}
+
+/// Opens `GET /views/VIEW/changes` and reads its response header.
+fn follow(port: u16, view: &str) -> std::net::TcpStream {
+    use std::io::{BufRead, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream
+        .write_all(format!("GET /views/{view}/changes HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // The header arrives once the subscription exists: later changes all reach this client.
+    let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+    }
+    assert!(reader.buffer().is_empty(), "events before the first change");
+    stream
+}
+
+/// Reads `change` events from a followed stream until `expected` arrived (or the stream
+/// stops); returns how many did.
+fn count_changes(stream: std::net::TcpStream, expected: u64) -> u64 {
+    use std::io::BufRead;
+    let mut reader = std::io::BufReader::new(stream);
+    let mut seen = 0;
+    let mut line = String::new();
+    while seen < expected {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => break,
+            Ok(_) if line.contains("event: change") => seen += 1,
+            Ok(_) if line.contains("event: dropped") => break,
+            Ok(_) => {}
+        }
+    }
+    seen
 }
 
 fn main() {
@@ -123,68 +309,49 @@ fn main() {
     .expect("setup");
     assert_eq!(status, 200, "setup: {body}");
 
-    let next = AtomicU64::new(0);
-    let rows_inserted = AtomicU64::new(0);
-    let x_inserted = AtomicU64::new(0);
-    let started = Instant::now();
-    let deadline = started + limit;
-    let results: Vec<ThreadResult> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut out = ThreadResult::default();
-                    while Instant::now() < deadline {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= total {
-                            break;
-                        }
-                        let (sql, rows, x_sum) = request_sql(i);
-                        let t = Instant::now();
-                        let answer = post_sql(port, &sql);
-                        out.latencies.push(t.elapsed());
-                        match answer {
-                            Ok((200, _)) => {
-                                rows_inserted.fetch_add(rows, Ordering::Relaxed);
-                                x_inserted.fetch_add(x_sum, Ordering::Relaxed);
-                            }
-                            Ok((status, body)) => out.errors.push(format!("{status}: {body}")),
-                            Err(e) => out.errors.push(e),
-                        }
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let elapsed = started.elapsed();
-
-    let mut latencies: Vec<Duration> = results.iter().flat_map(|r| r.latencies.clone()).collect();
-    let errors: Vec<&String> = results.iter().flat_map(|r| &r.errors).collect();
-    latencies.sort();
-    let sent = latencies.len() as u64;
-    let rows = rows_inserted.load(Ordering::Relaxed);
-    let x_sum = x_inserted.load(Ordering::Relaxed);
-    if sent < total {
+    let mut rows = 0;
+    let mut x_sum = 0;
+    let mut failed = 0;
+    let workloads: [(&str, MakeRequest); 3] = [
+        ("select", select_sql),
+        ("insert 1 row", |i| insert_sql(i, 1)),
+        ("mix", mix_sql),
+    ];
+    for (name, make) in workloads {
+        let load = run_load(port, total, threads, limit, make);
         println!(
-            "TIME LIMIT: stopped after {}s with {sent} of {total} requests sent",
-            limit.as_secs()
+            "{name:>12}: {} requests in {:.2}s: {:.0} requests/s; latency p50 {}, p99 {}, max {}; errors {}",
+            load.sent,
+            load.elapsed.as_secs_f64(),
+            load.sent as f64 / load.elapsed.as_secs_f64(),
+            ms(percentile(&load.latencies, 0.50)),
+            ms(percentile(&load.latencies, 0.99)),
+            ms(*load.latencies.last().unwrap()),
+            load.errors.len()
         );
+        if load.sent < total {
+            println!(
+                "TIME LIMIT: stopped after {}s with {} of {total} requests sent",
+                limit.as_secs(),
+                load.sent
+            );
+        }
+        for e in load.errors.iter().take(5) {
+            println!("  error: {e}");
+        }
+        rows += load.rows;
+        x_sum += load.x_sum;
+        failed += load.errors.len();
     }
-    println!(
-        "{sent} requests in {:.2}s: {:.0} requests/s, {:.0} rows/s inserted; latency p50 {}, \
-         p99 {}, max {}; errors {}",
-        elapsed.as_secs_f64(),
-        sent as f64 / elapsed.as_secs_f64(),
-        rows as f64 / elapsed.as_secs_f64(),
-        ms(percentile(&latencies, 0.50)),
-        ms(percentile(&latencies, 0.99)),
-        ms(*latencies.last().unwrap()),
-        errors.len()
+    fan_out(
+        port,
+        if full { 200 } else { 10 },
+        if full {
+            Duration::from_secs(5)
+        } else {
+            Duration::from_millis(500)
+        },
     );
-    for e in errors.iter().take(5) {
-        println!("  error: {e}");
-    }
 
     let totals = query(port, "SELECT SUM(n) AS total_n, SUM(s) AS total_s FROM agg");
     let (got_rows, got_x) = (totals[0]["total_n"].as_u64(), totals[0]["total_s"].as_u64());
@@ -210,7 +377,7 @@ fn main() {
         ms(t.elapsed())
     );
 
-    assert!(errors.is_empty(), "{} requests failed", errors.len());
+    assert_eq!(failed, 0, "{failed} requests failed");
     assert_eq!(got_rows, Some(rows), "SUM(n) against rows inserted");
     assert_eq!(got_x, Some(x_sum), "SUM(s) against the sum of x inserted");
     assert!(exit.success(), "strata serve exit status {exit}");

@@ -33,7 +33,7 @@ impl Default for ConnectionLimits {
     fn default() -> Self {
         ConnectionLimits {
             max_connections: 512,
-            max_connections_per_client: 64,
+            max_connections_per_client: 128,
             header_read_timeout: Duration::from_secs(10),
         }
     }
