@@ -305,7 +305,7 @@ mod files {
             e.checkpoint().unwrap();
         }
         // Dropped without closing: a clean close would checkpoint (and empty the WAL).
-        std::mem::forget(e);
+        drop(e);
     }
 
     fn files_under(dir: &Path, sub: &str) -> Vec<PathBuf> {
@@ -334,7 +334,6 @@ mod files {
         let opened = bounded("open", || Engine::builder().persist(settings(data)).build())?;
         if let Ok(mut e) = opened {
             let _ = e.query("SELECT * FROM by_k");
-            std::mem::forget(e);
         }
         Ok(())
     }

@@ -78,13 +78,23 @@ pub enum ConfigError {
     Invalid { origin: String, message: String },
 }
 
+/// `text` on one line: line breaks escaped as `\n` and `\r` (a message may quote SQL that
+/// spans lines; an error is printed, and logged, as one line).
+fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains(['\n', '\r']) {
+        text.replace('\n', "\\n").replace('\r', "\\r").into()
+    } else {
+        text.into()
+    }
+}
+
 /// A statement that cannot run as written. Nothing was changed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SqlError {
-    #[error("syntax error: {0}")]
+    #[error("syntax error: {}", one_line(.0))]
     Parse(String),
-    #[error("not supported: {0}")]
+    #[error("not supported: {}", one_line(.0))]
     Unsupported(String),
     #[error("unknown {kind} `{name}`; list them with SHOW {kind_plural}")]
     UnknownObject {
@@ -107,9 +117,9 @@ pub enum SqlError {
         object: String,
         available: String,
     },
-    #[error("type error: {0}")]
+    #[error("type error: {}", one_line(.0))]
     Type(String),
-    #[error("invalid value for column `{column}` of {object}: {message}")]
+    #[error("invalid value for column `{column}` of {object}: {}", one_line(.message))]
     InvalidValue {
         object: String,
         column: String,

@@ -200,10 +200,19 @@ impl<P: PhysicalProfile> Kernel<P> {
                 columns,
                 replace,
             } => {
+                // A logged batch is checked like a caller's: a record that decodes but does
+                // not fit its target is an error, never a panic further down.
+                let schema = self.schema_of(target).ok_or_else(|| {
+                    crate::error::ExecError::Eval(format!(
+                        "the log writes to `{target}`, which does not exist"
+                    ))
+                })?;
+                schema.check_shape(target, columns)?;
                 let prepared = self.prepare_insert(target, columns, *replace)?;
                 self.apply(prepared);
             }
             Change::Delete { table, keys } => {
+                self.table(table)?;
                 let prepared = Prepared {
                     work: Work::Delete {
                         table,

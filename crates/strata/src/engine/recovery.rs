@@ -51,6 +51,7 @@ impl<P: PhysicalProfile> Kernel<P> {
         match state {
             ObjectState::Source => Ok(()),
             ObjectState::Table { columns } => {
+                self.table(name)?.schema.check_shape(name, &columns)?;
                 let prepared = self.prepare_insert(name, &columns, true)?;
                 self.apply(prepared);
                 Ok(())

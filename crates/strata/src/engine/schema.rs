@@ -81,6 +81,42 @@ impl Schema {
         })
     }
 
+    /// Checks that `columns` are this schema's, in order: one per column, of its type, all
+    /// of one length (NOT NULL and the other value checks are [`check_columns`](Self::check_columns)').
+    pub fn check_shape(&self, object: &str, columns: &[Column]) -> Result<()> {
+        let rows = columns.first().map_or(0, Column::len);
+        if columns.len() != self.columns.len() {
+            return Err(SqlError::Type(format!(
+                "a batch of {} columns for {object}, which has {}",
+                columns.len(),
+                self.columns.len()
+            ))
+            .into());
+        }
+        for (i, (spec, col)) in self.columns.iter().zip(columns).enumerate() {
+            let got = col.data.data_type();
+            if got != spec.ty {
+                return Err(self
+                    .invalid(
+                        object,
+                        i,
+                        format!("batch column has type {got}, expected {}", spec.ty),
+                    )
+                    .into());
+            }
+            if col.len() != rows || col.nulls.as_ref().is_some_and(|n| n.len() != rows) {
+                return Err(self
+                    .invalid(
+                        object,
+                        i,
+                        format!("batch column length differs from the batch's {rows} rows"),
+                    )
+                    .into());
+            }
+        }
+        Ok(())
+    }
+
     /// Checks NOT NULL, declared integer ranges, declared text lengths and the text size
     /// limit.
     pub fn check_columns(&self, object: &str, columns: &[Column]) -> Result<()> {

@@ -798,7 +798,8 @@ fn plan_limit(query: &ast::Query) -> Result<(Option<usize>, usize), SqlError> {
         match expr::eval_constant(e) {
             Ok(Value::Int(n)) if n >= 0 => Ok(n as usize),
             _ => Err(SqlError::Type(format!(
-                "{what} needs a non-negative integer, got `{e}`"
+                "{what} needs a non-negative integer, got `{}`",
+                expr::excerpt(&e.to_string())
             ))),
         }
     };

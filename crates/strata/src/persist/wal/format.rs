@@ -27,6 +27,7 @@ pub fn wal_dir(data_dir: &Path) -> PathBuf {
     data_dir.join(WAL_DIR)
 }
 
+#[cfg(feature = "object-store")]
 /// Whether the WAL directory `dir` holds any record: a segment longer than its header.
 /// (A missing directory holds none.)
 pub fn holds_records(dir: &Path) -> std::io::Result<bool> {

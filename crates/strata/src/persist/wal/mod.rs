@@ -128,9 +128,9 @@ mod syncer;
 
 #[cfg(feature = "testing")]
 pub use faults::FaultInjector;
-pub use format::{
-    holds_records, segment_file_name, wal_dir, FRAME_HEADER_LEN, HEADER_LEN, MAX_RECORD_BYTES,
-};
+#[cfg(feature = "object-store")]
+pub use format::holds_records;
+pub use format::{segment_file_name, wal_dir, FRAME_HEADER_LEN, HEADER_LEN, MAX_RECORD_BYTES};
 #[cfg(feature = "testing")]
 pub use format::{FORMAT_VERSION, MAGIC, WAL_DIR};
 #[cfg(feature = "testing")]
