@@ -23,7 +23,7 @@
 //! otherwise); listening on a non-loopback address without a token is refused at startup.
 //! Request bodies over the limit get 413 without being read whole, and a body that does not
 //! arrive within `body_read_timeout` gets 408. Connections are bounded in number, per client
-//! and in how long a request's header may take ([`connections`]). SIGTERM or SIGINT stop
+//! and in how long a request's header may take ([`ConnectionLimits`]). SIGTERM or SIGINT stop
 //! accepting connections, let in-flight requests finish, and then the engine is closed,
 //! which takes a final checkpoint.
 //!
