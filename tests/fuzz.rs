@@ -114,11 +114,21 @@ fn fuzz<S: Strategy>(
         ..Config::default()
     });
     let target = std::cell::RefCell::new(&mut target);
-    let result = runner.run(&strategy, |input| (target.borrow_mut())(input));
+    let ran = std::cell::Cell::new(0u64);
+    let result = runner.run(&strategy, |input| {
+        ran.set(ran.get() + 1);
+        (target.borrow_mut())(input)
+    });
+    let (ran, seconds) = (ran.get(), started.elapsed().as_secs_f64());
+    let outcome = if result.is_ok() {
+        "no failure"
+    } else {
+        "FAILED"
+    };
+    // `ran` counts shrinking steps after a failure too.
     eprintln!(
-        "fuzz {name}: {n} inputs in {:.1}s ({:.0}/s)",
-        started.elapsed().as_secs_f64(),
-        n as f64 / started.elapsed().as_secs_f64()
+        "fuzz {name}: {ran} inputs in {seconds:.1}s ({:.0}/s), {outcome}",
+        ran as f64 / seconds
     );
     if let Err(e) = result {
         panic!("fuzz {name}: {e}");
@@ -526,7 +536,8 @@ fn http_requests() {
             // A request hyper cannot parse may be closed without an answer; otherwise a
             // status line, and never a server fault.
             if !answer.is_empty() {
-                prop_assert!(answer.starts_with("HTTP/1.1 "), "{answer}");
+                // (A mutated request line may ask for HTTP/1.0.)
+                prop_assert!(answer.starts_with("HTTP/1."), "{answer}");
                 let status: u16 = answer[9..12].parse().unwrap_or(0);
                 prop_assert!(
                     (200..500).contains(&status),
