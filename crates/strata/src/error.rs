@@ -96,22 +96,22 @@ pub enum SqlError {
     Parse(String),
     #[error("not supported: {}", one_line(.0))]
     Unsupported(String),
-    #[error("unknown {kind} `{name}`; list them with SHOW {kind_plural}")]
+    #[error("unknown {kind} `{}`; list them with SHOW {kind_plural}", one_line(.name))]
     UnknownObject {
         kind: &'static str,
         kind_plural: &'static str,
         name: String,
     },
-    #[error("`{name}` is a {actual}, not a {expected}; {hint}")]
+    #[error("`{}` is a {actual}, not a {expected}; {}", one_line(.name), one_line(.hint))]
     WrongKind {
         name: String,
         actual: &'static str,
         expected: &'static str,
         hint: String,
     },
-    #[error("{kind} `{name}` already exists")]
+    #[error("{kind} `{}` already exists", one_line(.name))]
     AlreadyExists { kind: &'static str, name: String },
-    #[error("unknown column `{column}` in {object}; it has: {available}")]
+    #[error("unknown column `{}` in {}; it has: {}", one_line(.column), one_line(.object), one_line(.available))]
     UnknownColumn {
         column: String,
         object: String,
@@ -119,7 +119,7 @@ pub enum SqlError {
     },
     #[error("type error: {}", one_line(.0))]
     Type(String),
-    #[error("invalid value for column `{column}` of {object}: {}", one_line(.message))]
+    #[error("invalid value for column `{}` of {}: {}", one_line(.column), one_line(.object), one_line(.message))]
     InvalidValue {
         object: String,
         column: String,
@@ -141,7 +141,7 @@ pub enum SqlError {
         what: &'static str,
         profile: ProfileKind,
     },
-    #[error("cannot drop {kind} `{name}`: {reason}")]
+    #[error("cannot drop {kind} `{}`: {}", one_line(.name), one_line(.reason))]
     InUse {
         kind: &'static str,
         name: String,
@@ -168,11 +168,11 @@ pub enum ExecError {
         max: usize,
         profile: ProfileKind,
     },
-    #[error("duplicate primary key {key} in table `{table}`; use INSERT OR REPLACE to overwrite")]
+    #[error("duplicate primary key {} in table `{}`; use INSERT OR REPLACE to overwrite", one_line(.key), one_line(.table))]
     DuplicateKey { table: String, key: String },
-    #[error("column `{column}` of {object} is NOT NULL but got NULL")]
+    #[error("column `{}` of {} is NOT NULL but got NULL", one_line(.column), one_line(.object))]
     NotNull { object: String, column: String },
-    #[error("{0}")]
+    #[error("{}", one_line(.0))]
     Eval(String),
     /// A failure another node of the cluster reported, in its words.
     #[error("{0}")]
