@@ -275,6 +275,7 @@ fn sql_front_end() {
 #[cfg(all(feature = "persistence", not(feature = "cluster")))]
 mod files {
     use super::*;
+    use crate::common::cli::copy_dir;
     use std::path::{Path, PathBuf};
     use strata::checkpoint::{PersistSettings, SyncMode};
     use strata::testing::crc32c;
@@ -324,19 +325,6 @@ mod files {
             .unwrap_or_default();
         out.sort();
         out
-    }
-
-    fn copy_dir(from: &Path, to: &Path) {
-        std::fs::create_dir_all(to).unwrap();
-        for entry in std::fs::read_dir(from).unwrap() {
-            let entry = entry.unwrap();
-            let target = to.join(entry.file_name());
-            if entry.file_type().unwrap().is_dir() {
-                copy_dir(&entry.path(), &target);
-            } else {
-                std::fs::copy(entry.path(), target).unwrap();
-            }
-        }
     }
 
     /// Opens the data directory: any outcome but a panic or an unbounded allocation.
