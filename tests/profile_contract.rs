@@ -493,3 +493,101 @@ fn take_over_is_the_durable_tier_s() {
         }
     }
 }
+
+/// The example configuration of the spec (seed 000), verbatim: its key names are aliases of
+/// Strata's, so it is a working durable configuration.
+const SPEC_CONFIG: &str = include_str!("fixtures/spec_config.toml");
+
+#[test]
+fn the_specs_example_configuration_loads_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(&dir, SPEC_CONFIG);
+    let config = Config::load(Some(&path), no_env()).unwrap();
+    assert_eq!(
+        config.object_store.url.as_deref(),
+        Some("s3://my-bucket/checkpoints")
+    );
+    if P::KIND != ProfileKind::Durable {
+        let err = config.validate::<P>().unwrap_err();
+        assert!(
+            matches!(err, ConfigError::FeatureNotCompiled { .. }),
+            "{err:?}"
+        );
+        return;
+    }
+    config.validate::<P>().unwrap();
+    let settings = config.persist_settings(Some(dir.path())).unwrap();
+    assert_eq!(
+        settings.checkpoint_interval,
+        Some(std::time::Duration::from_secs(30))
+    );
+    assert_eq!(
+        settings.index_path(),
+        dir.path().join("laminardb_indexes.redb")
+    );
+
+    // The same file with a local store: the engine runs and keeps its indexes where it says.
+    let store = tempfile::tempdir().unwrap();
+    let local = SPEC_CONFIG.replace(
+        "s3://my-bucket/checkpoints",
+        &format!("file://{}", store.path().display()),
+    );
+    let path = write_config(&dir, &local);
+    let config = Config::load(Some(&path), no_env()).unwrap();
+    config.validate::<P>().unwrap();
+    let data = dir.path().join("data");
+    let mut engine = config
+        .engine_builder::<P>(Some(&data))
+        .unwrap()
+        .build()
+        .unwrap();
+    engine
+        .execute(
+            "CREATE TABLE users (id BIGINT PRIMARY KEY, city VARCHAR); \
+             CREATE INDEX users_city ON users (city); \
+             INSERT INTO users VALUES (1, 'Oslo')",
+        )
+        .unwrap();
+    engine.close().unwrap();
+    assert!(data.join("laminardb_indexes.redb").exists());
+    assert!(!data.join("indexes.redb").exists());
+}
+
+#[test]
+fn a_spec_alias_and_its_canonical_key_together_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(
+        &dir,
+        "[checkpoint]\nobject_store_url = \"memory://a\"\n[object_store]\nurl = \"memory://b\"\n",
+    );
+    let message = Config::load(Some(&path), no_env()).unwrap_err().to_string();
+    assert!(
+        message.contains("[checkpoint] object_store_url") && message.contains("[object_store] url"),
+        "{message}"
+    );
+    let err = Config::load(
+        None,
+        env(&[
+            ("STRATA_CHECKPOINT_OBJECT_STORE_URL", "memory://a"),
+            ("STRATA_OBJECT_STORE_URL", "memory://b"),
+        ]),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("same setting"), "{err}");
+}
+
+#[test]
+fn an_index_file_path_is_refused_where_there_are_no_indexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(&dir, "[indexes]\ndb_path = \"idx.redb\"\n");
+    let result = Config::load(Some(&path), no_env()).unwrap().validate::<P>();
+    match P::INDEXES {
+        IndexSupport::None => assert!(result.unwrap_err().to_string().contains("db_path")),
+        // (other keys may be missing, e.g. the object store's URL; not this one)
+        _ => {
+            if let Err(e) = result {
+                assert!(!e.to_string().contains("db_path"), "{e}");
+            }
+        }
+    }
+}

@@ -130,8 +130,17 @@ pub struct PersistSettings {
     pub truncate_at_corruption: bool,
     /// Keep secondary indexes (tiers where they are optional).
     pub indexes: bool,
+    /// The index file: relative to `data_dir`, or absolute.
+    pub index_file: PathBuf,
     /// Where snapshots go in tiers that keep them in an object store.
     pub object_store: ObjectStoreSettings,
+}
+
+impl PersistSettings {
+    /// The secondary index file: `index_file` under `data_dir` (or as is, when absolute).
+    pub fn index_path(&self) -> PathBuf {
+        self.data_dir.join(&self.index_file)
+    }
 }
 
 /// The object store of the durable tier, as [`crate::config`] reads `[object_store]`.
@@ -209,6 +218,7 @@ impl Default for PersistSettings {
             keep: 2,
             truncate_at_corruption: false,
             indexes: true,
+            index_file: PathBuf::from("indexes.redb"),
             object_store: ObjectStoreSettings::default(),
         }
     }

@@ -60,6 +60,8 @@ pub struct StateSection {
 pub struct CheckpointSection {
     pub interval: Option<String>,
     pub keep: Option<u32>,
+    /// The spec's name of `[object_store] url`; [`Config::load`] moves it there.
+    pub object_store_url: Option<String>,
 }
 
 /// Where the durable tier keeps its checkpoints.
@@ -83,6 +85,8 @@ pub struct ObjectStoreSection {
 #[serde(deny_unknown_fields)]
 pub struct IndexesSection {
     pub enabled: Option<bool>,
+    /// The index file: relative to the data directory (default `indexes.redb`), or absolute.
+    pub db_path: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -131,6 +135,7 @@ const KEYS: &[(&str, &str, ValueKind)] = &[
     ("state", "capacity", ValueKind::Integer),
     ("checkpoint", "interval", ValueKind::Text),
     ("checkpoint", "keep", ValueKind::Integer),
+    ("checkpoint", "object_store_url", ValueKind::Text),
     ("object_store", "url", ValueKind::Text),
     ("object_store", "endpoint", ValueKind::Text),
     ("object_store", "region", ValueKind::Text),
@@ -140,6 +145,7 @@ const KEYS: &[(&str, &str, ValueKind)] = &[
     ("object_store", "timeout", ValueKind::Text),
     ("object_store", "take_over", ValueKind::Bool),
     ("indexes", "enabled", ValueKind::Bool),
+    ("indexes", "db_path", ValueKind::Text),
     ("server", "listen", ValueKind::Text),
     ("server", "token", ValueKind::Text),
     ("server", "max_body_bytes", ValueKind::Integer),
@@ -235,12 +241,31 @@ impl Config {
         } else {
             origin
         };
-        toml::Value::Table(table)
+        let mut config = toml::Value::Table(table)
             .try_into::<Config>()
             .map_err(|e| ConfigError::Invalid {
-                origin,
+                origin: origin.clone(),
                 message: e.message().to_string(),
-            })
+            })?;
+        config.fold_aliases(&origin)?;
+        Ok(config)
+    }
+
+    /// Moves the spec's names of keys (`[checkpoint] object_store_url`) to Strata's
+    /// (`[object_store] url`), so that the spec's example configuration loads as written.
+    fn fold_aliases(&mut self, origin: &str) -> Result<(), ConfigError> {
+        if let Some(url) = self.checkpoint.object_store_url.take() {
+            if self.object_store.url.is_some() {
+                return Err(ConfigError::Invalid {
+                    origin: origin.to_string(),
+                    message: "both [checkpoint] object_store_url and [object_store] url are set; \
+                              they name the same setting: keep one"
+                        .into(),
+                });
+            }
+            self.object_store.url = Some(url);
+        }
+        Ok(())
     }
 
     /// Checks the config against the compiled profile `P`.
@@ -306,6 +331,23 @@ impl Config {
                 "[indexes] enabled = true",
                 self.indexes.enabled == Some(true),
             )?;
+            absent("[indexes] db_path", self.indexes.db_path.is_some())?;
+        }
+        if let Some(path) = &self.indexes.db_path {
+            let path = Path::new(path);
+            if path.as_os_str().is_empty() || path.file_name().is_none() {
+                return Err(ConfigError::Invalid {
+                    origin: "key [indexes] db_path".into(),
+                    message: format!("`{}` does not name a file", path.display()),
+                });
+            }
+            if P::MULTI_NODE && (path.is_absolute() || path.components().count() > 1) {
+                return Err(unmet(format!(
+                    "[indexes] db_path = `{}`: each shard keeps its own index file in its \
+                     directory, so only a file name is accepted here",
+                    path.display()
+                )));
+            }
         }
         if P::INDEXES == IndexSupport::Always && self.indexes.enabled == Some(false) {
             return Err(unmet(
@@ -456,6 +498,9 @@ impl Config {
             settings.checkpoint_interval = (!d.is_zero()).then_some(d);
         }
         settings.indexes = self.indexes.enabled.unwrap_or(true);
+        if let Some(path) = &self.indexes.db_path {
+            settings.index_file = path.into();
+        }
         if let Some(keep) = self.checkpoint.keep {
             if keep == 0 {
                 return Err(invalid("[checkpoint] keep", "must be at least 1".into()));

@@ -613,32 +613,37 @@ impl IndexStore {
     /// Opening verifies every page checksum of the file, so it takes time proportional to the
     /// file's size.
     pub fn open(data_dir: impl AsRef<Path>) -> Result<(IndexStore, OpenReport), PersistError> {
-        let path = data_dir.as_ref().join(FILE_NAME);
-        let reason = match fs::metadata(&path) {
+        Self::open_file(data_dir.as_ref().join(FILE_NAME))
+    }
+
+    /// [`open`](Self::open) at `path` (`[indexes] db_path`); its directory must exist.
+    pub fn open_file(path: impl AsRef<Path>) -> Result<(IndexStore, OpenReport), PersistError> {
+        let path = path.as_ref();
+        let reason = match fs::metadata(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 format!(
                     "index file {} is missing; created an empty one, every index must be rebuilt",
                     path.display()
                 )
             }
-            Err(e) => return Err(PersistError::io("open index file", &path, e)),
+            Err(e) => return Err(PersistError::io("open index file", path, e)),
             Ok(meta) if meta.len() == 0 => {
                 format!(
                     "index file {} is empty; recreated it, every index must be rebuilt",
                     path.display()
                 )
             }
-            Ok(_) => match Self::open_existing(&path) {
+            Ok(_) => match Self::open_existing(path) {
                 Ok(store) => return Ok((store, OpenReport::default())),
                 Err(OpenFailure::Fatal(e)) => return Err(e),
                 Err(OpenFailure::Damaged(why)) => {
-                    fs::remove_file(&path)
-                        .map_err(|e| PersistError::io("remove damaged index file", &path, e))?;
+                    fs::remove_file(path)
+                        .map_err(|e| PersistError::io("remove damaged index file", path, e))?;
                     format!("index file {} is damaged ({why}); recreated it, every index must be rebuilt", path.display())
                 }
             },
         };
-        let store = Self::create_new(&path)?;
+        let store = Self::create_new(path)?;
         Ok((
             store,
             OpenReport {

@@ -6,14 +6,14 @@ use crate::index::IndexBackend;
 use crate::types::{Key, Value};
 use std::ops::Bound;
 
-/// Secondary indexes in `<data_dir>/indexes.redb`.
+/// Secondary indexes in one redb file, `<data_dir>/indexes.redb` unless configured.
 pub struct RedbIndexes {
     store: IndexStore,
 }
 
 impl IndexBackend for RedbIndexes {
     fn open(settings: &PersistSettings) -> Result<(Self, Option<String>), crate::Error> {
-        let (store, report) = IndexStore::open(&settings.data_dir)?;
+        let (store, report) = IndexStore::open_file(settings.index_path())?;
         let rebuild = if report.rebuilt_all {
             report.reason
         } else {
@@ -23,7 +23,7 @@ impl IndexBackend for RedbIndexes {
     }
 
     fn discard(settings: &PersistSettings) -> Result<bool, crate::Error> {
-        let path = settings.data_dir.join(super::index_store::FILE_NAME);
+        let path = settings.index_path();
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
