@@ -88,6 +88,9 @@ enum Command {
         /// HOST:PORT to listen on (default: [server] listen, else 127.0.0.1:7878).
         #[arg(long)]
         listen: Option<String>,
+        /// HOST:PORT for PostgreSQL clients (default: [server] pg_listen, else not served).
+        #[arg(long)]
+        pg_listen: Option<String>,
     },
     /// Measure typed batch ingest into a grouped view against a hand-written FxHashMap loop.
     Bench {
@@ -264,9 +267,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             store::run(command, &config, cli.data.as_deref())
         }
         #[cfg(feature = "server")]
-        Command::Serve { listen } => {
+        Command::Serve { listen, pg_listen } => {
             let config = load_config(&cli)?;
-            serve::run(listen.as_deref(), &config, cli.data.as_deref())
+            serve::run(
+                listen.as_deref(),
+                pg_listen.as_deref(),
+                &config,
+                cli.data.as_deref(),
+            )
         }
         Command::Bench {
             keys,

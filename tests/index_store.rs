@@ -17,9 +17,9 @@ use std::time::Instant;
 use strata::testing::redb;
 
 use proptest::prelude::*;
+use strata::checkpoint::DEFAULT_INDEX_FILE as FILE_NAME;
 use strata::testing::index_store::{
     decode_entry, decode_key, decode_value, encode_entry, encode_key, encode_value, IndexStore,
-    FILE_NAME,
 };
 use strata::testing::SplitMix64;
 use strata::{Key, PersistError, Value};
@@ -108,7 +108,7 @@ fn as_ref(b: &Bound<Value>) -> Bound<&Value> {
 }
 
 fn open(dir: &Path) -> IndexStore {
-    let (store, report) = IndexStore::open(dir).unwrap();
+    let (store, report) = IndexStore::open(dir.join(FILE_NAME)).unwrap();
     assert!(
         !report.rebuilt_all,
         "unexpected rebuild: {:?}",
@@ -408,7 +408,7 @@ proptest! {
 }
 
 fn open_new(dir: &Path) -> IndexStore {
-    let (store, report) = IndexStore::open(dir).unwrap();
+    let (store, report) = IndexStore::open(dir.join(FILE_NAME)).unwrap();
     assert!(report.rebuilt_all, "a new file is reported");
     assert_eq!(store.durable_lsn(), None);
     store
@@ -856,7 +856,7 @@ fn populated(dir: &Path) -> Vec<Vec<u8>> {
 /// After damage: either the file was recreated (and said so), or redb restored a consistent
 /// state that `durable_lsn` describes. Never a panic, never an error.
 fn assert_recovered_or_rebuilt(dir: &Path, expected: &[Vec<u8>]) -> bool {
-    let (mut store, report) = IndexStore::open(dir).unwrap();
+    let (mut store, report) = IndexStore::open(dir.join(FILE_NAME)).unwrap();
     if report.rebuilt_all {
         let reason = report.reason.unwrap();
         assert!(
@@ -889,7 +889,7 @@ fn missing_file_is_created_and_reported() {
     let dir = tempfile::tempdir().unwrap();
     populated(dir.path());
     fs::remove_file(dir.path().join(FILE_NAME)).unwrap();
-    let (store, report) = IndexStore::open(dir.path()).unwrap();
+    let (store, report) = IndexStore::open(dir.path().join(FILE_NAME)).unwrap();
     assert!(report.rebuilt_all);
     assert!(report.reason.unwrap().contains("missing"));
     assert_eq!(store.names().count(), 0);
@@ -907,7 +907,7 @@ fn garbage_file_is_recreated_and_reported() {
     }] {
         let dir = tempfile::tempdir().unwrap();
         fs::write(dir.path().join(FILE_NAME), &garbage).unwrap();
-        let (store, report) = IndexStore::open(dir.path()).unwrap();
+        let (store, report) = IndexStore::open(dir.path().join(FILE_NAME)).unwrap();
         assert!(report.rebuilt_all);
         assert!(
             report.reason.as_deref().unwrap().contains("damaged"),
@@ -921,7 +921,7 @@ fn garbage_file_is_recreated_and_reported() {
     // An empty file (a crash while it was being created).
     let dir = tempfile::tempdir().unwrap();
     fs::write(dir.path().join(FILE_NAME), b"").unwrap();
-    let (_, report) = IndexStore::open(dir.path()).unwrap();
+    let (_, report) = IndexStore::open(dir.path().join(FILE_NAME)).unwrap();
     assert!(report.rebuilt_all, "{report:?}");
 }
 
@@ -991,7 +991,7 @@ fn foreign_or_newer_files_are_recreated() {
             .unwrap();
         txn.commit().unwrap();
     }
-    let (_, report) = IndexStore::open(dir.path()).unwrap();
+    let (_, report) = IndexStore::open(dir.path().join(FILE_NAME)).unwrap();
     assert!(report.rebuilt_all);
     assert!(report.reason.unwrap().contains("no strata index metadata"));
 
@@ -1006,7 +1006,7 @@ fn foreign_or_newer_files_are_recreated() {
             .unwrap();
         txn.commit().unwrap();
     }
-    let (store, report) = IndexStore::open(dir.path()).unwrap();
+    let (store, report) = IndexStore::open(dir.path().join(FILE_NAME)).unwrap();
     assert!(report.rebuilt_all);
     assert!(report.reason.unwrap().contains("version 99"));
     assert_eq!(store.names().count(), 0);

@@ -6,7 +6,12 @@ use std::path::Path;
 use strata::config::Config;
 use strata::server::{ServerSettings, DEFAULT_MAX_BODY_BYTES};
 
-pub fn run(listen: Option<&str>, config: &Config, data: Option<&Path>) -> Result<(), Failure> {
+pub fn run(
+    listen: Option<&str>,
+    pg_listen: Option<&str>,
+    config: &Config,
+    data: Option<&Path>,
+) -> Result<(), Failure> {
     let text = listen
         .map(str::to_string)
         .or_else(|| config.server.listen.clone())
@@ -47,14 +52,25 @@ pub fn run(listen: Option<&str>, config: &Config, data: Option<&Path>) -> Result
         .max_connections_per_client
         .unwrap_or(limits.max_connections_per_client);
     settings.token = server.token.clone();
+    settings.pg_listen = pg_listen
+        .map(str::to_string)
+        .or_else(|| server.pg_listen.clone())
+        .map(|text| {
+            text.parse()
+                .map_err(|e| usage(anyhow!("pg_listen address `{text}` is not HOST:PORT: {e}")))
+        })
+        .transpose()?;
     settings.max_body_bytes = server.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES);
     settings.check()?;
     config.validate::<strata::ActiveProfile>()?;
     let engine = config
         .engine_builder::<strata::ActiveProfile>(data)?
         .build()?;
-    strata::server::serve(engine, &settings, |addr| {
-        eprintln!("listening on http://{addr}");
+    strata::server::serve(engine, &settings, |at| {
+        if let Some(pg) = at.postgres {
+            eprintln!("listening on postgres://{pg} (PostgreSQL protocol)");
+        }
+        eprintln!("listening on http://{}", at.http);
     })?;
     Ok(())
 }

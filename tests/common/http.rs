@@ -68,6 +68,8 @@ pub fn sql(port: u16, text: &str) -> Reply {
 pub struct Server {
     pub child: Child,
     pub port: u16,
+    /// The PostgreSQL protocol's port, when `--pg-listen` was given.
+    pub pg_port: Option<u16>,
     /// Its stderr after the `listening on` line.
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
 }
@@ -89,6 +91,7 @@ pub fn serve(mut cmd: Command) -> Server {
     let mut line = String::new();
     let mut before = String::new();
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut pg_port = None;
     let port = loop {
         before.push_str(&line);
         line.clear();
@@ -99,6 +102,10 @@ pub fn serve(mut cmd: Command) -> Server {
         if stderr.read_line(&mut line).unwrap() == 0 {
             let _ = child.kill();
             panic!("strata serve exited before listening; stderr:\n{before}");
+        }
+        if let Some(rest) = line.trim().strip_prefix("listening on postgres://") {
+            let addr = rest.split_whitespace().next().unwrap();
+            pg_port = Some(addr.rsplit(':').next().unwrap().parse().unwrap());
         }
         if let Some(addr) = line.trim().strip_prefix("listening on http://") {
             break addr.rsplit(':').next().unwrap().parse().unwrap();
@@ -117,6 +124,7 @@ pub fn serve(mut cmd: Command) -> Server {
     Server {
         child,
         port,
+        pg_port,
         stderr: collected,
     }
 }

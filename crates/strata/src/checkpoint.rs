@@ -136,6 +136,9 @@ pub struct PersistSettings {
     pub object_store: ObjectStoreSettings,
 }
 
+/// The index file's name in the data directory, unless `[indexes] db_path` names another.
+pub const DEFAULT_INDEX_FILE: &str = "indexes.redb";
+
 impl PersistSettings {
     /// The secondary index file: `index_file` under `data_dir` (or as is, when absolute).
     pub fn index_path(&self) -> PathBuf {
@@ -218,7 +221,7 @@ impl Default for PersistSettings {
             keep: 2,
             truncate_at_corruption: false,
             indexes: true,
-            index_file: PathBuf::from("indexes.redb"),
+            index_file: PathBuf::from(DEFAULT_INDEX_FILE),
             object_store: ObjectStoreSettings::default(),
         }
     }

@@ -94,6 +94,8 @@ pub struct IndexesSection {
 pub struct ServerSection {
     /// `HOST:PORT`, default `127.0.0.1:7878`.
     pub listen: Option<String>,
+    /// `HOST:PORT` for PostgreSQL's wire protocol; unset: not served.
+    pub pg_listen: Option<String>,
     /// Bearer token every request must present; required to listen beyond loopback.
     pub token: Option<String>,
     /// The largest request body (and so SQL text) accepted, in bytes (default 16 MiB).
@@ -147,6 +149,7 @@ const KEYS: &[(&str, &str, ValueKind)] = &[
     ("indexes", "enabled", ValueKind::Bool),
     ("indexes", "db_path", ValueKind::Text),
     ("server", "listen", ValueKind::Text),
+    ("server", "pg_listen", ValueKind::Text),
     ("server", "token", ValueKind::Text),
     ("server", "max_body_bytes", ValueKind::Integer),
     ("server", "unhealthy_after", ValueKind::Text),
@@ -358,6 +361,7 @@ impl Config {
         }
         if !P::NETWORKED {
             absent("[server] listen", self.server.listen.is_some())?;
+            absent("[server] pg_listen", self.server.pg_listen.is_some())?;
             absent("[server] token", self.server.token.is_some())?;
             absent(
                 "[server] max_body_bytes",

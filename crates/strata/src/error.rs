@@ -29,6 +29,47 @@ impl Error {
     pub fn report(&self) -> String {
         report(self)
     }
+
+    /// The error's SQLSTATE code, as PostgreSQL would report the same failure (`42601` for
+    /// a syntax error, `42P01` for an unknown table, `23505` for a duplicate key, …).
+    pub fn sqlstate(&self) -> &str {
+        match self {
+            Error::Sql(e) => match e {
+                SqlError::Parse(_) | SqlError::TooLarge { .. } => "42601",
+                SqlError::Unsupported(_)
+                | SqlError::NotInThisTier { .. }
+                | SqlError::NotAvailableYet { .. } => "0A000",
+                SqlError::UnknownObject { kind, .. } if *kind == "index" => "42704",
+                SqlError::UnknownObject { .. } => "42P01",
+                SqlError::WrongKind { .. } => "42809",
+                SqlError::AlreadyExists { .. } => "42P07",
+                SqlError::UnknownColumn { .. } => "42703",
+                SqlError::Type(_) => "42804",
+                SqlError::InvalidValue { message, .. } if message.contains("out of range") => {
+                    "22003"
+                }
+                SqlError::InvalidValue { message, .. } if message.contains("characters") => "22001",
+                SqlError::InvalidValue { .. } => "22P02",
+                SqlError::InUse { .. } => "2BP01",
+                SqlError::Reported { sqlstate, .. } => sqlstate,
+            },
+            Error::Exec(e) => match e {
+                ExecError::StateFull { .. } => "54000",
+                ExecError::DuplicateKey { .. } => "23505",
+                ExecError::NotNull { .. } => "23502",
+                ExecError::Eval(m) if m.contains("overflow") || m.contains("out of range") => {
+                    "22003"
+                }
+                ExecError::Eval(m) if m.contains("division by zero") => "22012",
+                ExecError::Eval(_) => "22000",
+                ExecError::Remote(_) => "XX000",
+                ExecError::Reported { sqlstate, .. } => sqlstate,
+            },
+            Error::Persist(_) => "58030",
+            Error::Config(_) => "F0000",
+            Error::Server(_) => "XX000",
+        }
+    }
 }
 
 /// An error's message with the messages of its causes, `outer: inner: …`.
@@ -149,9 +190,9 @@ pub enum SqlError {
     },
     #[error("statement too large: {size} bytes, the limit is {limit} bytes; split it into smaller statements")]
     TooLarge { size: usize, limit: usize },
-    /// A statement error another node of the cluster reported, in its words.
-    #[error("{0}")]
-    Remote(String),
+    /// A statement error another node of the cluster reported, with its SQLSTATE.
+    #[error("{message}")]
+    Reported { sqlstate: String, message: String },
 }
 
 /// A failure while applying a valid statement or batch. Nothing of it was applied.
@@ -177,6 +218,9 @@ pub enum ExecError {
     /// A failure another node of the cluster reported, in its words.
     #[error("{0}")]
     Remote(String),
+    /// A failure another node of the cluster reported, with its SQLSTATE.
+    #[error("{message}")]
+    Reported { sqlstate: String, message: String },
 }
 
 /// Local files of persistent tiers: the data directory, WAL segments, snapshots, indexes.

@@ -53,15 +53,24 @@ pub struct Leader {
 #[derive(Clone)]
 enum SettledOutcome {
     Written(u64),
-    Failed(u8, String),
+    Failed {
+        kind: u8,
+        sqlstate: String,
+        message: String,
+    },
 }
 
 impl SettledOutcome {
     fn response(&self) -> Response {
         match self {
             SettledOutcome::Written(rows) => Response::Written { rows: *rows },
-            SettledOutcome::Failed(kind, message) => Response::Failed {
+            SettledOutcome::Failed {
+                kind,
+                sqlstate,
+                message,
+            } => Response::Failed {
                 kind: *kind,
+                sqlstate: sqlstate.clone(),
                 message: message.clone(),
             },
         }
@@ -132,9 +141,17 @@ impl Leader {
             Response::Written { rows } => {
                 self.settle(pending.request, SettledOutcome::Written(*rows))
             }
-            Response::Failed { kind, message } => self.settle(
+            Response::Failed {
+                kind,
+                sqlstate,
+                message,
+            } => self.settle(
                 pending.request,
-                SettledOutcome::Failed(*kind, message.clone()),
+                SettledOutcome::Failed {
+                    kind: *kind,
+                    sqlstate: sqlstate.clone(),
+                    message: message.clone(),
+                },
             ),
             _ => {}
         }
@@ -369,8 +386,13 @@ fn flush<P: PhysicalProfile>(inner: &Inner<P>, leader: &Leader, group: Vec<Group
         Err(response) => {
             for g in group {
                 let _ = g.pending.reply.send(match &response {
-                    Response::Failed { kind, message } => Response::Failed {
+                    Response::Failed {
+                        kind,
+                        sqlstate,
+                        message,
+                    } => Response::Failed {
                         kind: *kind,
+                        sqlstate: sqlstate.clone(),
                         message: message.clone(),
                     },
                     _ => Response::NotLeader { owner: None },

@@ -194,7 +194,11 @@ impl<P: PhysicalProfile> Node for Inner<P> {
                     report.lsn = report.lsn.max(lsn);
                     report.bytes += bytes;
                 }
-                Response::Failed { kind, message } => return Err(rpc::remote_error(kind, message)),
+                Response::Failed {
+                    kind,
+                    sqlstate,
+                    message,
+                } => return Err(rpc::remote_error(kind, sqlstate, message)),
                 other => {
                     return Err(ExecError::Remote(format!(
                         "node `{}` answered a checkpoint with {other:?}",
@@ -307,9 +311,11 @@ impl<P: PhysicalProfile> Inner<P> {
             };
             let last_problem = match answer {
                 Ok(Response::Written { rows }) => return Ok(rows),
-                Ok(Response::Failed { kind, message }) => {
-                    return Err(rpc::remote_error(kind, message))
-                }
+                Ok(Response::Failed {
+                    kind,
+                    sqlstate,
+                    message,
+                }) => return Err(rpc::remote_error(kind, sqlstate, message)),
                 Ok(other) => format!("{other:?}"),
                 Err(problem) => problem,
             };

@@ -516,10 +516,7 @@ async fn handle<P: PhysicalProfile>(
     body: axum::body::Bytes,
 ) -> Vec<u8> {
     let response = match rpc::decode::<Request>(&body) {
-        Err(e) => Response::Failed {
-            kind: 0,
-            message: format!("a request that does not decode: {e}"),
-        },
+        Err(e) => Response::broken(format!("a request that does not decode: {e}")),
         Ok(Request::Push {
             epoch,
             lsn,
@@ -550,10 +547,7 @@ async fn handle<P: PhysicalProfile>(
             let node = inner.clone();
             tokio::task::spawn_blocking(move || node.serve(other))
                 .await
-                .unwrap_or_else(|e| Response::Failed {
-                    kind: 0,
-                    message: format!("the request failed: {e}"),
-                })
+                .unwrap_or_else(|e| Response::broken(format!("the request failed: {e}")))
         }
     };
     rpc::encode(&response)
@@ -744,9 +738,11 @@ impl<P: PhysicalProfile> Inner<P> {
             for (group, answer) in asked {
                 match answer {
                     Ok(Response::NotOwner { .. }) | Err(_) => retry.extend(group),
-                    Ok(Response::Failed { kind, message }) => {
-                        return Err(rpc::remote_error(kind, message))
-                    }
+                    Ok(Response::Failed {
+                        kind,
+                        sqlstate,
+                        message,
+                    }) => return Err(rpc::remote_error(kind, sqlstate, message)),
                     Ok(response) => answers.push((group[0], response)),
                 }
             }

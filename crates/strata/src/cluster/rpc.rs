@@ -80,9 +80,11 @@ pub enum Response {
         bytes: u64,
     },
     Done,
-    /// The statement failed; nothing of it was applied. `kind` says which error family.
+    /// The statement failed; nothing of it was applied. `kind` says which error family,
+    /// `sqlstate` which error (as PostgreSQL's clients are told).
     Failed {
         kind: u8,
+        sqlstate: String,
         message: String,
     },
     /// This node does not own the log (`owner`, if it knows).
@@ -110,16 +112,26 @@ impl Response {
         };
         Response::Failed {
             kind,
+            sqlstate: error.sqlstate().to_string(),
             message: error.report(),
+        }
+    }
+
+    /// The answer for a request that failed before it was understood or run.
+    pub fn broken(message: String) -> Response {
+        Response::Failed {
+            kind: 0,
+            sqlstate: "XX000".into(),
+            message,
         }
     }
 }
 
 /// An error another node reported, with its message as that node printed it.
-pub fn remote_error(kind: u8, message: String) -> Error {
+pub fn remote_error(kind: u8, sqlstate: String, message: String) -> Error {
     match kind {
-        SQL => SqlError::Remote(message).into(),
-        EXEC => ExecError::Remote(message).into(),
+        SQL => SqlError::Reported { sqlstate, message }.into(),
+        EXEC => ExecError::Reported { sqlstate, message }.into(),
         _ => PersistError::Remote(message).into(),
     }
 }

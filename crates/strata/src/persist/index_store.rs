@@ -81,8 +81,6 @@ use redb::{
 use crate::error::PersistError;
 use crate::types::{normalize_bits, Key, Value};
 
-/// Name of the index file inside the data directory.
-pub const FILE_NAME: &str = "indexes.redb";
 /// Format version of the tables and encoding this build writes and reads.
 pub const FORMAT_VERSION: u64 = 1;
 /// Prefix of the redb table name of an index.
@@ -600,9 +598,10 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 impl IndexStore {
-    /// Opens `<data_dir>/indexes.redb`, creating it if missing.
+    /// Opens the index file at `path` (`<data_dir>/indexes.redb` unless `[indexes] db_path`
+    /// says otherwise), creating it if missing.
     ///
-    /// The data directory must exist. A missing or empty file is created; a damaged one
+    /// Its directory must exist. A missing or empty file is created; a damaged one
     /// (refused by redb, failing its integrity check, written in another format, without this
     /// module's metadata) is deleted and recreated empty. In those cases the report has
     /// `rebuilt_all = true` and a `reason`, and [`durable_lsn`](Self::durable_lsn) is `None`:
@@ -612,12 +611,7 @@ impl IndexStore {
     ///
     /// Opening verifies every page checksum of the file, so it takes time proportional to the
     /// file's size.
-    pub fn open(data_dir: impl AsRef<Path>) -> Result<(IndexStore, OpenReport), PersistError> {
-        Self::open_file(data_dir.as_ref().join(FILE_NAME))
-    }
-
-    /// [`open`](Self::open) at `path` (`[indexes] db_path`); its directory must exist.
-    pub fn open_file(path: impl AsRef<Path>) -> Result<(IndexStore, OpenReport), PersistError> {
+    pub fn open(path: impl AsRef<Path>) -> Result<(IndexStore, OpenReport), PersistError> {
         let path = path.as_ref();
         let reason = match fs::metadata(path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {

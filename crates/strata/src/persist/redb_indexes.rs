@@ -13,7 +13,7 @@ pub struct RedbIndexes {
 
 impl IndexBackend for RedbIndexes {
     fn open(settings: &PersistSettings) -> Result<(Self, Option<String>), crate::Error> {
-        let (store, report) = IndexStore::open_file(settings.index_path())?;
+        let (store, report) = IndexStore::open(settings.index_path())?;
         let rebuild = if report.rebuilt_all {
             report.reason
         } else {

@@ -58,7 +58,11 @@ impl ConnectionCounts {
     }
 
     /// A place for a connection from `client`, or `None` when a limit is reached.
-    fn take(self: &Arc<Self>, client: IpAddr, limits: &ConnectionLimits) -> Option<Slot> {
+    pub(super) fn take(
+        self: &Arc<Self>,
+        client: IpAddr,
+        limits: &ConnectionLimits,
+    ) -> Option<Slot> {
         let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
         let of_client = open.by_client.get(&client).copied().unwrap_or(0);
         if open.total >= limits.max_connections || of_client >= limits.max_connections_per_client {
@@ -74,7 +78,7 @@ impl ConnectionCounts {
 }
 
 /// A connection's place in the counts, given back when it closes.
-struct Slot {
+pub(super) struct Slot {
     counts: Arc<ConnectionCounts>,
     client: IpAddr,
 }

@@ -32,6 +32,7 @@
 
 mod changes;
 mod connections;
+mod postgres;
 
 use connections::ConnectionCounts;
 pub use connections::ConnectionLimits;
@@ -64,6 +65,8 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
 #[derive(Clone, Debug)]
 pub struct ServerSettings {
     pub listen: SocketAddr,
+    /// Where PostgreSQL's wire protocol is served; `None`: it is not.
+    pub pg_listen: Option<SocketAddr>,
     /// Required to listen on a non-loopback address.
     pub token: Option<String>,
     pub max_body_bytes: usize,
@@ -82,6 +85,7 @@ impl ServerSettings {
     pub fn new(listen: SocketAddr) -> ServerSettings {
         ServerSettings {
             listen,
+            pg_listen: None,
             token: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             unhealthy_after: Duration::from_secs(60),
@@ -107,11 +111,21 @@ const PROBE_EVERY: Duration = Duration::from_secs(5);
 impl ServerSettings {
     /// Refuses to serve a non-loopback address without a token.
     pub fn check(&self) -> Result<(), ConfigError> {
-        if !self.listen.ip().is_loopback() && self.token.as_deref().is_none_or(str::is_empty) {
+        let no_token = self.token.as_deref().is_none_or(str::is_empty);
+        if !self.listen.ip().is_loopback() && no_token {
             return Err(ConfigError::Invalid {
                 origin: format!("[server] listen = {}", self.listen),
                 message: "listening beyond loopback needs a bearer token: set [server] token or \
                           STRATA_SERVER_TOKEN (or listen on 127.0.0.1)"
+                    .into(),
+            });
+        }
+        if let Some(pg) = self.pg_listen.filter(|a| !a.ip().is_loopback() && no_token) {
+            return Err(ConfigError::Invalid {
+                origin: format!("[server] pg_listen = {pg}"),
+                message: "listening beyond loopback needs a password: set [server] token or \
+                          STRATA_SERVER_TOKEN, which clients send as their password (or listen \
+                          on 127.0.0.1)"
                     .into(),
             });
         }
@@ -187,6 +201,45 @@ impl AppState {
     }
 }
 
+/// Runs one statement: on the cluster node, or on the engine.
+type Runner<'a> = dyn FnMut(&crate::Statement) -> Result<Option<crate::ResultSet>, Error> + 'a;
+
+impl AppState {
+    /// Runs `work` on a blocking thread with this server's statement runner: the cluster
+    /// node's, or the engine's (locked while `work` runs). Every statement run is counted in
+    /// `strata_statements_total`.
+    async fn run_blocking<R: Send + 'static>(
+        self: &Arc<Self>,
+        work: impl FnOnce(&mut Runner<'_>) -> R + Send + 'static,
+    ) -> Result<R, tokio::task::JoinError> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut counted = Vec::new();
+            let result = match &state.node {
+                Some(node) => work(&mut |stmt| {
+                    let outcome = node.run(stmt);
+                    counted.push((stmt.kind(), if outcome.is_ok() { "ok" } else { "error" }));
+                    outcome
+                }),
+                None => {
+                    let mut engine = state.engine.lock().unwrap_or_else(|p| p.into_inner());
+                    work(&mut |stmt| {
+                        let outcome = engine.run(stmt);
+                        counted.push((stmt.kind(), if outcome.is_ok() { "ok" } else { "error" }));
+                        outcome
+                    })
+                }
+            };
+            let mut counters = state.counters.lock().unwrap_or_else(|p| p.into_inner());
+            for key in counted {
+                *counters.statements.entry(key).or_default() += 1;
+            }
+            result
+        })
+        .await
+    }
+}
+
 /// What the server counts itself (the engine counts rows and storage).
 #[derive(Default)]
 struct ServerCounters {
@@ -197,12 +250,19 @@ struct ServerCounters {
     request_seconds: Histogram,
 }
 
+/// The addresses the server is bound to (the ports, when the settings asked for port 0).
+#[derive(Clone, Copy, Debug)]
+pub struct Listening {
+    pub http: SocketAddr,
+    pub postgres: Option<SocketAddr>,
+}
+
 /// Serves `engine` until SIGTERM or SIGINT, then closes it (final checkpoint). `on_listening`
-/// gets the bound address (the port, when `listen` asked for port 0) before the first request.
+/// gets the bound addresses before the first request.
 pub fn serve(
     engine: Engine,
     settings: &ServerSettings,
-    on_listening: impl FnOnce(SocketAddr),
+    on_listening: impl FnOnce(Listening),
 ) -> Result<(), Error> {
     settings.check()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -243,7 +303,28 @@ pub fn serve(
         let bound = listener
             .local_addr()
             .map_err(|e| server_error("read the bound address", e))?;
-        on_listening(bound);
+        let postgres = match settings.pg_listen {
+            Some(address) => {
+                let pg = tokio::net::TcpListener::bind(address)
+                    .await
+                    .map_err(|e| server_error(&format!("listen on {address} (pg_listen)"), e))?;
+                let pg_bound = pg
+                    .local_addr()
+                    .map_err(|e| server_error("read the bound address", e))?;
+                tokio::spawn(postgres::serve(
+                    pg,
+                    state.clone(),
+                    settings.limits,
+                    Arc::default(),
+                ));
+                Some(pg_bound)
+            }
+            None => None,
+        };
+        on_listening(Listening {
+            http: bound,
+            postgres,
+        });
         let shutdown = async move {
             shutdown_signal().await;
             let _ = stop.send(true);
@@ -450,22 +531,9 @@ async fn sql(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
     } else {
         OutputFormat::Json
     };
-    let run = tokio::task::spawn_blocking(move || {
-        let mut counted = Vec::new();
-        let result = match &state.node {
-            Some(node) => run_statements(|stmt| node.run(stmt), &text, format, &mut counted),
-            None => {
-                let mut engine = state.engine.lock().unwrap_or_else(|p| p.into_inner());
-                run_statements(|stmt| engine.run(stmt), &text, format, &mut counted)
-            }
-        };
-        let mut counters = state.counters.lock().unwrap_or_else(|p| p.into_inner());
-        for key in counted {
-            *counters.statements.entry(key).or_default() += 1;
-        }
-        result
-    })
-    .await;
+    let run = state
+        .run_blocking(move |run| run_statements(run, &text, format))
+        .await;
     match run {
         Err(join) => error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -505,12 +573,11 @@ async fn sql(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
 }
 
 /// Runs the statements of `text` in order; each result set rendered in `format`, `None` for
-/// a statement without rows. Pushes `(kind, outcome)` of every statement run to `counted`.
+/// a statement without rows.
 fn run_statements(
-    mut run: impl FnMut(&crate::Statement) -> Result<Option<crate::ResultSet>, Error>,
+    run: &mut Runner<'_>,
     text: &str,
     format: OutputFormat,
-    counted: &mut Vec<(&'static str, &'static str)>,
 ) -> Result<Vec<Option<Vec<u8>>>, Failed> {
     let statements = crate::sql::statements(text).map_err(|e| Failed {
         statement: 0,
@@ -523,9 +590,7 @@ fn run_statements(
             error,
         };
         let stmt = stmt.map_err(|e| failed(e.into()))?;
-        let outcome = run(&stmt);
-        counted.push((stmt.kind(), if outcome.is_ok() { "ok" } else { "error" }));
-        match outcome.map_err(failed)? {
+        match run(&stmt).map_err(failed)? {
             Some(rs) => {
                 let mut out = Vec::new();
                 write_result(&mut out, &rs, format)
@@ -658,7 +723,7 @@ fn render_metrics(
     family(
         "strata_statements_total",
         "counter",
-        "SQL statements run over HTTP, by kind and outcome.",
+        "SQL statements run (over HTTP and the PostgreSQL protocol), by kind and outcome.",
         counters
             .statements
             .iter()

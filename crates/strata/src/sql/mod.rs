@@ -146,6 +146,24 @@ impl Statement {
     pub(crate) fn parsed(&self) -> &Parsed {
         &self.0
     }
+
+    /// The rows an INSERT writes when it succeeds (each row inserted or replaced); `None`
+    /// for other statements and for `ON CONFLICT`, which may skip rows.
+    #[cfg(feature = "server")]
+    pub(crate) fn rows_written(&self) -> Option<usize> {
+        match &self.0 {
+            Parsed::Insert {
+                rows, on_conflict, ..
+            } if !matches!(
+                on_conflict,
+                OnConflict::Skip { .. } | OnConflict::Update { .. }
+            ) =>
+            {
+                Some(rows.len())
+            }
+            _ => None,
+        }
+    }
 }
 
 impl std::fmt::Display for Statement {
@@ -394,6 +412,44 @@ fn statement_len(sql: &str) -> usize {
         i += 1;
     }
     bytes.len()
+}
+
+/// One token of a statement's text and the byte offset where it starts; whitespace and
+/// comments are left out. For front ends that work on the text before it is parsed (the
+/// PostgreSQL protocol's `$1` parameters).
+#[cfg(feature = "server")]
+pub(crate) fn tokens_at(text: &str) -> Result<Vec<(usize, Token)>, SqlError> {
+    if text.len() > MAX_SQL_BYTES {
+        return Err(SqlError::TooLarge {
+            size: text.len(),
+            limit: MAX_SQL_BYTES,
+        });
+    }
+    let tokens = Tokenizer::new(&DIALECT, text)
+        .tokenize_with_location()
+        .map_err(|e| SqlError::Parse(one_line(&e.to_string())))?;
+    // Locations are lines and columns in characters, from 1; walk the text once.
+    let mut out = Vec::with_capacity(tokens.len());
+    let (mut line, mut column, mut offset) = (1u64, 1u64, 0usize);
+    let mut chars = text.char_indices().peekable();
+    for t in tokens {
+        if matches!(t.token, Token::Whitespace(_)) {
+            continue;
+        }
+        let at = t.span.start;
+        while (line, column) < (at.line, at.column) {
+            let Some((_, c)) = chars.next() else { break };
+            if c == '\n' {
+                line += 1;
+                column = 1;
+            } else {
+                column += 1;
+            }
+            offset = chars.peek().map_or(text.len(), |&(i, _)| i);
+        }
+        out.push((offset, t.token));
+    }
+    Ok(out)
 }
 
 /// Tokenizes and parses one statement's text.
