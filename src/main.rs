@@ -1,5 +1,7 @@
 //! The `strata` command line: runs SQL, ingests files, prints the profile, benchmarks.
 
+#[path = "cli/advise.rs"]
+mod advise;
 #[path = "cli/logging.rs"]
 mod logging;
 #[cfg(feature = "server")]
@@ -70,6 +72,17 @@ enum Command {
         /// Rows per batch.
         #[arg(long, default_value_t = 10_000)]
         batch_size: usize,
+    },
+    /// Say whether it is time to move up a tier: each trigger with its measured value, threshold and verdict, and the next step when one fires.
+    Advise {
+        /// Read a running `strata serve` (its GET /advise), e.g. http://127.0.0.1:7878, instead of the data directory.
+        #[arg(long)]
+        server: Option<String>,
+        /// Run this SQL file first and advise on the state it leaves (bare-metal keeps nothing between runs).
+        #[arg(short = 'f', long = "file", conflicts_with = "server")]
+        file: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = advise::AdviseFormat::Table)]
+        format: advise::AdviseFormat,
     },
     /// Write a snapshot of the data directory now (tiers that persist).
     Checkpoint,
@@ -282,6 +295,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
             batch_rows,
             repeats,
         } => bench(keys, *rows, *batch_rows, *repeats),
+        Command::Advise {
+            server,
+            file,
+            format,
+        } => {
+            let config = load_config(&cli)?;
+            advise::run(&cli, &config, server.as_deref(), file.as_deref(), *format)
+        }
         Command::Checkpoint => {
             let config = load_config(&cli)?;
             let mut engine = build_engine(&cli, &config, false)?;

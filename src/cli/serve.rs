@@ -52,6 +52,7 @@ pub fn run(
         .max_connections_per_client
         .unwrap_or(limits.max_connections_per_client);
     settings.token = server.token.clone();
+    settings.advise = config.advise_thresholds()?;
     settings.pg_listen = pg_listen
         .map(str::to_string)
         .or_else(|| server.pg_listen.clone())

@@ -29,6 +29,8 @@ pub struct Config {
     pub server: ServerSection,
     #[serde(default)]
     pub cluster: ClusterSection,
+    #[serde(default)]
+    pub advise: AdviseSection,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -128,6 +130,26 @@ pub struct ClusterSection {
     pub shards: Option<u32>,
 }
 
+/// The thresholds of `strata advise`'s triggers (see [`crate::advise`]); unset keys keep
+/// the documented defaults.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AdviseSection {
+    pub must_survive_restart: Option<bool>,
+    pub capacity_percent: Option<u32>,
+    /// The longest acceptable recovery, e.g. `"60s"`.
+    pub recovery_objective: Option<String>,
+    pub restore_mb_per_s: Option<u64>,
+    pub replay_mb_per_s: Option<u64>,
+    pub must_survive_disk_loss: Option<bool>,
+    pub disk_percent: Option<u32>,
+    pub memory_percent: Option<u32>,
+    pub ingest_ceiling_rows_per_s: Option<u64>,
+    pub ingest_percent: Option<u32>,
+    pub write_p95_ms: Option<u64>,
+    pub must_stay_available_during_maintenance: Option<bool>,
+}
+
 /// Keys that environment variables may set, with whether the value is a number or bool.
 const KEYS: &[(&str, &str, ValueKind)] = &[
     ("engine", "profile", ValueKind::Text),
@@ -162,6 +184,22 @@ const KEYS: &[(&str, &str, ValueKind)] = &[
     ("cluster", "listen", ValueKind::Text),
     ("cluster", "seeds", ValueKind::List),
     ("cluster", "shards", ValueKind::Integer),
+    ("advise", "must_survive_restart", ValueKind::Bool),
+    ("advise", "capacity_percent", ValueKind::Integer),
+    ("advise", "recovery_objective", ValueKind::Text),
+    ("advise", "restore_mb_per_s", ValueKind::Integer),
+    ("advise", "replay_mb_per_s", ValueKind::Integer),
+    ("advise", "must_survive_disk_loss", ValueKind::Bool),
+    ("advise", "disk_percent", ValueKind::Integer),
+    ("advise", "memory_percent", ValueKind::Integer),
+    ("advise", "ingest_ceiling_rows_per_s", ValueKind::Integer),
+    ("advise", "ingest_percent", ValueKind::Integer),
+    ("advise", "write_p95_ms", ValueKind::Integer),
+    (
+        "advise",
+        "must_stay_available_during_maintenance",
+        ValueKind::Bool,
+    ),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -400,6 +438,7 @@ impl Config {
                 message: "must be at least 1".into(),
             });
         }
+        self.advise_thresholds()?;
         if P::MULTI_NODE {
             // No local log: every change goes to the cluster's log in the object store.
             absent("[storage] sync", self.storage.sync.is_some())?;
@@ -412,6 +451,58 @@ impl Config {
             absent("[cluster]", self.cluster != ClusterSection::default())?;
         }
         Ok(())
+    }
+
+    /// The thresholds of `strata advise`: `[advise]` checked, over the defaults.
+    pub fn advise_thresholds(&self) -> Result<crate::advise::Thresholds, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            origin: format!("key [advise] {key}"),
+            message,
+        };
+        let a = &self.advise;
+        let mut t = crate::advise::Thresholds::default();
+        let percent = |key: &str, value: Option<u32>, default: u32| match value {
+            Some(p) if !(1..=100).contains(&p) => {
+                Err(invalid(key, format!("{p}: use a percentage from 1 to 100")))
+            }
+            Some(p) => Ok(p),
+            None => Ok(default),
+        };
+        let positive = |key: &str, value: Option<u64>, default: u64| match value {
+            Some(0) => Err(invalid(key, "must be at least 1".into())),
+            Some(v) => Ok(v),
+            None => Ok(default),
+        };
+        t.capacity_percent = percent("capacity_percent", a.capacity_percent, t.capacity_percent)?;
+        t.disk_percent = percent("disk_percent", a.disk_percent, t.disk_percent)?;
+        t.memory_percent = percent("memory_percent", a.memory_percent, t.memory_percent)?;
+        t.ingest_percent = percent("ingest_percent", a.ingest_percent, t.ingest_percent)?;
+        if let Some(text) = &a.recovery_objective {
+            t.recovery_objective =
+                parse_duration(text).map_err(|m| invalid("recovery_objective", m))?;
+        }
+        let mb = |key: &str, value: Option<u64>, default: u64| {
+            positive(key, value, default >> 20).map(|v| v.saturating_mul(1 << 20))
+        };
+        t.restore_bytes_per_s = mb(
+            "restore_mb_per_s",
+            a.restore_mb_per_s,
+            t.restore_bytes_per_s,
+        )?;
+        t.replay_bytes_per_s = mb("replay_mb_per_s", a.replay_mb_per_s, t.replay_bytes_per_s)?;
+        t.ingest_ceiling_rows_per_s = positive(
+            "ingest_ceiling_rows_per_s",
+            a.ingest_ceiling_rows_per_s,
+            t.ingest_ceiling_rows_per_s,
+        )?;
+        if let Some(ms) = a.write_p95_ms {
+            t.write_p95 = std::time::Duration::from_millis(positive("write_p95_ms", Some(ms), 1)?);
+        }
+        t.must_survive_restart = a.must_survive_restart.unwrap_or(false);
+        t.must_survive_disk_loss = a.must_survive_disk_loss.unwrap_or(false);
+        t.must_stay_available_during_maintenance =
+            a.must_stay_available_during_maintenance.unwrap_or(false);
+        Ok(t)
     }
 
     /// How this node joins its cluster (multi-node tiers): `[cluster]` checked.

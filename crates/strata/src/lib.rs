@@ -65,6 +65,7 @@ pub(crate) use notice;
 // The facade: what an embedding application (and the `strata` command line) uses. Every
 // other item is private to the crate; the integration tests reach internals through
 // `testing` (feature `testing`, never in a release build).
+pub mod advise;
 mod batch;
 pub mod bench;
 mod change;

@@ -78,6 +78,8 @@ pub struct ServerSettings {
     /// How long a request's body may take to arrive (408 after that).
     pub body_read_timeout: Duration,
     pub limits: ConnectionLimits,
+    /// The thresholds of `GET /advise` and the `strata_advise_*` gauges.
+    pub advise: crate::advise::Thresholds,
 }
 
 impl ServerSettings {
@@ -92,6 +94,7 @@ impl ServerSettings {
             shutdown_timeout: Duration::from_secs(30),
             body_read_timeout: Duration::from_secs(30),
             limits: ConnectionLimits::default(),
+            advise: crate::advise::Thresholds::default(),
         }
     }
 }
@@ -155,6 +158,9 @@ struct AppState {
     connections: Arc<ConnectionCounts>,
     /// The change streams of views, shared by their clients.
     hubs: changes::Hubs,
+    advise: crate::advise::Thresholds,
+    /// `(when, rows ingested)` over the last minute, for the ingest rate.
+    ingest_samples: Mutex<std::collections::VecDeque<(Instant, u64)>>,
 }
 
 /// The engine's status as `/health` and `/metrics` show it.
@@ -201,6 +207,134 @@ impl AppState {
     }
 }
 
+/// The ingest rate is measured over this window (the `ingest_rate` trigger).
+const INGEST_WINDOW: Duration = Duration::from_secs(60);
+/// How often the rows ingested are sampled for it.
+const INGEST_SAMPLE_EVERY: Duration = Duration::from_secs(5);
+
+impl AppState {
+    /// Records the rows ingested so far, for the ingest rate over the last minute.
+    fn sample_ingest(&self, rows: u64) {
+        let now = Instant::now();
+        let mut samples = self
+            .ingest_samples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        samples.push_back((now, rows));
+        while samples
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > INGEST_WINDOW + INGEST_SAMPLE_EVERY)
+        {
+            samples.pop_front();
+        }
+    }
+
+    /// Rows per second over the samples of the last minute; `None` until they span 5 s.
+    fn ingest_rate(&self) -> Option<f64> {
+        let samples = self
+            .ingest_samples
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let (&(t0, r0), &(t1, r1)) = (samples.front()?, samples.back()?);
+        let span = t1.duration_since(t0);
+        (span >= INGEST_SAMPLE_EVERY).then(|| r1.saturating_sub(r0) as f64 / span.as_secs_f64())
+    }
+
+    /// The advice for this server now (`GET /advise`, the `strata_advise_*` gauges).
+    fn advice(&self) -> crate::advise::Report {
+        let (memory_bytes, memory_limit_bytes) = crate::advise::measure::memory();
+        let write_p95_seconds = {
+            let counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+            crate::advise::p95(&counters.write_seconds)
+        };
+        let measurements = crate::advise::Measurements {
+            memory_bytes,
+            memory_limit_bytes,
+            ingest_rows_per_s: self.ingest_rate(),
+            write_p95_seconds,
+            ..Default::default()
+        };
+        crate::advise::Report {
+            profile: ActiveProfile::NAME.into(),
+            source: format!(
+                "a running server, up {} s",
+                self.started.elapsed().as_secs()
+            ),
+            triggers: crate::advise::evaluate(
+                ActiveProfile::KIND,
+                &measurements,
+                &self.advise,
+                None,
+            ),
+        }
+    }
+}
+
+/// Samples the rows ingested every few seconds, for the ingest rate.
+async fn sample_ingest_forever(state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(INGEST_SAMPLE_EVERY);
+    loop {
+        tick.tick().await;
+        let sampled = state.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let rows = sampled.observe(|_| {}).rows_ingested;
+            sampled.sample_ingest(rows);
+        })
+        .await;
+    }
+}
+
+async fn advise(State(state): State<Arc<AppState>>) -> Response {
+    match tokio::task::spawn_blocking(move || state.advice()).await {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("the advice failed: {e}"),
+            None,
+        ),
+    }
+}
+
+/// The triggers as gauges: `strata_advise_move` (1 when one fires), and the value and
+/// threshold each compares.
+fn render_advise_metrics(report: &crate::advise::Report) -> String {
+    let mut out = String::new();
+    let mut family =
+        |name: &str, help: &str, sample: &dyn Fn(&crate::advise::Trigger) -> Option<f64>| {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            for t in &report.triggers {
+                if let Some(v) = sample(t) {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{trigger=\"{}\",to=\"{}\",unit=\"{}\"}} {v}",
+                        t.name, t.to, t.unit
+                    );
+                }
+            }
+        };
+    family(
+        "strata_advise_move",
+        "1 when the trigger says it is time to move up a tier (GET /advise says why), else 0.",
+        &|t| {
+            Some(f64::from(u8::from(
+                t.verdict == crate::advise::Verdict::Move,
+            )))
+        },
+    );
+    family(
+        "strata_advise_value",
+        "What the trigger measured (absent when it could not).",
+        &|t| t.value,
+    );
+    family(
+        "strata_advise_threshold",
+        "The value at which the trigger fires.",
+        &|t| Some(t.threshold),
+    );
+    out
+}
+
 /// Runs one statement: on the cluster node, or on the engine.
 type Runner<'a> = dyn FnMut(&crate::Statement) -> Result<Option<crate::ResultSet>, Error> + 'a;
 
@@ -215,24 +349,30 @@ impl AppState {
         let state = self.clone();
         tokio::task::spawn_blocking(move || {
             let mut counted = Vec::new();
-            let result = match &state.node {
-                Some(node) => work(&mut |stmt| {
-                    let outcome = node.run(stmt);
-                    counted.push((stmt.kind(), if outcome.is_ok() { "ok" } else { "error" }));
+            let mut timed =
+                |stmt: &crate::Statement, run: &mut dyn FnMut(&crate::Statement) -> _| {
+                    let start = Instant::now();
+                    let outcome: Result<Option<crate::ResultSet>, Error> = run(stmt);
+                    counted.push((
+                        stmt.kind(),
+                        if outcome.is_ok() { "ok" } else { "error" },
+                        start.elapsed().as_secs_f64(),
+                    ));
                     outcome
-                }),
+                };
+            let result = match &state.node {
+                Some(node) => work(&mut |stmt| timed(stmt, &mut |s| node.run(s))),
                 None => {
                     let mut engine = state.engine.lock().unwrap_or_else(|p| p.into_inner());
-                    work(&mut |stmt| {
-                        let outcome = engine.run(stmt);
-                        counted.push((stmt.kind(), if outcome.is_ok() { "ok" } else { "error" }));
-                        outcome
-                    })
+                    work(&mut |stmt| timed(stmt, &mut |s| engine.run(s)))
                 }
             };
             let mut counters = state.counters.lock().unwrap_or_else(|p| p.into_inner());
-            for key in counted {
-                *counters.statements.entry(key).or_default() += 1;
+            for (kind, outcome, seconds) in counted {
+                *counters.statements.entry((kind, outcome)).or_default() += 1;
+                if matches!(kind, "insert" | "update" | "delete") && outcome == "ok" {
+                    counters.write_seconds.observe(seconds);
+                }
             }
             result
         })
@@ -248,6 +388,8 @@ struct ServerCounters {
     /// Requests by `(path, status)`, and their latency.
     requests: BTreeMap<(String, u16), u64>,
     request_seconds: Histogram,
+    /// Latency of INSERT, UPDATE and DELETE statements (the `write_latency` trigger).
+    write_seconds: Histogram,
 }
 
 /// The addresses the server is bound to (the ports, when the settings asked for port 0).
@@ -285,11 +427,14 @@ pub fn serve(
         body_read_timeout: settings.body_read_timeout,
         connections: Arc::default(),
         hubs: changes::Hubs::default(),
+        advise: settings.advise.clone(),
+        ingest_samples: Mutex::default(),
     });
     let app = Router::new()
         .route("/sql", post(sql))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
+        .route("/advise", get(advise))
         .route("/views/{name}/changes", get(changes::view_changes))
         .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
@@ -325,6 +470,7 @@ pub fn serve(
             http: bound,
             postgres,
         });
+        tokio::spawn(sample_ingest_forever(state.clone()));
         let shutdown = async move {
             shutdown_signal().await;
             let _ = stop.send(true);
@@ -678,11 +824,13 @@ async fn metrics(State(state): State<Arc<AppState>>) -> Response {
             cluster,
             ..
         } = state.observe(|_| {});
+        let advice = state.advice();
         let counters = state.counters.lock().unwrap_or_else(|p| p.into_inner());
         let mut text = render_metrics(rows, &sizes, &storage, &counters, &state.connections);
         if let Some(cluster) = cluster {
             text.push_str(&render_cluster_metrics(&cluster));
         }
+        text.push_str(&render_advise_metrics(&advice));
         text
     })
     .await

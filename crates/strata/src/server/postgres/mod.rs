@@ -138,10 +138,10 @@ struct Handlers {
 impl Handlers {
     fn new(state: Arc<AppState>) -> Handlers {
         let startup = match state.token.clone() {
-            Some(token) => Startup::Password(CleartextPasswordAuthStartupHandler::new(
+            Some(token) => Startup::Password(Box::new(CleartextPasswordAuthStartupHandler::new(
                 TokenSource { token },
                 DefaultServerParameterProvider::default(),
-            )),
+            ))),
             None => Startup::Open(NoPassword),
         };
         Handlers {
@@ -173,7 +173,7 @@ impl PgWireServerHandlers for Handlers {
 /// How a connection starts: with the server token as password, or (loopback without a
 /// token) without one.
 enum Startup {
-    Password(CleartextPasswordAuthStartupHandler<TokenSource, DefaultServerParameterProvider>),
+    Password(Box<CleartextPasswordAuthStartupHandler<TokenSource, DefaultServerParameterProvider>>),
     Open(NoPassword),
 }
 
