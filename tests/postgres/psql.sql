@@ -15,6 +15,8 @@ DESCRIBE users;
 SELECT * FROM nope;
 INSERT INTO users VALUES (1, 1, 'dup', 0, true, NULL);
 \d users
+\d totals
+\d+ bids
 SHOW server_version;
 BEGIN;
 INSERT INTO users (id, name) VALUES (3, 'Cy');

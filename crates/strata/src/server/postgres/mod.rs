@@ -678,35 +678,159 @@ fn session_step(run: &mut Runner<'_>, command: Command) -> Step {
             columns: vec![(column.to_string(), Type::TEXT)],
             rows: vec![vec![Value::Text(value.into())]],
         },
-        Command::ListRelations { kinds } => {
-            let mut rows = Vec::new();
-            for (relkind, plural, label) in session::relation_kinds() {
-                if !kinds.contains(&relkind) {
-                    continue;
-                }
-                let show = sql::parse_one(&format!("SHOW {plural}")).expect("SHOW parses");
-                match run(&show) {
-                    Ok(Some(rs)) => rows.extend(rs.rows.iter().filter_map(|r| match r.first() {
-                        Some(Value::Text(name)) => Some(session::relation_row(name, label)),
-                        _ => None,
-                    })),
-                    Ok(None) => {}
-                    Err(e) => return Step::Failed(e),
-                }
-            }
-            rows.sort_by(|a, b| a[1].total_cmp(&b[1]));
-            Step::Rows {
-                columns: session::relation_columns()
-                    .into_iter()
-                    .map(|(n, _)| (n, Type::TEXT))
+        Command::ListRelations { kinds } => match objects(run) {
+            Err(e) => Step::Failed(e),
+            Ok(objects) => text_rows(
+                &["Schema", "Name", "Type", "Owner"],
+                objects
+                    .iter()
+                    .filter(|(_, label)| kinds.contains(&session::relkind_of(label)))
+                    .map(|(name, label)| {
+                        vec![
+                            Some("public".into()),
+                            Some(name.clone()),
+                            Some(label.to_string()),
+                            Some("strata".into()),
+                        ]
+                    })
                     .collect(),
-                rows,
+            ),
+        },
+        Command::FindRelation { name } => match objects(run) {
+            Err(e) => Step::Failed(e),
+            Ok(objects) => text_rows(
+                &["oid", "nspname", "relname"],
+                objects
+                    .iter()
+                    .zip(session::FIRST_OID..)
+                    .filter(|((n, _), _)| *n == name)
+                    .map(|((n, _), oid)| {
+                        vec![
+                            Some(oid.to_string()),
+                            Some("public".into()),
+                            Some(n.clone()),
+                        ]
+                    })
+                    .collect(),
+            ),
+        },
+        Command::RelationInfo { oid } => match object_with_oid(run, oid) {
+            Err(e) => Step::Failed(e),
+            Ok(found) => {
+                let (columns, row) = session::relation_info(
+                    found
+                        .as_ref()
+                        .map_or('r', |(_, label)| session::relkind_of(label)),
+                );
+                let rows = match found {
+                    Some(_) => vec![row],
+                    None => Vec::new(),
+                };
+                text_rows(&columns, rows)
+            }
+        },
+        Command::RelationColumns { oid, extra } => {
+            let described = object_with_oid(run, oid).and_then(|found| match found {
+                None => Ok(Vec::new()),
+                Some((name, _)) => {
+                    let describe = format!("DESCRIBE \"{}\"", name.replace('"', "\"\""));
+                    Ok(run(&sql::parse_one(&describe)?)?
+                        .map(|rs| rs.rows)
+                        .unwrap_or_default())
+                }
+            });
+            let mut columns = vec![
+                "attname",
+                "format_type",
+                "pg_get_expr",
+                "attnotnull",
+                "attcollation",
+                "attidentity",
+                "attgenerated",
+            ];
+            columns.extend(extra.iter().map(|(c, _)| *c));
+            match described {
+                Err(e) => Step::Failed(e),
+                Ok(rows) => text_rows(
+                    &columns,
+                    rows.iter()
+                        .map(|row| {
+                            let text = |i: usize| match row.get(i) {
+                                Some(Value::Text(t)) => t.to_string(),
+                                _ => String::new(),
+                            };
+                            let not_null = matches!(row.get(2), Some(Value::Bool(false)));
+                            let mut values = vec![
+                                Some(text(0)),
+                                Some(session::pg_type_name(&text(1))),
+                                None,
+                                Some(if not_null { "t" } else { "f" }.into()),
+                                None,
+                                Some(String::new()),
+                                Some(String::new()),
+                            ];
+                            values.extend(extra.iter().map(|(_, v)| v.map(String::from)));
+                            values
+                        })
+                        .collect(),
+                ),
             }
         }
+        Command::SourceServer => text_rows(
+            &["srvname", "ftoptions"],
+            vec![vec![
+                Some("none: a source's rows pass through its views, none are kept".into()),
+                Some(String::new()),
+            ]],
+        ),
+        Command::NoRows => text_rows(&["?column?"], Vec::new()),
         Command::Catalog => Step::Failed(
             crate::error::SqlError::Unsupported(session::CATALOG_UNSUPPORTED.into()).into(),
         ),
     }
+}
+
+/// A result of text columns.
+fn text_rows(columns: &[&str], rows: Vec<Vec<Option<String>>>) -> Step {
+    Step::Rows {
+        columns: columns
+            .iter()
+            .map(|c| (c.to_string(), Type::TEXT))
+            .collect(),
+        rows: rows
+            .into_iter()
+            .map(|row| {
+                row.into_iter()
+                    .map(|v| v.map_or(Value::Null, |t| Value::Text(t.into())))
+                    .collect()
+            })
+            .collect(),
+    }
+}
+
+/// Every table, view and source with its kind's label, by name.
+fn objects(run: &mut Runner<'_>) -> Result<Vec<(String, &'static str)>, Error> {
+    let mut objects = Vec::new();
+    for (_, plural, label) in session::relation_kinds() {
+        let show = sql::parse_one(&format!("SHOW {plural}"))?;
+        if let Some(rs) = run(&show)? {
+            objects.extend(rs.rows.iter().filter_map(|r| match r.first() {
+                Some(Value::Text(name)) => Some((name.to_string(), label)),
+                _ => None,
+            }));
+        }
+    }
+    objects.sort();
+    Ok(objects)
+}
+
+/// The object that `\\d NAME`'s first step numbered `oid`.
+fn object_with_oid(
+    run: &mut Runner<'_>,
+    oid: u32,
+) -> Result<Option<(String, &'static str)>, Error> {
+    let index = oid.checked_sub(session::FIRST_OID);
+    Ok(index.and_then(|i| objects(run).ok()?.into_iter().nth(i as usize)))
 }
 
 /// The columns of object `name` (with their declared types), `None` if there is none.
