@@ -17,7 +17,14 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 
 fn start(data: &Path, token: Option<&str>) -> Server {
+    start_with(data, token, &[])
+}
+
+fn start_with(data: &Path, token: Option<&str>, env: &[(&str, &str)]) -> Server {
     let mut cmd = cli::strata(Some(data));
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     if let Some(token) = token {
         cmd.env("STRATA_SERVER_TOKEN", token);
     }
@@ -318,6 +325,38 @@ fn a_token_is_the_password_and_a_wrong_one_is_refused() {
             rows.last(),
             Some(tokio_postgres::SimpleQueryMessage::CommandComplete(0))
         ));
+    });
+}
+
+#[test]
+fn a_connection_beyond_the_limit_gets_too_many_connections() {
+    let tmp = tempfile::tempdir().unwrap();
+    let limit = [("STRATA_SERVER_MAX_CONNECTIONS", "2")];
+    let server = start_with(&tmp.path().join("data"), None, &limit);
+    let port = server.pg_port.unwrap();
+    runtime().block_on(async {
+        let first = connect(port, None).await.unwrap();
+        let second = connect(port, None).await.unwrap();
+        let err = connect(port, None).await.unwrap_err();
+        assert_eq!(
+            sqlstate(&err),
+            Some(&SqlState::TOO_MANY_CONNECTIONS),
+            "{err:?}"
+        );
+        drop(first);
+        // The closed connection's place is given back.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let third = loop {
+            match connect(port, None).await {
+                Ok(client) => break client,
+                Err(e) => {
+                    assert!(std::time::Instant::now() < deadline, "{e:?}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        third.simple_query("SELECT 1").await.unwrap();
+        second.simple_query("SELECT 1").await.unwrap();
     });
 }
 
