@@ -2,6 +2,12 @@
 
 #[path = "cli/advise.rs"]
 mod advise;
+#[cfg(feature = "server")]
+#[path = "cli/client.rs"]
+mod client;
+#[cfg(feature = "cluster")]
+#[path = "cli/cluster.rs"]
+mod cluster;
 #[path = "cli/logging.rs"]
 mod logging;
 #[cfg(feature = "server")]
@@ -83,6 +89,12 @@ enum Command {
         file: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = advise::AdviseFormat::Table)]
         format: advise::AdviseFormat,
+    },
+    /// The cluster (constellation): its members and what each holds.
+    #[cfg(feature = "cluster")]
+    Cluster {
+        #[command(subcommand)]
+        command: cluster::ClusterCommand,
     },
     /// Write a snapshot of the data directory now (tiers that persist).
     Checkpoint,
@@ -302,6 +314,11 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             let config = load_config(&cli)?;
             advise::run(&cli, &config, server.as_deref(), file.as_deref(), *format)
+        }
+        #[cfg(feature = "cluster")]
+        Command::Cluster { command } => {
+            let config = load_config(&cli)?;
+            cluster::run(command, &config)
         }
         Command::Checkpoint => {
             let config = load_config(&cli)?;

@@ -1,118 +1,41 @@
 //! Three `strata serve` processes of the constellation tier on 127.0.0.1, .2 and .3 sharing
 //! one store (the S3 test server when it runs, else a `file://` directory), clients
-//! inserting through random nodes at once, and the node that owns the cluster's log
-//! SIGKILLed mid-stream; its data directory is deleted and it comes back.
+//! inserting through random nodes at once, and nodes SIGKILLed mid-stream:
+//!
+//! - the node that owns the cluster's log, once; its data directory is deleted and it comes
+//!   back;
+//! - a soak: a random node every 10–20 s, restarted (half of the times with an empty data
+//!   directory), `STRATA_CLUSTER_ROUNDS` times (3 by default), then every node at once, and
+//!   the cluster started again in another order.
 //!
 //! Every statement inserts `ROWS` rows with ids of their own. A witness view counts each
 //! id: every row of every acknowledged statement (HTTP 200) is counted exactly once; a
 //! statement that failed (the node died, the answer never came) is there whole or not at
-//! all, never twice; a second view equals a recomputation from the rows present; and every
-//! node answers the same once the cluster is whole again.
+//! all, never twice; a second view equals a recomputation from the rows present, and what
+//! a one-node engine fed the same statements answers; and every node answers the same once
+//! the cluster is whole again.
 #![cfg(feature = "cluster")]
 
 mod common;
 
 use common::cli;
-use common::http::{request, serve, sql, Server};
-use common::stores::{store_settings, unique};
+use common::cluster::{health, nodes, rows, start, store_url, wait_whole, Node};
+use common::http::{request, sql, Server};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 const CLIENTS: u64 = 4;
 /// Rows per INSERT statement.
 const ROWS: u64 = 5;
 
-struct Node {
-    id: String,
-    listen: String,
-    data: PathBuf,
-}
-
-/// The store every node shares: on the S3 test server when it runs (`scripts/test-all`
-/// starts it and requires it), else a directory. On S3, a bucket of its own: the test
-/// server (moto) lists a prefix by scanning the whole bucket, which the other tests fill.
-fn store_url(tmp: &Path) -> String {
-    match std::env::var("STRATA_TEST_S3_ENDPOINT") {
-        Ok(endpoint) => {
-            let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
-            let bucket = unique("crash").to_lowercase();
-            let made = request(port, "PUT", &format!("/{bucket}"), &[], b"");
-            assert_eq!(made.status, 200, "creating bucket {bucket}: {}", made.body);
-            format!("s3://{bucket}/cluster")
-        }
-        Err(_) => {
-            assert!(
-                std::env::var_os("STRATA_REQUIRE_S3").is_none(),
-                "STRATA_REQUIRE_S3 is set but STRATA_TEST_S3_ENDPOINT is not"
-            );
-            format!("file://{}", tmp.join("store").display())
-        }
-    }
-}
-
-fn start(node: &Node, store: &str, seed: &str) -> Server {
-    let mut cmd = cli::strata(Some(&node.data));
-    if let Some(endpoint) = store_settings(store).endpoint {
-        cmd.env("STRATA_OBJECT_STORE_ENDPOINT", endpoint)
-            .env("STRATA_OBJECT_STORE_ALLOW_HTTP", "true")
-            .env("STRATA_OBJECT_STORE_REGION", "us-east-1")
-            .env("STRATA_OBJECT_STORE_ACCESS_KEY_ID", "test")
-            .env("STRATA_OBJECT_STORE_SECRET_ACCESS_KEY", "test");
-    }
-    cmd.env("STRATA_OBJECT_STORE_URL", store)
-        .env("STRATA_CLUSTER_NODE_ID", &node.id)
-        .env("STRATA_CLUSTER_LISTEN", &node.listen)
-        .env("STRATA_CLUSTER_SEEDS", seed)
-        .env("STRATA_CHECKPOINT_INTERVAL", "3s")
-        .args(["serve", "--listen", "127.0.0.1:0"]);
-    serve(cmd)
-}
-
-fn health(port: u16) -> serde_json::Value {
-    let r = request(port, "GET", "/health", &[], b"");
-    serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null)
-}
-
-/// Waits until every server sees `n` members and one owner of the log; returns the owner.
-fn wait_whole(ports: &[u16], n: usize) -> String {
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let seen: Vec<serde_json::Value> = ports.iter().map(|p| health(*p)).collect();
-        let owner = &seen[0]["cluster"]["log_owner"];
-        if seen.iter().all(|h| {
-            h["cluster"]["members"]
-                .as_array()
-                .is_some_and(|m| m.len() == n)
-                && h["cluster"]["log_owner"] == *owner
-                && h["cluster"]["shards_owned"].as_u64().is_some()
-        }) && owner.is_string()
-        {
-            let held: u64 = seen
-                .iter()
-                .map(|h| h["cluster"]["shards_owned"].as_u64().unwrap())
-                .sum();
-            if held == seen[0]["cluster"]["shards_total"].as_u64().unwrap() {
-                return owner.as_str().unwrap().to_string();
-            }
-        }
-        assert!(
-            Instant::now() < until,
-            "the cluster did not become whole: {seen:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// The rows of a query's result, as JSON objects.
-fn rows(port: u16, query: &str) -> Vec<serde_json::Value> {
-    let r = sql(port, query);
-    assert_eq!(r.status, 200, "{query}: {}", r.body);
-    let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
-    body["results"][0].as_array().unwrap().clone()
-}
+const SCHEMA: &str = "CREATE SOURCE ev (id BIGINT, client BIGINT, v BIGINT); \
+     CREATE MATERIALIZED VIEW per_id AS SELECT id, COUNT(*) AS n FROM ev GROUP BY id; \
+     CREATE MATERIALIZED VIEW per_client AS \
+       SELECT client, COUNT(*) AS n, SUM(v) AS total FROM ev GROUP BY client";
 
 /// The witness: how many times each id was counted, as node `port` answers it.
 fn witness(port: u16) -> BTreeMap<u64, u64> {
@@ -139,104 +62,104 @@ fn statement_ids(client: u64, seq: u64) -> std::ops::Range<u64> {
     first..first + ROWS
 }
 
-#[test]
-fn sigkill_of_the_log_owner_loses_no_acknowledged_write_and_applies_none_twice() {
-    let tmp = tempfile::tempdir().unwrap();
-    let store = store_url(tmp.path());
-    let port = cli::free_port(3);
-    let nodes: Vec<Node> = (1..=3)
-        .map(|i| Node {
-            id: format!("node{i}"),
-            listen: format!("127.0.0.{i}:{port}"),
-            data: tmp.path().join(format!("node{i}")),
-        })
+fn insert_statement(client: u64, seq: u64) -> String {
+    let values: Vec<String> = statement_ids(client, seq)
+        .map(|id| format!("({id}, {client}, {})", id % 7))
         .collect();
-    let seed = nodes[0].listen.clone();
-    let mut servers: Vec<Option<Server>> = Vec::new();
-    for node in &nodes {
-        servers.push(Some(start(node, &store, &seed)));
-    }
-    let ports: Vec<u16> = servers.iter().flatten().map(|s| s.port).collect();
-    let owner = wait_whole(&ports, 3);
-    let r = sql(
-        ports[0],
-        "CREATE SOURCE ev (id BIGINT, client BIGINT, v BIGINT); \
-         CREATE MATERIALIZED VIEW per_id AS SELECT id, COUNT(*) AS n FROM ev GROUP BY id; \
-         CREATE MATERIALIZED VIEW per_client AS \
-           SELECT client, COUNT(*) AS n, SUM(v) AS total FROM ev GROUP BY client",
-    );
-    assert_eq!(r.status, 200, "{}", r.body);
+    format!("INSERT INTO ev VALUES {}", values.join(", "))
+}
 
-    // Clients: one INSERT of ROWS rows per request, each to a random node of those running
-    // (the victim too, until it dies); after a failed request a client goes on with its
-    // next statement. Each records which of its statements were acknowledged.
-    let live_ports = Arc::new(Mutex::new(ports.clone()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|client| {
-            let live_ports = live_ports.clone();
-            let stop = stop.clone();
-            std::thread::spawn(move || {
-                let mut rng = strata::testing::SplitMix64(client + 1);
-                let (mut sent, mut acked) = (0u64, Vec::new());
-                let deadline = Instant::now() + Duration::from_secs(60);
-                while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-                    let port = {
-                        let live = live_ports.lock().unwrap();
-                        live[rng.below(live.len() as u64) as usize]
-                    };
-                    sent += 1;
-                    let values: Vec<String> = statement_ids(client, sent)
-                        .map(|id| format!("({id}, {client}, {})", id % 7))
-                        .collect();
-                    let r = sql(
-                        port,
-                        &format!("INSERT INTO ev VALUES {}", values.join(", ")),
-                    );
-                    if r.status == 200 {
-                        acked.push(sent);
+/// What one client did: its id, the statements it sent, those acknowledged (ascending).
+type ClientLog = (u64, u64, Vec<u64>);
+
+/// Clients inserting through random live nodes until stopped: one INSERT of `ROWS` rows
+/// per request; after a failed request a client goes on with its next statement.
+struct Workload {
+    live: Arc<Mutex<Vec<u16>>>,
+    stop: Arc<AtomicBool>,
+    /// When each acknowledgement came, for the longest time without one.
+    acks: Arc<Mutex<Vec<Instant>>>,
+    clients: Vec<JoinHandle<ClientLog>>,
+}
+
+impl Workload {
+    fn start(ports: &[u16], longest: Duration) -> Workload {
+        let live = Arc::new(Mutex::new(ports.to_vec()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let acks = Arc::new(Mutex::new(Vec::new()));
+        let clients = (0..CLIENTS)
+            .map(|client| {
+                let (live, stop, acks) = (live.clone(), stop.clone(), acks.clone());
+                std::thread::spawn(move || {
+                    let mut rng = strata::testing::SplitMix64(client + 1);
+                    let (mut sent, mut acked) = (0u64, Vec::new());
+                    let deadline = Instant::now() + longest;
+                    while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                        let port = {
+                            let live = live.lock().unwrap();
+                            live[rng.below(live.len() as u64) as usize]
+                        };
+                        sent += 1;
+                        if sql(port, &insert_statement(client, sent)).status == 200 {
+                            acked.push(sent);
+                            acks.lock().unwrap().push(Instant::now());
+                        }
                     }
-                }
-                (client, sent, acked)
+                    (client, sent, acked)
+                })
             })
-        })
-        .collect();
+            .collect();
+        Workload {
+            live,
+            stop,
+            acks,
+            clients,
+        }
+    }
 
-    std::thread::sleep(Duration::from_secs(2));
-    // SIGKILL the log's owner mid-ingest (requests in flight there fail); then the clients
-    // use the others.
-    let victim = nodes.iter().position(|n| n.id == owner).unwrap();
-    let killed_port = ports[victim];
-    servers[victim] = None; // Drop: SIGKILL, wait
-    live_ports.lock().unwrap().retain(|p| *p != killed_port);
-    let killed_at = Instant::now();
-    // The survivors take the log and the shards over; writes are acknowledged again.
-    let survivors: Vec<u16> = ports
-        .iter()
-        .copied()
-        .filter(|p| *p != killed_port)
-        .collect();
-    let new_owner = wait_whole(&survivors, 2);
-    assert_ne!(new_owner, owner);
-    let takeover = killed_at.elapsed();
-    std::thread::sleep(Duration::from_secs(2));
-    // The node comes back with an empty data directory.
-    std::fs::remove_dir_all(&nodes[victim].data).unwrap();
-    let other_seed = &nodes[(victim + 1) % 3].listen;
-    servers[victim] = Some(start(&nodes[victim], &store, other_seed));
-    let ports: Vec<u16> = servers.iter().flatten().map(|s| s.port).collect();
-    wait_whole(&ports, 3);
-    *live_ports.lock().unwrap() = ports.clone();
-    std::thread::sleep(Duration::from_secs(1));
-    stop.store(true, Ordering::SeqCst);
-    let results: Vec<(u64, u64, Vec<u64>)> =
-        clients.into_iter().map(|c| c.join().unwrap()).collect();
+    fn set_live(&self, ports: &[u16]) {
+        *self.live.lock().unwrap() = ports.to_vec();
+    }
 
+    /// Stops the clients: what each did, and the longest time without an acknowledgement.
+    fn finish(self) -> (Vec<ClientLog>, Duration) {
+        self.stop.store(true, Ordering::SeqCst);
+        let logs = self
+            .clients
+            .into_iter()
+            .map(|c| c.join().unwrap())
+            .collect();
+        let mut acks = self.acks.lock().unwrap().clone();
+        acks.sort();
+        let gap = acks
+            .windows(2)
+            .map(|w| w[1] - w[0])
+            .max()
+            .unwrap_or_default();
+        (logs, gap)
+    }
+}
+
+/// What the checks found.
+struct Verified {
+    acked: u64,
+    failed: u64,
+    failed_landed: u64,
+}
+
+/// Checks the cluster's answers on every port against what the clients did, and (with
+/// `reference`, a directory) against a one-node engine fed the rows that landed.
+fn verify(ports: &[u16], logs: &[ClientLog], reference: Option<&std::path::Path>) -> Verified {
     let counted = witness(ports[0]);
     assert!(counted.values().all(|&n| n == 1), "an id was counted twice");
     let mut recomputed = BTreeMap::new();
-    let (mut acked_total, mut failed_total, mut failed_landed) = (0, 0, 0);
-    for (client, sent, acked) in &results {
+    let mut landed = Vec::new();
+    let mut v = Verified {
+        acked: 0,
+        failed: 0,
+        failed_landed: 0,
+    };
+    for (client, sent, acked) in logs {
         assert!(
             !acked.is_empty(),
             "client {client}: nothing was acknowledged"
@@ -251,19 +174,22 @@ fn sigkill_of_the_log_owner_loses_no_acknowledged_write_and_applies_none_twice()
                     whole,
                     "client {client}: acknowledged statement {seq} is not all there: {present:?}"
                 );
-                acked_total += 1;
+                v.acked += 1;
             } else {
                 assert!(
                     whole || present.iter().all(|&p| !p),
                     "client {client}: failed statement {seq} is partly there: {present:?}"
                 );
-                failed_total += 1;
-                failed_landed += whole as u64;
+                v.failed += 1;
+                v.failed_landed += whole as u64;
             }
             if whole {
                 let e = recomputed.entry(*client).or_insert((0, 0));
                 e.0 += ROWS;
                 e.1 += statement_ids(*client, seq).map(|id| id % 7).sum::<u64>();
+                landed.extend(
+                    statement_ids(*client, seq).map(|id| format!("({id}, {client}, {})", id % 7)),
+                );
             }
         }
     }
@@ -280,13 +206,337 @@ fn sigkill_of_the_log_owner_loses_no_acknowledged_write_and_applies_none_twice()
         assert_eq!(witness(port), counted, "the nodes disagree");
         assert_eq!(per_client(port), recomputed, "the nodes disagree");
     }
-    eprintln!(
-        "owner {owner} killed; {new_owner} owned the log and every shard {takeover:?} later; \
-         {acked_total} statements acknowledged, {failed_total} failed ({failed_landed} of \
-         them landed whole)"
+    let Some(reference) = reference else {
+        return v;
+    };
+    // A one-node engine fed the same rows answers the same.
+    let mut engine = cli::builder(reference).build().unwrap();
+    engine.execute(SCHEMA).unwrap();
+    for rows in landed.chunks(1000) {
+        engine
+            .execute(&format!("INSERT INTO ev VALUES {}", rows.join(", ")))
+            .unwrap();
+    }
+    let rs = engine
+        .query("SELECT client, n, total FROM per_client ORDER BY client")
+        .unwrap();
+    let engine_view: BTreeMap<u64, (u64, u64)> = rs
+        .rows
+        .iter()
+        .map(|r| {
+            let n = |i: usize| match &r[i] {
+                strata::Value::Int(v) => *v as u64,
+                other => panic!("{other:?}"),
+            };
+            (n(0), (n(1), n(2)))
+        })
+        .collect();
+    engine.close().unwrap();
+    assert_eq!(
+        engine_view, recomputed,
+        "a one-node engine answers otherwise"
     );
+    v
+}
+
+fn assert_no_panic(servers: &[Option<Server>]) {
     for s in servers.iter().flatten() {
         let stderr = s.stderr.lock().unwrap();
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+}
+
+fn running_ports(servers: &[Option<Server>]) -> Vec<u16> {
+    servers.iter().flatten().map(|s| s.port).collect()
+}
+
+/// Starts the three nodes (node1 first, the seed of the others) and creates the schema.
+fn start_cluster(nodes: &[Node], store: &str) -> Vec<Option<Server>> {
+    let seed = nodes[0].listen.clone();
+    let servers: Vec<Option<Server>> = nodes
+        .iter()
+        .map(|node| Some(start(node, store, &seed)))
+        .collect();
+    wait_whole(&running_ports(&servers), nodes.len());
+    let r = sql(running_ports(&servers)[0], SCHEMA);
+    assert_eq!(r.status, 200, "{}", r.body);
+    servers
+}
+
+#[test]
+fn sigkill_of_the_log_owner_loses_no_acknowledged_write_and_applies_none_twice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_url(tmp.path());
+    let nodes = nodes(3, tmp.path());
+    let mut servers = start_cluster(&nodes, &store);
+    let ports = running_ports(&servers);
+    let owner = wait_whole(&ports, 3);
+    let workload = Workload::start(&ports, Duration::from_secs(60));
+
+    std::thread::sleep(Duration::from_secs(2));
+    // SIGKILL the log's owner mid-ingest (requests in flight there fail); then the clients
+    // use the others.
+    let victim = nodes.iter().position(|n| n.id == owner).unwrap();
+    let killed_port = ports[victim];
+    servers[victim] = None; // Drop: SIGKILL, wait
+    let survivors: Vec<u16> = ports
+        .iter()
+        .copied()
+        .filter(|p| *p != killed_port)
+        .collect();
+    workload.set_live(&survivors);
+    let killed_at = Instant::now();
+    // The survivors take the log and the shards over; writes are acknowledged again.
+    let new_owner = wait_whole(&survivors, 2);
+    assert_ne!(new_owner, owner);
+    let takeover = killed_at.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    // The node comes back with an empty data directory.
+    std::fs::remove_dir_all(&nodes[victim].data).unwrap();
+    let other_seed = &nodes[(victim + 1) % 3].listen;
+    servers[victim] = Some(start(&nodes[victim], &store, other_seed));
+    let ports = running_ports(&servers);
+    wait_whole(&ports, 3);
+    workload.set_live(&ports);
+    std::thread::sleep(Duration::from_secs(1));
+    let (logs, _) = workload.finish();
+
+    let v = verify(&ports, &logs, None);
+    eprintln!(
+        "owner {owner} killed; {new_owner} owned the log and every shard {takeover:?} later; \
+         {} statements acknowledged, {} failed ({} of them landed whole)",
+        v.acked, v.failed, v.failed_landed
+    );
+    assert_no_panic(&servers);
+}
+
+#[test]
+fn a_soak_of_kills_and_restarts_then_of_the_whole_cluster_loses_nothing() {
+    let rounds: u64 = std::env::var("STRATA_CLUSTER_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3);
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_url(tmp.path());
+    let nodes = nodes(3, tmp.path());
+    let mut servers = start_cluster(&nodes, &store);
+    let workload = Workload::start(
+        &running_ports(&servers),
+        Duration::from_secs(120 + 60 * rounds),
+    );
+    let mut rng = strata::testing::SplitMix64(rounds);
+    let mut takeovers = Vec::new();
+    for round in 0..rounds {
+        std::thread::sleep(Duration::from_millis(10_000 + rng.below(10_000)));
+        let victim = rng.below(3) as usize;
+        servers[victim] = None; // SIGKILL
+        let survivors = running_ports(&servers);
+        workload.set_live(&survivors);
+        let killed_at = Instant::now();
+        wait_whole(&survivors, 2);
+        takeovers.push(killed_at.elapsed());
+        let wiped = round % 2 == 0;
+        if wiped {
+            std::fs::remove_dir_all(&nodes[victim].data).unwrap();
+        }
+        let seed = &nodes[(victim + 1) % 3].listen;
+        servers[victim] = Some(start(&nodes[victim], &store, seed));
+        wait_whole(&running_ports(&servers), 3);
+        workload.set_live(&running_ports(&servers));
+        eprintln!(
+            "round {round}: {} killed{}; the others held every shard {:?} later",
+            nodes[victim].id,
+            if wiped {
+                " and its data directory wiped"
+            } else {
+                ""
+            },
+            takeovers.last().unwrap()
+        );
+    }
+    std::thread::sleep(Duration::from_secs(2));
+    let (logs, longest_gap) = workload.finish();
+    let reference = tmp.path().join("reference");
+    let before = verify(&running_ports(&servers), &logs, Some(&reference));
+    let answers = witness(running_ports(&servers)[0]);
+    assert_no_panic(&servers);
+
+    // Every node at once, then back in another order: node3 first (its own seed: it finds
+    // the cluster in the store), then node2 and node1 through it.
+    for server in &mut servers {
+        *server = None;
+    }
+    let own = nodes[2].listen.clone();
+    servers[2] = Some(start(&nodes[2], &store, &own));
+    servers[1] = Some(start(&nodes[1], &store, &own));
+    servers[0] = Some(start(&nodes[0], &store, &own));
+    let ports = running_ports(&servers);
+    wait_whole(&ports, 3);
+    for &port in &ports {
+        assert_eq!(
+            witness(port),
+            answers,
+            "a node answers otherwise after the restart"
+        );
+    }
+    let after = verify(&ports, &logs, None);
+    assert_eq!(before.acked, after.acked);
+    assert_no_panic(&servers);
+    let mut sorted = takeovers.clone();
+    sorted.sort();
+    eprintln!(
+        "soak: {rounds} kills; takeover median {:?}, max {:?}; longest time without an \
+         acknowledged write {longest_gap:?}; {} statements acknowledged, {} failed ({} of them \
+         landed whole); the whole cluster restarted in another order with the same answers",
+        sorted[sorted.len() / 2],
+        sorted.last().unwrap(),
+        before.acked,
+        before.failed,
+        before.failed_landed
+    );
+}
+
+#[test]
+fn garbage_on_the_node_port_is_refused_and_the_cluster_reports_itself() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_url(tmp.path());
+    let nodes = nodes(3, tmp.path());
+    let servers = start_cluster(&nodes, &store);
+    let ports = running_ports(&servers);
+    let r = sql(ports[1], "INSERT INTO ev VALUES (1, 1, 1), (2, 1, 2)");
+    assert_eq!(r.status, 200, "{}", r.body);
+
+    // Garbage: raw bytes over TCP, a request body that is not a request, a UDP datagram.
+    let node_port: u16 = nodes[0].listen.rsplit(':').next().unwrap().parse().unwrap();
+    let mut raw = std::net::TcpStream::connect(&nodes[0].listen).unwrap();
+    let _ = raw.write_all(&[0xff; 4096]);
+    drop(raw);
+    let body = vec![0x5a; 1000];
+    let answer = request(node_port, "POST", "/cluster/v1", &[], &body);
+    assert_ne!(answer.status, 0, "the node-to-node server must answer");
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let _ = udp.send_to(&[0xff; 512], &nodes[0].listen);
+    std::thread::sleep(Duration::from_millis(500));
+    // Nothing crashed: every node answers, the cluster is whole.
+    wait_whole(&ports, 3);
+    assert_no_panic(&servers);
+
+    // `strata cluster status`: every member, live, the shards among them.
+    let out = cli::strata(None)
+        .args(["cluster", "status", "--format", "json", "--server"])
+        .arg(format!("http://127.0.0.1:{}", ports[2]))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let members = report["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3, "{report}");
+    let mut shards: Vec<u64> = members
+        .iter()
+        .flat_map(|m| m["report"]["shards"].as_array().unwrap().clone())
+        .map(|s| s.as_u64().unwrap())
+        .collect();
+    shards.sort();
+    let total = report["shards_total"].as_u64().unwrap();
+    assert_eq!(shards, (0..total).collect::<Vec<_>>(), "{report}");
+    assert!(members
+        .iter()
+        .all(|m| m["report"]["applied_lsn"].as_u64().unwrap() >= 1));
+    assert_eq!(
+        report["log_owner"],
+        health(ports[0])["cluster"]["log_owner"]
+    );
+    let table = cli::strata(None)
+        .args(["cluster", "status", "--server"])
+        .arg(format!("http://127.0.0.1:{}", ports[0]))
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&table.stdout);
+    for node in &nodes {
+        assert!(table.contains(&node.id), "{table}");
+    }
+    assert_eq!(table.matches(" live ").count(), 3, "{table}");
+}
+
+/// Sends `signal` (`STOP`, `CONT`, `TERM`) to a server's process.
+fn signal(server: &Server, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(server.child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{signal}");
+}
+
+#[test]
+fn a_frozen_log_owner_is_fenced_and_rejoins_without_losing_or_repeating_a_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_url(tmp.path());
+    let nodes = nodes(3, tmp.path());
+    let servers = start_cluster(&nodes, &store);
+    let ports = running_ports(&servers);
+    let owner = wait_whole(&ports, 3);
+    let zombie = nodes.iter().position(|n| n.id == owner).unwrap();
+    let others: Vec<u16> = (0..3).filter(|&i| i != zombie).map(|i| ports[i]).collect();
+    let workload = Workload::start(&ports, Duration::from_secs(120));
+    std::thread::sleep(Duration::from_secs(2));
+
+    // Freeze the log's owner (a VM paused): the others take the log and its shards over.
+    workload.set_live(&others);
+    signal(servers[zombie].as_ref().unwrap(), "STOP");
+    let frozen_at = Instant::now();
+    let new_owner = wait_whole(&others, 2);
+    assert_ne!(new_owner, owner);
+    let takeover = frozen_at.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    // It wakes up believing it owns the log: whatever it is asked now is refused or
+    // forwarded, never acknowledged and lost; then it rejoins.
+    signal(servers[zombie].as_ref().unwrap(), "CONT");
+    workload.set_live(&ports);
+    wait_whole(&ports, 3);
+    std::thread::sleep(Duration::from_secs(2));
+    let (logs, longest_gap) = workload.finish();
+    let v = verify(&ports, &logs, None);
+    assert_no_panic(&servers);
+    eprintln!(
+        "zombie {owner}: frozen; {new_owner} owned the log and every shard {takeover:?} later; \
+         longest time without an acknowledged write {longest_gap:?}; {} statements \
+         acknowledged, {} failed ({} of them landed whole)",
+        v.acked, v.failed, v.failed_landed
+    );
+}
+
+#[test]
+fn a_fourth_node_joins_and_takes_its_share_of_the_shards() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_url(tmp.path());
+    let nodes = nodes(4, tmp.path());
+    let mut servers = start_cluster(&nodes[..3], &store);
+    let r = sql(
+        running_ports(&servers)[0],
+        "INSERT INTO ev VALUES (1, 1, 10), (2, 2, 20), (3, 3, 30), (4, 4, 40)",
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let before = per_client(running_ports(&servers)[0]);
+    servers.push(Some(start(&nodes[3], &store, &nodes[0].listen)));
+    let ports = running_ports(&servers);
+    wait_whole(&ports, 4);
+    // 16 shards over 4 nodes: 4 each, the state moved through the store.
+    for &port in &ports {
+        let h = health(port);
+        assert_eq!(h["cluster"]["shards_owned"], 4, "{h}");
+        assert_eq!(
+            per_client(port),
+            before,
+            "node on port {port} answers otherwise"
+        );
+    }
+    let r = sql(ports[3], "INSERT INTO ev VALUES (5, 5, 50)");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(per_client(ports[0]).len(), 5);
+    assert_no_panic(&servers);
 }

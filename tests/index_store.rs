@@ -1017,7 +1017,7 @@ fn a_file_in_use_is_refused_not_deleted() {
     let dir = tempfile::tempdir().unwrap();
     let expected = populated(dir.path());
     let first = open(dir.path());
-    let err = IndexStore::open(dir.path()).unwrap_err();
+    let err = IndexStore::open(dir.path().join(FILE_NAME)).unwrap_err();
     assert!(err.to_string().contains(FILE_NAME), "{err}");
     assert_eq!(
         sorted_entries(&first, "p"),

@@ -111,22 +111,8 @@ fn measure_data_dir(
 
 #[cfg(feature = "server")]
 fn from_server(url: &str, config: &Config) -> Result<Report, Failure> {
-    let endpoint = format!("{}/advise", url.trim_end_matches('/'));
-    if !endpoint.starts_with("http://") {
-        return Err(usage(anyhow::anyhow!(
-            "--server {url}: give the server's http:// URL, e.g. http://127.0.0.1:7878 (https \
-             is not built in: reach a TLS proxy's upstream instead)"
-        )));
-    }
-    let mut request = ureq::get(&endpoint);
-    if let Some(token) = &config.server.token {
-        request = request.header("Authorization", &format!("Bearer {token}"));
-    }
-    let text = request
-        .call()
-        .and_then(|mut r| r.body_mut().read_to_string())
-        .with_context(|| format!("cannot read {endpoint}"))?;
-    Report::from_json(&text).map_err(|e| anyhow::anyhow!("{endpoint}: {e}").into())
+    let text = super::client::get(url, "/advise", config)?;
+    Report::from_json(&text).map_err(|e| anyhow::anyhow!("{url}/advise: {e}").into())
 }
 
 #[cfg(not(feature = "server"))]

@@ -3,6 +3,8 @@
 #![allow(dead_code)] // each test uses what it needs
 
 pub mod cli;
+#[cfg(feature = "cluster")]
+pub mod cluster;
 pub mod http;
 pub mod sql_suite;
 #[cfg(feature = "object-store")]

@@ -77,8 +77,100 @@ pub trait Node: Send + Sync {
     fn storage_metrics(&self) -> crate::metrics::StorageMetrics;
     /// What `/health` and `/metrics` show of the cluster.
     fn cluster_status(&self) -> ClusterStatus;
+    /// Every live member's report of itself, asked now (at most 2 s each, in parallel):
+    /// what `strata cluster status` shows.
+    fn survey(&self) -> Vec<MemberStatus>;
     /// Leaves the deployment: checkpoints what it owns and stops its threads.
     fn close(&self) -> Result<()>;
+}
+
+/// The cluster as one node sees it and as every member reports itself: `GET /cluster` and
+/// `strata cluster status`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ClusterReport {
+    /// The node asked.
+    pub node_id: String,
+    pub log_owner: Option<String>,
+    pub shards_total: usize,
+    /// The node that holds each shard (by index), as the node asked computed it.
+    pub assignment: Vec<String>,
+    pub members: Vec<MemberStatus>,
+}
+
+impl ClusterReport {
+    /// A table of the members (state, log position, shards, checkpoint age at `now_ms`),
+    /// then the shards by owner.
+    pub fn render(&self, now_ms: u64) -> String {
+        use std::fmt::Write as _;
+        let mut out = format!(
+            "cluster as node {} sees it: {} members, log owner {}, {} shards\n",
+            self.node_id,
+            self.members.len(),
+            self.log_owner.as_deref().unwrap_or("(none yet)"),
+            self.shards_total
+        );
+        let _ = writeln!(
+            out,
+            "{:<16} {:<22} {:<12} {:>12} {:>10}  shards",
+            "node", "address", "state", "applied LSN", "ckpt age"
+        );
+        for m in &self.members {
+            match &m.report {
+                Some(r) => {
+                    let age = r.last_checkpoint_unix_ms.map_or("-".to_string(), |t| {
+                        format!("{:.1} s", now_ms.saturating_sub(t) as f64 / 1000.0)
+                    });
+                    let shards: Vec<String> = r.shards.iter().map(u32::to_string).collect();
+                    let _ = writeln!(
+                        out,
+                        "{:<16} {:<22} {:<12} {:>12} {:>10}  {}",
+                        m.node_id,
+                        m.address,
+                        "live",
+                        r.applied_lsn,
+                        age,
+                        shards.join(",")
+                    );
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "{:<16} {:<22} {:<12} {:>12} {:>10}  ({})",
+                        m.node_id,
+                        m.address,
+                        "unreachable",
+                        "-",
+                        "-",
+                        m.error.as_deref().unwrap_or("no answer")
+                    );
+                }
+            }
+        }
+        out
+    }
+}
+
+/// A member of the cluster and what it reports of itself.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MemberStatus {
+    pub node_id: String,
+    /// Its node-to-node address.
+    pub address: String,
+    /// `None`: it did not answer (`error` says why).
+    pub report: Option<MemberReport>,
+    pub error: Option<String>,
+}
+
+/// What a member reports of itself.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MemberReport {
+    /// The log position it has applied.
+    pub applied_lsn: u64,
+    /// The shards it holds.
+    pub shards: Vec<u32>,
+    pub last_checkpoint_unix_ms: Option<u64>,
+    /// The log's owner, as it knows it.
+    pub log_owner: Option<String>,
 }
 
 /// How a node joins a multi-node deployment, as `[cluster]` in the config sets it. Ignored by
@@ -128,4 +220,6 @@ pub struct ClusterStatus {
     /// Log entries appended (on the log's owner) and the changes they held.
     pub log_entries: u64,
     pub log_changes: u64,
+    /// The node that holds each shard (by index), as this node computed it.
+    pub assignment: Vec<String>,
 }

@@ -228,6 +228,10 @@ impl<P: PhysicalProfile> Node for Inner<P> {
         self.status()
     }
 
+    fn survey(&self) -> Vec<crate::network::MemberStatus> {
+        self.survey_members()
+    }
+
     fn close(&self) -> Result<()> {
         self.shut_down()
     }

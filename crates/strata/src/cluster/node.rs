@@ -569,6 +569,7 @@ impl<P: PhysicalProfile> Inner<P> {
                 lsn: r.lsn,
                 bytes: r.bytes,
             }),
+            Request::Status => Ok(self.report()),
             Request::Write { .. } | Request::Push { .. } => Ok(Response::Done),
         };
         answer.unwrap_or_else(|e| Response::failed(&e))
@@ -941,6 +942,63 @@ impl<P: PhysicalProfile> Inner<P> {
         }
     }
 
+    /// This node's report of itself, for [`Request::Status`].
+    fn report(&self) -> Response {
+        Response::Status {
+            applied_lsn: *lock(&self.applied),
+            shards: self.state().partitions.keys().copied().collect(),
+            last_checkpoint_unix_ms: lock(&self.last_checkpoint)
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_millis() as u64),
+            log_owner: lock(&self.owner).as_ref().map(|(_, n)| n.clone()),
+        }
+    }
+
+    /// Every live member's report, asked in parallel.
+    pub(super) fn survey_members(&self) -> Vec<crate::network::MemberStatus> {
+        let members = self.live_members();
+        let asked = members.iter().map(|m| {
+            let client = self.client.clone();
+            let to = m.rpc;
+            async move {
+                client
+                    .send(to, &Request::Status, Duration::from_secs(2))
+                    .await
+            }
+        });
+        let answers = self.block_on(futures_util::future::join_all(asked));
+        members
+            .into_iter()
+            .zip(answers)
+            .map(|(m, answer)| {
+                let (report, error) = match answer {
+                    Ok(Response::Status {
+                        applied_lsn,
+                        shards,
+                        last_checkpoint_unix_ms,
+                        log_owner,
+                    }) => (
+                        Some(crate::network::MemberReport {
+                            applied_lsn,
+                            shards,
+                            last_checkpoint_unix_ms,
+                            log_owner,
+                        }),
+                        None,
+                    ),
+                    Ok(other) => (None, Some(format!("an unexpected answer: {other:?}"))),
+                    Err(e) => (None, Some(e)),
+                };
+                crate::network::MemberStatus {
+                    node_id: m.node_id,
+                    address: m.rpc.to_string(),
+                    report,
+                    error,
+                }
+            })
+            .collect()
+    }
+
     pub(super) fn status(&self) -> ClusterStatus {
         let c = &self.counters;
         let members: Vec<String> = self.live_members().into_iter().map(|m| m.node_id).collect();
@@ -960,6 +1018,7 @@ impl<P: PhysicalProfile> Inner<P> {
             put_seconds: lock(&c.put_seconds).clone(),
             log_entries: c.log_entries.load(Ordering::Relaxed),
             log_changes: c.log_changes.load(Ordering::Relaxed),
+            assignment: lock(&self.assignment).clone(),
         }
     }
 

@@ -51,6 +51,8 @@ pub enum Request {
     },
     /// Checkpoint every shard this node owns.
     Checkpoint,
+    /// Report what this node holds and has applied (`strata cluster status`).
+    Status,
 }
 
 #[derive(Archive, Serialize, Deserialize, Debug, Clone)]
@@ -74,6 +76,13 @@ pub enum Response {
     },
     /// Keys: those a DELETE's `Matching` selects.
     Keys(Vec<KeyImage>),
+    /// A node's report of itself.
+    Status {
+        applied_lsn: u64,
+        shards: Vec<u32>,
+        last_checkpoint_unix_ms: Option<u64>,
+        log_owner: Option<String>,
+    },
     /// A checkpoint was written, covering the log up to `lsn`.
     Checkpointed {
         lsn: u64,

@@ -284,6 +284,39 @@ async fn sample_ingest_forever(state: Arc<AppState>) {
     }
 }
 
+/// `GET /cluster`: the members and what each reports (multi-node tiers; 404 otherwise).
+async fn cluster(State(state): State<Arc<AppState>>) -> Response {
+    let Some(node) = state.node.clone() else {
+        return error_response(
+            StatusCode::NOT_FOUND,
+            &format!(
+                "this server is not a cluster node (profile {})",
+                ActiveProfile::NAME
+            ),
+            None,
+        );
+    };
+    let surveyed = tokio::task::spawn_blocking(move || {
+        let status = node.cluster_status();
+        crate::network::ClusterReport {
+            node_id: status.node_id,
+            log_owner: status.log_owner,
+            shards_total: status.shards_total,
+            assignment: status.assignment,
+            members: node.survey(),
+        }
+    })
+    .await;
+    match surveyed {
+        Ok(report) => Json(report).into_response(),
+        Err(e) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("the survey failed: {e}"),
+            None,
+        ),
+    }
+}
+
 async fn advise(State(state): State<Arc<AppState>>) -> Response {
     match tokio::task::spawn_blocking(move || state.advice()).await {
         Ok(report) => Json(report).into_response(),
@@ -435,6 +468,7 @@ pub fn serve(
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/advise", get(advise))
+        .route("/cluster", get(cluster))
         .route("/views/{name}/changes", get(changes::view_changes))
         .layer(middleware::from_fn_with_state(state.clone(), read_body))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))

@@ -1,0 +1,109 @@
+//! Clusters of `strata serve` processes of the constellation tier on 127.0.0.1, .2, .3, …
+//! sharing one store: starting nodes, waiting until the cluster is whole, and reading it.
+
+use super::cli;
+use super::http::{request, serve, sql, Server};
+use super::stores::{store_settings, unique};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub struct Node {
+    pub id: String,
+    pub listen: String,
+    pub data: PathBuf,
+}
+
+/// The store every node shares: on the S3 test server when it runs (`scripts/test-all`
+/// starts it and requires it), else a directory. On S3, a bucket of its own: the test
+/// server (moto) lists a prefix by scanning the whole bucket, which the other tests fill.
+pub fn store_url(tmp: &Path) -> String {
+    match std::env::var("STRATA_TEST_S3_ENDPOINT") {
+        Ok(endpoint) => {
+            let port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+            let bucket = unique("cluster").to_lowercase();
+            let made = request(port, "PUT", &format!("/{bucket}"), &[], b"");
+            assert_eq!(made.status, 200, "creating bucket {bucket}: {}", made.body);
+            format!("s3://{bucket}/cluster")
+        }
+        Err(_) => {
+            assert!(
+                std::env::var_os("STRATA_REQUIRE_S3").is_none(),
+                "STRATA_REQUIRE_S3 is set but STRATA_TEST_S3_ENDPOINT is not"
+            );
+            format!("file://{}", tmp.join("store").display())
+        }
+    }
+}
+
+pub fn start(node: &Node, store: &str, seed: &str) -> Server {
+    let mut cmd = cli::strata(Some(&node.data));
+    if let Some(endpoint) = store_settings(store).endpoint {
+        cmd.env("STRATA_OBJECT_STORE_ENDPOINT", endpoint)
+            .env("STRATA_OBJECT_STORE_ALLOW_HTTP", "true")
+            .env("STRATA_OBJECT_STORE_REGION", "us-east-1")
+            .env("STRATA_OBJECT_STORE_ACCESS_KEY_ID", "test")
+            .env("STRATA_OBJECT_STORE_SECRET_ACCESS_KEY", "test");
+    }
+    cmd.env("STRATA_OBJECT_STORE_URL", store)
+        .env("STRATA_CLUSTER_NODE_ID", &node.id)
+        .env("STRATA_CLUSTER_LISTEN", &node.listen)
+        .env("STRATA_CLUSTER_SEEDS", seed)
+        .env("STRATA_CHECKPOINT_INTERVAL", "3s")
+        .args(["serve", "--listen", "127.0.0.1:0"]);
+    serve(cmd)
+}
+
+pub fn health(port: u16) -> serde_json::Value {
+    let r = request(port, "GET", "/health", &[], b"");
+    serde_json::from_str(&r.body).unwrap_or(serde_json::Value::Null)
+}
+
+/// Waits until every server sees `n` members and one owner of the log; returns the owner.
+pub fn wait_whole(ports: &[u16], n: usize) -> String {
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let seen: Vec<serde_json::Value> = ports.iter().map(|p| health(*p)).collect();
+        let owner = &seen[0]["cluster"]["log_owner"];
+        if seen.iter().all(|h| {
+            h["cluster"]["members"]
+                .as_array()
+                .is_some_and(|m| m.len() == n)
+                && h["cluster"]["log_owner"] == *owner
+                && h["cluster"]["shards_owned"].as_u64().is_some()
+        }) && owner.is_string()
+        {
+            let held: u64 = seen
+                .iter()
+                .map(|h| h["cluster"]["shards_owned"].as_u64().unwrap())
+                .sum();
+            if held == seen[0]["cluster"]["shards_total"].as_u64().unwrap() {
+                return owner.as_str().unwrap().to_string();
+            }
+        }
+        assert!(
+            Instant::now() < until,
+            "the cluster did not become whole: {seen:?}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The rows of a query's result, as JSON objects.
+pub fn rows(port: u16, query: &str) -> Vec<serde_json::Value> {
+    let r = sql(port, query);
+    assert_eq!(r.status, 200, "{query}: {}", r.body);
+    let body: serde_json::Value = serde_json::from_str(&r.body).unwrap();
+    body["results"][0].as_array().unwrap().clone()
+}
+
+/// Nodes `node1` … `node<n>` on 127.0.0.1 … .n, one port, data directories under `root`.
+pub fn nodes(n: u8, root: &Path) -> Vec<Node> {
+    let port = cli::free_port(n);
+    (1..=n)
+        .map(|i| Node {
+            id: format!("node{i}"),
+            listen: format!("127.0.0.{i}:{port}"),
+            data: root.join(format!("node{i}")),
+        })
+        .collect()
+}
