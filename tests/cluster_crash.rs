@@ -460,6 +460,7 @@ fn garbage_on_the_node_port_is_refused_and_the_cluster_reports_itself() {
         assert!(table.contains(&node.id), "{table}");
     }
     assert_eq!(table.matches(" live ").count(), 3, "{table}");
+    eprintln!("{table}");
 }
 
 /// Sends `signal` (`STOP`, `CONT`, `TERM`) to a server's process.
