@@ -541,3 +541,85 @@ fn a_fourth_node_joins_and_takes_its_share_of_the_shards() {
     assert_eq!(per_client(ports[0]).len(), 5);
     assert_no_panic(&servers);
 }
+
+#[test]
+fn sigterm_drains_the_log_owner_without_a_failed_write_and_exits_0() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_url(tmp.path());
+    let nodes = nodes(3, tmp.path());
+    let mut servers = start_cluster(&nodes, &store);
+    let ports = running_ports(&servers);
+    let owner = wait_whole(&ports, 3);
+    let leaving = nodes.iter().position(|n| n.id == owner).unwrap();
+    // Clients that do what the README says a client should: a refused connection sent
+    // nothing, so the statement goes to another node; any other failure is counted.
+    let live = Arc::new(Mutex::new(ports.clone()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients: Vec<JoinHandle<(ClientLog, Vec<String>)>> = (0..CLIENTS)
+        .map(|client| {
+            let (live, stop) = (live.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut rng = strata::testing::SplitMix64(client + 7);
+                let (mut sent, mut acked, mut failures) = (0u64, Vec::new(), Vec::new());
+                let deadline = Instant::now() + Duration::from_secs(90);
+                while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+                    sent += 1;
+                    loop {
+                        let port = {
+                            let live = live.lock().unwrap();
+                            live[rng.below(live.len() as u64) as usize]
+                        };
+                        let r = sql(port, &insert_statement(client, sent));
+                        match r.status {
+                            200 => acked.push(sent),
+                            0 if r.refused => continue,
+                            status => failures.push(format!("{status}: {}", r.body)),
+                        }
+                        break;
+                    }
+                }
+                ((client, sent, acked), failures)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_secs(2));
+    let server = servers[leaving].as_mut().unwrap();
+    signal(server, "TERM");
+    let drained_at = Instant::now();
+    let exit = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            drained_at.elapsed() < Duration::from_secs(60),
+            "no exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let drain = drained_at.elapsed();
+    assert_eq!(exit.code(), Some(0), "strata did not exit 0 after SIGTERM");
+    let others: Vec<u16> = (0..3).filter(|&i| i != leaving).map(|i| ports[i]).collect();
+    *live.lock().unwrap() = others.clone();
+    wait_whole(&others, 2);
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::SeqCst);
+    let mut logs = Vec::new();
+    for c in clients {
+        let (log, failures) = c.join().unwrap();
+        assert!(
+            failures.is_empty(),
+            "client {}: writes failed: {failures:?}",
+            log.0
+        );
+        logs.push(log);
+    }
+    servers[leaving] = None;
+    let v = verify(&others, &logs, None);
+    assert_eq!(v.failed, 0);
+    assert_no_panic(&servers);
+    eprintln!(
+        "drain of {owner}: exited 0 {drain:?} after SIGTERM; {} statements acknowledged, none \
+         failed",
+        v.acked
+    );
+}

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 /// An HTTP answer: the status (0 when none came), the head in lower case, the body.
 pub struct Reply {
     pub status: u16,
+    /// The connection was refused: nothing was sent.
+    pub refused: bool,
     pub headers: String,
     pub body: String,
 }
@@ -25,6 +27,7 @@ pub fn request(
     let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
         return Reply {
             status: 0,
+            refused: true,
             headers: String::new(),
             body: String::new(),
         };
@@ -54,6 +57,7 @@ pub fn request(
         .unwrap_or(0);
     Reply {
         status,
+        refused: false,
         headers: head.to_lowercase(),
         body: body.to_string(),
     }
