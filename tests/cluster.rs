@@ -420,6 +420,50 @@ fn a_node_whose_seeds_do_not_answer_is_refused() {
 }
 
 #[test]
+fn a_node_of_another_layout_or_format_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cluster = Cluster::start(1, tmp.path());
+    let node = |url: &str, data: &str, seed: SocketAddr, listen: SocketAddr, shards| {
+        Engine::builder()
+            .persist(PersistSettings {
+                data_dir: tmp.path().join(data),
+                object_store: store_settings(url),
+                ..PersistSettings::default()
+            })
+            .cluster(ClusterSettings {
+                node_id: data.into(),
+                listen,
+                seeds: vec![seed.to_string()],
+                shards,
+            })
+            .build()
+            .map(drop)
+            .unwrap_err()
+            .to_string()
+    };
+    let err = node(
+        &cluster.url,
+        "eight",
+        cluster.address(0),
+        cluster.address(1),
+        Some(8),
+    );
+    assert!(err.contains("was created with 16 shards"), "{err}");
+    // A cluster written by another version of its format.
+    let store = tmp.path().join("store");
+    std::fs::create_dir_all(store.join("cluster")).unwrap();
+    let layout = store.join("cluster").join("CLUSTER.json");
+    std::fs::write(layout, r#"{"format": 2, "shards": 16}"#).unwrap();
+    let own = SocketAddr::from(([127, 0, 0, 1], cli::free_port(1)));
+    let url = format!("file://{}", store.display());
+    let err = node(&url, "newer", own, own, None);
+    assert!(
+        err.contains("cluster format 2") && err.contains("reads format 1"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_second_node_with_the_same_id_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let mut cluster = Cluster::start(2, tmp.path());

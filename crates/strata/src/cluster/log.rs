@@ -418,6 +418,14 @@ impl SharedLog {
         let read = |bytes: &[u8]| -> Result<u32, String> {
             let v: serde_json::Value = serde_json::from_slice(bytes)
                 .map_err(|e| format!("{} does not parse: {e}", self.location(&path)))?;
+            if v["format"] != 1 {
+                return Err(format!(
+                    "{} is of cluster format {}, but this strata reads format 1: run the \
+                     strata version that created the cluster",
+                    self.location(&path),
+                    v["format"]
+                ));
+            }
             v["shards"]
                 .as_u64()
                 .filter(|&n| (1..=4096).contains(&n))
