@@ -19,7 +19,7 @@
 mod common;
 
 use common::cli;
-use common::cluster::{health, nodes, rows, start, store_url, wait_whole, Node};
+use common::cluster::{health, nodes, rows, start, start_with, store_url, wait_whole, Node, Proxy};
 use common::http::{request, sql, Server};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -621,5 +621,98 @@ fn sigterm_drains_the_log_owner_without_a_failed_write_and_exits_0() {
         "drain of {owner}: exited 0 {drain:?} after SIGTERM; {} statements acknowledged, none \
          failed",
         v.acked
+    );
+}
+
+#[test]
+fn a_node_that_loses_the_object_store_gives_its_shards_up_and_rejoins_when_it_heals() {
+    // Needs a store behind a network address: the S3 test server.
+    let Ok(endpoint) = std::env::var("STRATA_TEST_S3_ENDPOINT") else {
+        assert!(
+            std::env::var_os("STRATA_REQUIRE_S3").is_none(),
+            "STRATA_REQUIRE_S3 is set but STRATA_TEST_S3_ENDPOINT is not"
+        );
+        eprintln!("no S3 test server (scripts/s3-test-server): skipped");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_url(tmp.path());
+    let nodes = nodes(3, tmp.path());
+    let upstream = endpoint.trim_start_matches("http://").parse().unwrap();
+    let proxy = Proxy::start(upstream);
+    let through_proxy = format!("http://127.0.0.1:{}", proxy.port);
+    let quick = [
+        ("STRATA_OBJECT_STORE_TIMEOUT", "2s"),
+        ("STRATA_SERVER_UNHEALTHY_AFTER", "2s"),
+    ];
+    let mut cut_env = quick.to_vec();
+    cut_env.push(("STRATA_OBJECT_STORE_ENDPOINT", through_proxy.as_str()));
+    // node1, the seed, reaches the store through the proxy.
+    let seed = nodes[0].listen.clone();
+    let servers: Vec<Option<Server>> = vec![
+        Some(start_with(&nodes[0], &store, &seed, &cut_env)),
+        Some(start_with(&nodes[1], &store, &seed, &quick)),
+        Some(start_with(&nodes[2], &store, &seed, &quick)),
+    ];
+    let ports = running_ports(&servers);
+    wait_whole(&ports, 3);
+    let r = sql(ports[0], SCHEMA);
+    assert_eq!(r.status, 200, "{}", r.body);
+    let workload = Workload::start(&ports, Duration::from_secs(120));
+    std::thread::sleep(Duration::from_secs(2));
+
+    proxy.cut();
+    let cut_at = Instant::now();
+    // The others hold every shard and the log; node1 says it cannot reach the store.
+    let healthy = &ports[1..];
+    let until = Instant::now() + Duration::from_secs(60);
+    let moved = loop {
+        let seen: Vec<serde_json::Value> = healthy.iter().map(|p| health(*p)).collect();
+        let held: u64 = seen
+            .iter()
+            .filter_map(|h| h["cluster"]["shards_owned"].as_u64())
+            .sum();
+        let owner = seen[0]["cluster"]["log_owner"].as_str().map(String::from);
+        if held == 16 && owner.as_deref().is_some_and(|o| o != "node1") {
+            break cut_at.elapsed();
+        }
+        assert!(Instant::now() < until, "the shards did not move: {seen:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // Its /health says so (503 once the store failed for [server] unhealthy_after).
+    let until = Instant::now() + Duration::from_secs(30);
+    loop {
+        let h = request(ports[0], "GET", "/health", &[], b"");
+        if h.status == 503 {
+            assert!(
+                h.body.contains("\"object_store\":\"unreachable\""),
+                "{}",
+                h.body
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "/health does not report the outage: {}",
+            h.body
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Writes through the healthy nodes are acknowledged meanwhile (the workload goes on).
+    std::thread::sleep(Duration::from_secs(2));
+
+    proxy.heal();
+    let healed_at = Instant::now();
+    wait_whole(&ports, 3);
+    let back = healed_at.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    let (logs, longest_gap) = workload.finish();
+    let v = verify(&ports, &logs, None);
+    assert_no_panic(&servers);
+    eprintln!(
+        "store outage of node1: the others held its shards and the log {moved:?} after the cut; \
+         it held its share again {back:?} after healing; longest time without an acknowledged \
+         write {longest_gap:?}; {} statements acknowledged, {} failed ({} of them landed whole)",
+        v.acked, v.failed, v.failed_landed
     );
 }

@@ -36,6 +36,11 @@ pub fn store_url(tmp: &Path) -> String {
 }
 
 pub fn start(node: &Node, store: &str, seed: &str) -> Server {
+    start_with(node, store, seed, &[])
+}
+
+/// [`start`] with more environment variables (which override the store's).
+pub fn start_with(node: &Node, store: &str, seed: &str, env: &[(&str, &str)]) -> Server {
     let mut cmd = cli::strata(Some(&node.data));
     if let Some(endpoint) = store_settings(store).endpoint {
         cmd.env("STRATA_OBJECT_STORE_ENDPOINT", endpoint)
@@ -50,7 +55,70 @@ pub fn start(node: &Node, store: &str, seed: &str) -> Server {
         .env("STRATA_CLUSTER_SEEDS", seed)
         .env("STRATA_CHECKPOINT_INTERVAL", "3s")
         .args(["serve", "--listen", "127.0.0.1:0"]);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     serve(cmd)
+}
+
+/// A TCP proxy on 127.0.0.1 in front of `upstream` that the test can cut (every connection
+/// closed, new ones refused) and heal.
+pub struct Proxy {
+    pub port: u16,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Proxy {
+    pub fn start(upstream: std::net::SocketAddr) -> Proxy {
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let cut = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (cut2, open2) = (cut.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if cut2.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = std::net::TcpStream::connect(upstream) else {
+                    continue;
+                };
+                let mut registry = open2.lock().unwrap();
+                for stream in [&client, &server] {
+                    if let Ok(s) = stream.try_clone() {
+                        registry.push(s);
+                    }
+                }
+                drop(registry);
+                for (mut from, mut to) in [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ] {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        Proxy { port, cut, open }
+    }
+
+    /// Closes every connection and refuses new ones.
+    pub fn cut(&self) {
+        self.cut.store(true, std::sync::atomic::Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    pub fn heal(&self) {
+        self.cut.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 pub fn health(port: u16) -> serde_json::Value {

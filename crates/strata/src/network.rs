@@ -126,7 +126,11 @@ impl ClusterReport {
                         "{:<16} {:<22} {:<12} {:>12} {:>10}  {}",
                         m.node_id,
                         m.address,
-                        "live",
+                        if m.store_reachable {
+                            "live"
+                        } else {
+                            "no store"
+                        },
                         r.applied_lsn,
                         age,
                         shards.join(",")
@@ -156,6 +160,9 @@ pub struct MemberStatus {
     pub node_id: String,
     /// Its node-to-node address.
     pub address: String,
+    /// Whether it says (in gossip) that it reaches the object store; one that does not
+    /// holds no shard and does not own the log.
+    pub store_reachable: bool,
     /// `None`: it did not answer (`error` says why).
     pub report: Option<MemberReport>,
     pub error: Option<String>,

@@ -24,12 +24,19 @@ const TICK: Duration = Duration::from_millis(100);
 const TRUNCATE_EVERY: Duration = Duration::from_secs(30);
 /// How often the log's owner is read from the store (and after any failure).
 const OWNER_REFRESH: Duration = Duration::from_secs(2);
+/// How long the store may fail every read before this node gives its shards and the log
+/// up (says in gossip that it cannot reach the store).
+const STORE_GRACE: Duration = Duration::from_secs(3);
 
 /// What the maintainer remembers from one look around to the next.
 pub(super) struct Maintainer {
     owner_read: Instant,
     owner_missing_since: Option<Instant>,
     last_checkpoint: Instant,
+    /// Since when every read of the store failed.
+    store_failing_since: Option<Instant>,
+    /// What this node last told the cluster about its store.
+    store_ok: bool,
 }
 
 impl Maintainer {
@@ -38,6 +45,8 @@ impl Maintainer {
             owner_read: Instant::now() - OWNER_REFRESH,
             owner_missing_since: None,
             last_checkpoint: Instant::now(),
+            store_failing_since: None,
+            store_ok: true,
         }
     }
 
@@ -59,11 +68,17 @@ impl Maintainer {
             self.owner_read = Instant::now();
             let known = lock(&inner.owner).clone();
             match inner.block_on(inner.log.owner_since(known)) {
-                Ok(owner) => *lock(&inner.owner) = owner,
-                Err(e) => tracing::warn!(
-                    "cannot read who owns the cluster log: {}",
-                    crate::error::report(&e)
-                ),
+                Ok(owner) => {
+                    *lock(&inner.owner) = owner;
+                    self.store_reached(inner, true);
+                }
+                Err(e) => {
+                    tracing::warn!(
+                        "cannot read who owns the cluster log: {}",
+                        crate::error::report(&e)
+                    );
+                    self.store_reached(inner, false);
+                }
             }
         }
         inner.lead_if_needed(&mut self.owner_missing_since);
@@ -83,11 +98,46 @@ impl Maintainer {
     }
 }
 
+impl Maintainer {
+    /// Records a read of the store; once every read failed for [`STORE_GRACE`], tells the
+    /// cluster that this node cannot reach the store (the others then take its shards and
+    /// the log over), and when a read succeeds again, that it can.
+    fn store_reached<P: PhysicalProfile>(&mut self, inner: &Inner<P>, reached: bool) {
+        let failing = if reached {
+            self.store_failing_since = None;
+            false
+        } else {
+            self.store_failing_since
+                .get_or_insert_with(Instant::now)
+                .elapsed()
+                >= STORE_GRACE
+        };
+        if failing == self.store_ok {
+            self.store_ok = !failing;
+            if failing {
+                tracing::warn!(
+                    "node `{}` cannot reach the object store: it gives its shards and the log up \
+                     until it can",
+                    inner.me
+                );
+            } else {
+                tracing::info!("node `{}` reaches the object store again", inner.me);
+            }
+            inner.block_on(inner.membership.set_store_reachable(!failing));
+        }
+    }
+}
+
 impl<P: PhysicalProfile> Inner<P> {
-    /// Reads the live members and recomputes which node owns which shard.
+    /// Reads the live members and recomputes which node owns which shard: the members that
+    /// reach the object store share the shards.
     pub(super) fn refresh_members(&self) {
         let members = self.block_on(self.membership.live());
-        let ids: Vec<String> = members.iter().map(|m| m.node_id.clone()).collect();
+        let ids: Vec<String> = members
+            .iter()
+            .filter(|m| m.store_ok)
+            .map(|m| m.node_id.clone())
+            .collect();
         let owners = shard::assign(&ids, self.shards);
         *lock(&self.assignment) = owners.into_iter().map(|i| ids[i].clone()).collect();
         *lock(&self.members) = members;
@@ -100,7 +150,15 @@ impl<P: PhysicalProfile> Inner<P> {
             *missing_since = None;
             return;
         }
-        let members = lock(&self.members).clone();
+        // Only members that reach the store may own the log.
+        let members: Vec<_> = lock(&self.members)
+            .iter()
+            .filter(|m| m.store_ok)
+            .cloned()
+            .collect();
+        if !members.iter().any(|m| m.node_id == self.me) && !members.is_empty() {
+            return;
+        }
         let owner = lock(&self.owner).clone();
         let owner_live = owner.as_ref().is_some_and(|(_, node)| {
             *node != self.me && members.iter().any(|m| m.node_id == *node)

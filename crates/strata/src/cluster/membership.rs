@@ -21,7 +21,13 @@ pub struct Member {
     pub node_id: String,
     /// Its node-to-node HTTP address.
     pub rpc: SocketAddr,
+    /// Whether it reaches the object store: a member that does not holds no shard and does
+    /// not take the log over (it says so in gossip, see [`Membership::set_store_reachable`]).
+    pub store_ok: bool,
 }
+
+/// The gossip key where a node says whether it reaches the object store.
+const STORE_KEY: &str = "store";
 
 /// This node's membership in the cluster.
 pub struct Membership {
@@ -77,6 +83,7 @@ impl Membership {
             me: Member {
                 node_id: node_id.to_string(),
                 rpc: listen,
+                store_ok: true,
             },
         })
     }
@@ -91,21 +98,28 @@ impl Membership {
     pub async fn live(&self) -> Vec<Member> {
         let chitchat = self.handle.chitchat();
         let guard = chitchat.lock().await;
-        let mut by_id: BTreeMap<String, (u64, SocketAddr)> = BTreeMap::new();
+        let mut by_id: BTreeMap<String, (u64, SocketAddr, bool)> = BTreeMap::new();
         for id in guard.live_nodes() {
-            let rpc = guard
-                .node_state(id)
+            let state = guard.node_state(id);
+            let rpc = state
                 .and_then(|s| s.get("rpc"))
                 .and_then(|a| a.parse().ok())
                 .unwrap_or(id.gossip_advertise_addr);
-            let entry = by_id.entry(id.node_id.to_string()).or_insert((0, rpc));
+            let store_ok = state.and_then(|s| s.get(STORE_KEY)) != Some("unreachable");
+            let entry = by_id
+                .entry(id.node_id.to_string())
+                .or_insert((0, rpc, store_ok));
             if id.generation_id >= entry.0 {
-                *entry = (id.generation_id, rpc);
+                *entry = (id.generation_id, rpc, store_ok);
             }
         }
         by_id
             .into_iter()
-            .map(|(node_id, (_, rpc))| Member { node_id, rpc })
+            .map(|(node_id, (_, rpc, store_ok))| Member {
+                node_id,
+                rpc,
+                store_ok,
+            })
             .collect()
     }
 
@@ -150,6 +164,14 @@ impl Membership {
             }
             tokio::time::sleep(GOSSIP_INTERVAL).await;
         }
+    }
+
+    /// Tells the cluster whether this node reaches the object store.
+    pub async fn set_store_reachable(&self, reachable: bool) {
+        let value = if reachable { "ok" } else { "unreachable" };
+        self.handle
+            .with_chitchat(|c| c.self_node_state().set(STORE_KEY, value))
+            .await;
     }
 
     /// Stops gossiping (others see this node leave once its heartbeat stops).

@@ -992,6 +992,7 @@ impl<P: PhysicalProfile> Inner<P> {
                 crate::network::MemberStatus {
                     node_id: m.node_id,
                     address: m.rpc.to_string(),
+                    store_reachable: m.store_ok,
                     report,
                     error,
                 }
