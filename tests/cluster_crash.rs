@@ -326,9 +326,12 @@ fn a_soak_of_kills_and_restarts_then_of_the_whole_cluster_loses_nothing() {
     );
     let mut rng = strata::testing::SplitMix64(rounds);
     let mut takeovers = Vec::new();
+    let started = Instant::now();
+    let mut first_kill = None;
     for round in 0..rounds {
         std::thread::sleep(Duration::from_millis(10_000 + rng.below(10_000)));
         let victim = rng.below(3) as usize;
+        first_kill.get_or_insert_with(Instant::now);
         servers[victim] = None; // SIGKILL
         let survivors = running_ports(&servers);
         workload.set_live(&survivors);
@@ -355,7 +358,13 @@ fn a_soak_of_kills_and_restarts_then_of_the_whole_cluster_loses_nothing() {
         );
     }
     std::thread::sleep(Duration::from_secs(2));
-    let (logs, longest_gap) = workload.finish();
+    let (logs, longest_gap, acks) = workload.finish_with_acks();
+    // Acknowledged statements per second before the first kill, and from it to the end.
+    let first_kill = first_kill.unwrap_or_else(Instant::now);
+    let calm = acks.iter().filter(|&&t| t < first_kill).count() as f64
+        / (first_kill - started).as_secs_f64();
+    let stormy = acks.iter().filter(|&&t| t >= first_kill).count() as f64
+        / first_kill.elapsed().as_secs_f64().max(0.001);
     let reference = tmp.path().join("reference");
     let before = verify(&running_ports(&servers), &logs, Some(&reference));
     let answers = witness(running_ports(&servers)[0]);
@@ -386,11 +395,13 @@ fn a_soak_of_kills_and_restarts_then_of_the_whole_cluster_loses_nothing() {
     sorted.sort();
     eprintln!(
         "soak: {rounds} kills; takeover median {:?}, max {:?}; longest time without an \
-         acknowledged write {longest_gap:?}; {} statements acknowledged, {} failed ({} of them \
-         landed whole); the whole cluster restarted in another order with the same answers",
+         acknowledged write {longest_gap:?}; {} statements acknowledged ({calm:.0}/s before the \
+         first kill, {stormy:.0}/s from it on: {:.2}), {} failed ({} of them landed whole); the \
+         whole cluster restarted in another order with the same answers",
         sorted[sorted.len() / 2],
         sorted.last().unwrap(),
         before.acked,
+        stormy / calm.max(0.001),
         before.failed,
         before.failed_landed
     );
