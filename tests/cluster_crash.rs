@@ -123,6 +123,12 @@ impl Workload {
 
     /// Stops the clients: what each did, and the longest time without an acknowledgement.
     fn finish(self) -> (Vec<ClientLog>, Duration) {
+        let (logs, gap, _) = self.finish_with_acks();
+        (logs, gap)
+    }
+
+    /// [`finish`](Self::finish), with when each acknowledgement came (in order).
+    fn finish_with_acks(self) -> (Vec<ClientLog>, Duration, Vec<Instant>) {
         self.stop.store(true, Ordering::SeqCst);
         let logs = self
             .clients
@@ -136,7 +142,7 @@ impl Workload {
             .map(|w| w[1] - w[0])
             .max()
             .unwrap_or_default();
-        (logs, gap)
+        (logs, gap, acks)
     }
 }
 
