@@ -308,9 +308,29 @@ fn sigkill_of_the_log_owner_loses_no_acknowledged_write_and_applies_none_twice()
     let (logs, _) = workload.finish();
 
     let v = verify(&ports, &logs, None);
+    // What the survivors counted of the takeover, by cause.
+    let mut retries = BTreeMap::new();
+    for &port in &survivors {
+        let metrics = request(port, "GET", "/metrics", &[], b"").body;
+        assert!(
+            metrics.contains("strata_cluster_writes_unconfirmed_total "),
+            "{metrics}"
+        );
+        for line in metrics.lines() {
+            if let Some(rest) = line.strip_prefix("strata_cluster_write_retries_total{cause=\"") {
+                let (cause, n) = rest.split_once("\"} ").unwrap();
+                *retries.entry(cause.to_string()).or_insert(0u64) += n.parse::<u64>().unwrap();
+            }
+        }
+    }
+    assert_eq!(
+        retries.keys().collect::<Vec<_>>(),
+        ["no_owner", "not_owner", "owner_unreachable"]
+    );
     eprintln!(
         "owner {owner} killed; {new_owner} owned the log and every shard {takeover:?} later; \
-         {} statements acknowledged, {} failed ({} of them landed whole)",
+         {} statements acknowledged, {} failed ({} of them landed whole); writes retried by \
+         the survivors: {retries:?}",
         v.acked, v.failed, v.failed_landed
     );
     assert_no_panic(&servers);

@@ -222,6 +222,10 @@ pub struct ClusterStatus {
     pub takeovers: u64,
     /// Appends refused because another node took the log over.
     pub fenced_writes: u64,
+    /// Writes this node retried, by cause (`not_owner`, `owner_unreachable`, `no_owner`).
+    pub write_retries: Vec<(&'static str, u64)>,
+    /// Writes it gave up on unconfirmed (they may or may not have been applied).
+    pub writes_unconfirmed: u64,
     /// Durations of the object store puts of the log, in seconds.
     pub put_seconds: crate::metrics::Histogram,
     /// Log entries appended (on the log's owner) and the changes they held.

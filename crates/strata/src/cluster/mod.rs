@@ -287,7 +287,9 @@ impl<P: PhysicalProfile> Inner<P> {
         let request = entry::random_id();
         let until = Instant::now() + node::WRITE_RETRY;
         loop {
-            let answer = match self.current_leader() {
+            let retries = &self.counters().write_retries;
+            // The answer, and what a failure to get one is counted as.
+            let (answer, unanswered) = match self.current_leader() {
                 Some(leader) => {
                     let (reply, answer) = tokio::sync::oneshot::channel();
                     leader.submit(leader::Pending {
@@ -295,35 +297,46 @@ impl<P: PhysicalProfile> Inner<P> {
                         body: body.clone(),
                         reply,
                     });
-                    answer
+                    let answer = answer
                         .blocking_recv()
-                        .map_err(|_| "this node stopped ordering writes".to_string())
+                        .map_err(|_| "this node stopped ordering writes".to_string());
+                    (answer, &retries.not_owner)
                 }
                 None => match self.owner_address() {
-                    Some((node, to)) => self
-                        .send_raw(
-                            to,
-                            &Request::Write {
-                                request,
-                                body: body.clone(),
-                            },
-                            Duration::from_secs(60),
-                        )
-                        .map_err(|e| format!("the log's owner `{node}` did not answer: {e}")),
-                    None => Err("no node owns the cluster log yet".to_string()),
+                    Some((node, to)) => {
+                        let answer = self
+                            .send_raw(
+                                to,
+                                &Request::Write {
+                                    request,
+                                    body: body.clone(),
+                                },
+                                Duration::from_secs(60),
+                            )
+                            .map_err(|e| format!("the log's owner `{node}` did not answer: {e}"));
+                        (answer, &retries.owner_unreachable)
+                    }
+                    None => (
+                        Err("no node owns the cluster log yet".to_string()),
+                        &retries.no_owner,
+                    ),
                 },
             };
-            let last_problem = match answer {
+            let (last_problem, cause) = match answer {
                 Ok(Response::Written { rows }) => return Ok(rows),
                 Ok(Response::Failed {
                     kind,
                     sqlstate,
                     message,
                 }) => return Err(rpc::remote_error(kind, sqlstate, message)),
-                Ok(other) => format!("{other:?}"),
-                Err(problem) => problem,
+                Ok(other) => (format!("{other:?}"), &retries.not_owner),
+                Err(problem) => (problem, unanswered),
             };
+            cause.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             if Instant::now() >= until {
+                self.counters()
+                    .writes_unconfirmed
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 return Err(ExecError::Remote(format!(
                     "the write could not be confirmed within {:?} ({last_problem}): it may or \
                      may not have been applied; check before sending it again",

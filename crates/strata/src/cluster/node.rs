@@ -91,6 +91,10 @@ pub(super) struct Counters {
     pub(super) rows_ingested: AtomicU64,
     pub(super) takeovers: AtomicU64,
     pub(super) fenced_writes: AtomicU64,
+    /// Writes this node retried because the log's owner could not take them, by cause.
+    pub(super) write_retries: WriteRetries,
+    /// Writes given up on unconfirmed (the log changed owner for longer than the retry time).
+    pub(super) writes_unconfirmed: AtomicU64,
     pub(super) log_entries: AtomicU64,
     pub(super) log_changes: AtomicU64,
     pub(super) put_seconds: Mutex<Histogram>,
@@ -98,6 +102,15 @@ pub(super) struct Counters {
     pub(super) checkpoint_failures: AtomicU64,
     pub(super) checkpoint_bytes: AtomicU64,
     pub(super) checkpoint_seconds: Mutex<Histogram>,
+}
+
+/// Why a write was retried: the node asked was not the log's owner (any more), the owner did
+/// not answer, or no node owned the log.
+#[derive(Default)]
+pub(super) struct WriteRetries {
+    pub(super) not_owner: AtomicU64,
+    pub(super) owner_unreachable: AtomicU64,
+    pub(super) no_owner: AtomicU64,
 }
 
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -1016,6 +1029,18 @@ impl<P: PhysicalProfile> Inner<P> {
             log_owner,
             takeovers: c.takeovers.load(Ordering::Relaxed),
             fenced_writes: c.fenced_writes.load(Ordering::Relaxed),
+            write_retries: vec![
+                (
+                    "not_owner",
+                    c.write_retries.not_owner.load(Ordering::Relaxed),
+                ),
+                (
+                    "owner_unreachable",
+                    c.write_retries.owner_unreachable.load(Ordering::Relaxed),
+                ),
+                ("no_owner", c.write_retries.no_owner.load(Ordering::Relaxed)),
+            ],
+            writes_unconfirmed: c.writes_unconfirmed.load(Ordering::Relaxed),
             put_seconds: lock(&c.put_seconds).clone(),
             log_entries: c.log_entries.load(Ordering::Relaxed),
             log_changes: c.log_changes.load(Ordering::Relaxed),

@@ -1042,6 +1042,22 @@ fn render_cluster_metrics(c: &crate::network::ClusterStatus) -> String {
         vec![format!(" {}", c.fenced_writes)],
     );
     family(
+        "strata_cluster_write_retries_total",
+        "counter",
+        "Writes this node retried because the log's owner could not take them, by cause.",
+        c.write_retries
+            .iter()
+            .map(|(cause, n)| format!("{{cause=\"{cause}\"}} {n}"))
+            .collect(),
+    );
+    family(
+        "strata_cluster_writes_unconfirmed_total",
+        "counter",
+        "Writes given up on because the log had no owner for longer than the retry time: \
+         they may or may not have been applied.",
+        vec![format!(" {}", c.writes_unconfirmed)],
+    );
+    family(
         "strata_cluster_log_entries_total",
         "counter",
         "Log entries this node appended while it owned the log.",

@@ -417,13 +417,13 @@ impl Backend {
                 let bytes = portal.parameters.get(i).and_then(|b| b.as_deref());
                 let ty = &stmt.prepared.parameter_types[i];
                 types::decode_parameter(bytes, ty, format_at(&portal.parameter_format, i))
-                    .map_err(|m| invalid_parameter(i, &m))
+                    .map_err(|m| invalid_parameter(Some(i), &m))
             })
             .collect::<PgWireResult<Vec<Value>>>()?;
         let text = stmt
             .prepared
             .bind(&values)
-            .map_err(|m| invalid_parameter(usize::MAX, &m))?;
+            .map_err(|m| invalid_parameter(None, &m))?;
         self.run_text(text, false).await
     }
 
@@ -849,11 +849,11 @@ fn user_error(e: &Error) -> PgWireError {
     PgWireError::UserError(Box::new(error_info(e)))
 }
 
-fn invalid_parameter(i: usize, message: &str) -> PgWireError {
-    let message = if i == usize::MAX {
-        message.to_string()
-    } else {
-        format!("parameter ${}: {message}", i + 1)
+/// A bound value that is not of its parameter's type (`index`: which parameter, from 0).
+fn invalid_parameter(index: Option<usize>, message: &str) -> PgWireError {
+    let message = match index {
+        Some(i) => format!("parameter ${}: {message}", i + 1),
+        None => message.to_string(),
     };
     PgWireError::UserError(Box::new(ErrorInfo::new(
         "ERROR".into(),
