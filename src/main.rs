@@ -87,8 +87,8 @@ enum Command {
         /// Run this SQL file first and advise on the state it leaves (bare-metal keeps nothing between runs).
         #[arg(short = 'f', long = "file", conflicts_with = "server")]
         file: Option<PathBuf>,
-        #[arg(long, value_enum, default_value_t = advise::AdviseFormat::Table)]
-        format: advise::AdviseFormat,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
     },
     /// The cluster (constellation): its members and what each holds.
     #[cfg(feature = "cluster")]
@@ -132,6 +132,13 @@ enum Command {
         #[arg(long, default_value_t = 3)]
         repeats: usize,
     },
+}
+
+/// How `strata advise` and `strata cluster status` print their report.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum ReportFormat {
+    Table,
+    Json,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]

@@ -72,6 +72,9 @@ fn insert_statement(client: u64, seq: u64) -> String {
 /// What one client did: its id, the statements it sent, those acknowledged (ascending).
 type ClientLog = (u64, u64, Vec<u64>);
 
+/// A client's log and its failures (status and body).
+type ClientRun = (ClientLog, Vec<String>);
+
 /// Clients inserting through random live nodes until stopped: one INSERT of `ROWS` rows
 /// per request; after a failed request a client goes on with its next statement.
 struct Workload {
@@ -79,11 +82,21 @@ struct Workload {
     stop: Arc<AtomicBool>,
     /// When each acknowledgement came, for the longest time without one.
     acks: Arc<Mutex<Vec<Instant>>>,
-    clients: Vec<JoinHandle<ClientLog>>,
+    clients: Vec<JoinHandle<ClientRun>>,
 }
 
 impl Workload {
     fn start(ports: &[u16], longest: Duration) -> Workload {
+        Workload::spawn(ports, longest, false)
+    }
+
+    /// Clients that do what the README says a client should: a refused connection sent
+    /// nothing, so the statement goes to another node; any other failure is counted.
+    fn start_resending_refused(ports: &[u16], longest: Duration) -> Workload {
+        Workload::spawn(ports, longest, true)
+    }
+
+    fn spawn(ports: &[u16], longest: Duration, resend_refused: bool) -> Workload {
         let live = Arc::new(Mutex::new(ports.to_vec()));
         let stop = Arc::new(AtomicBool::new(false));
         let acks = Arc::new(Mutex::new(Vec::new()));
@@ -92,20 +105,28 @@ impl Workload {
                 let (live, stop, acks) = (live.clone(), stop.clone(), acks.clone());
                 std::thread::spawn(move || {
                     let mut rng = strata::testing::SplitMix64(client + 1);
-                    let (mut sent, mut acked) = (0u64, Vec::new());
+                    let (mut sent, mut acked, mut failures) = (0u64, Vec::new(), Vec::new());
                     let deadline = Instant::now() + longest;
                     while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-                        let port = {
-                            let live = live.lock().unwrap();
-                            live[rng.below(live.len() as u64) as usize]
-                        };
                         sent += 1;
-                        if sql(port, &insert_statement(client, sent)).status == 200 {
-                            acked.push(sent);
-                            acks.lock().unwrap().push(Instant::now());
+                        loop {
+                            let port = {
+                                let live = live.lock().unwrap();
+                                live[rng.below(live.len() as u64) as usize]
+                            };
+                            let r = sql(port, &insert_statement(client, sent));
+                            if r.status == 200 {
+                                acked.push(sent);
+                                acks.lock().unwrap().push(Instant::now());
+                            } else if r.refused && resend_refused {
+                                continue;
+                            } else {
+                                failures.push(format!("{}: {}", r.status, r.body));
+                            }
+                            break;
                         }
                     }
-                    (client, sent, acked)
+                    ((client, sent, acked), failures)
                 })
             })
             .collect();
@@ -129,8 +150,15 @@ impl Workload {
 
     /// [`finish`](Self::finish), with when each acknowledgement came (in order).
     fn finish_with_acks(self) -> (Vec<ClientLog>, Duration, Vec<Instant>) {
+        let (clients, gap, acks) = self.finish_with_failures();
+        (clients.into_iter().map(|(log, _)| log).collect(), gap, acks)
+    }
+
+    /// Stops the clients: what each did and its failures, the longest time without an
+    /// acknowledgement, and when each acknowledgement came (in order).
+    fn finish_with_failures(self) -> (Vec<ClientRun>, Duration, Vec<Instant>) {
         self.stop.store(true, Ordering::SeqCst);
-        let logs = self
+        let clients = self
             .clients
             .into_iter()
             .map(|c| c.join().unwrap())
@@ -142,7 +170,7 @@ impl Workload {
             .map(|w| w[1] - w[0])
             .max()
             .unwrap_or_default();
-        (logs, gap, acks)
+        (clients, gap, acks)
     }
 }
 
@@ -588,37 +616,7 @@ fn sigterm_drains_the_log_owner_without_a_failed_write_and_exits_0() {
     let ports = running_ports(&servers);
     let owner = wait_whole(&ports, 3);
     let leaving = nodes.iter().position(|n| n.id == owner).unwrap();
-    // Clients that do what the README says a client should: a refused connection sent
-    // nothing, so the statement goes to another node; any other failure is counted.
-    let live = Arc::new(Mutex::new(ports.clone()));
-    let stop = Arc::new(AtomicBool::new(false));
-    let clients: Vec<JoinHandle<(ClientLog, Vec<String>)>> = (0..CLIENTS)
-        .map(|client| {
-            let (live, stop) = (live.clone(), stop.clone());
-            std::thread::spawn(move || {
-                let mut rng = strata::testing::SplitMix64(client + 7);
-                let (mut sent, mut acked, mut failures) = (0u64, Vec::new(), Vec::new());
-                let deadline = Instant::now() + Duration::from_secs(90);
-                while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-                    sent += 1;
-                    loop {
-                        let port = {
-                            let live = live.lock().unwrap();
-                            live[rng.below(live.len() as u64) as usize]
-                        };
-                        let r = sql(port, &insert_statement(client, sent));
-                        match r.status {
-                            200 => acked.push(sent),
-                            0 if r.refused => continue,
-                            status => failures.push(format!("{status}: {}", r.body)),
-                        }
-                        break;
-                    }
-                }
-                ((client, sent, acked), failures)
-            })
-        })
-        .collect();
+    let workload = Workload::start_resending_refused(&ports, Duration::from_secs(90));
     std::thread::sleep(Duration::from_secs(2));
     let server = servers[leaving].as_mut().unwrap();
     signal(server, "TERM");
@@ -636,13 +634,12 @@ fn sigterm_drains_the_log_owner_without_a_failed_write_and_exits_0() {
     let drain = drained_at.elapsed();
     assert_eq!(exit.code(), Some(0), "strata did not exit 0 after SIGTERM");
     let others: Vec<u16> = (0..3).filter(|&i| i != leaving).map(|i| ports[i]).collect();
-    *live.lock().unwrap() = others.clone();
+    workload.set_live(&others);
     wait_whole(&others, 2);
     std::thread::sleep(Duration::from_secs(2));
-    stop.store(true, Ordering::SeqCst);
+    let (clients, _, _) = workload.finish_with_failures();
     let mut logs = Vec::new();
-    for c in clients {
-        let (log, failures) = c.join().unwrap();
+    for (log, failures) in clients {
         assert!(
             failures.is_empty(),
             "client {}: writes failed: {failures:?}",

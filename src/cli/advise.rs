@@ -2,9 +2,8 @@
 //! (`--server URL`, its `GET /advise`) or from this tier's state: the data directory in the
 //! tiers that persist, or (bare-metal, which keeps nothing) the state a SQL file leaves.
 
-use super::{build_engine, run_sql, usage, Cli, Failure};
+use super::{build_engine, run_sql, usage, Cli, Failure, ReportFormat};
 use anyhow::Context;
-use clap::ValueEnum;
 use std::path::Path;
 use std::time::Instant;
 use strata::advise::{evaluate, Measurements, Report};
@@ -12,26 +11,20 @@ use strata::config::Config;
 use strata::format::OutputFormat;
 use strata::profile::{ActiveProfile, PhysicalProfile};
 
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum AdviseFormat {
-    Table,
-    Json,
-}
-
 pub fn run(
     cli: &Cli,
     config: &Config,
     server: Option<&str>,
     file: Option<&Path>,
-    format: AdviseFormat,
+    format: ReportFormat,
 ) -> Result<(), Failure> {
     let report = match server {
         Some(url) => from_server(url, config)?,
         None => from_state(cli, config, file)?,
     };
     match format {
-        AdviseFormat::Table => print!("{}", report.render()),
-        AdviseFormat::Json => println!("{}", report.to_json()),
+        ReportFormat::Table => print!("{}", report.render()),
+        ReportFormat::Json => println!("{}", report.to_json()),
     }
     Ok(())
 }

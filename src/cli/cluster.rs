@@ -2,8 +2,8 @@
 //! holds, the log position each has applied and the age of its last checkpoint, read from
 //! one node's `GET /cluster`.
 
-use super::{usage, Failure};
-use clap::{Subcommand, ValueEnum};
+use super::{usage, Failure, ReportFormat};
+use clap::Subcommand;
 use strata::config::Config;
 use strata::network::ClusterReport;
 
@@ -14,15 +14,9 @@ pub enum ClusterCommand {
         /// A node's HTTP URL (default: http:// and [server] listen, else 127.0.0.1:7878).
         #[arg(long)]
         server: Option<String>,
-        #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
-        format: StatusFormat,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
     },
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-pub enum StatusFormat {
-    Table,
-    Json,
 }
 
 pub fn run(command: &ClusterCommand, config: &Config) -> Result<(), Failure> {
@@ -40,13 +34,13 @@ pub fn run(command: &ClusterCommand, config: &Config) -> Result<(), Failure> {
         ))
     })?;
     match format {
-        StatusFormat::Table => {
+        ReportFormat::Table => {
             let now_ms = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_millis() as u64);
             print!("{}", report.render(now_ms));
         }
-        StatusFormat::Json => println!(
+        ReportFormat::Json => println!(
             "{}",
             serde_json::to_string_pretty(&report).expect("a report serializes")
         ),
