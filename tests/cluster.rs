@@ -362,6 +362,94 @@ fn keys_spread_over_the_nodes_and_survive_nodes_leaving_and_coming_back_empty() 
     }
 }
 
+/// What a subscriber was told last per group: `key → row` (`None`: deleted).
+type Told = std::sync::Arc<std::sync::Mutex<std::collections::BTreeMap<String, Option<String>>>>;
+
+/// Waits until nothing new has been told for a second (at most a minute).
+fn quiet(events: &std::sync::atomic::AtomicUsize) {
+    use std::sync::atomic::Ordering;
+    let until = Instant::now() + Duration::from_secs(60);
+    let mut seen = events.load(Ordering::SeqCst);
+    loop {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = events.load(Ordering::SeqCst);
+        if now == seen || Instant::now() > until {
+            return;
+        }
+        seen = now;
+    }
+}
+
+#[test]
+fn a_view_is_followed_through_any_node_wherever_its_groups_live() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cluster = Cluster::start(3, tmp.path());
+    cluster
+        .node(0)
+        .execute(
+            "CREATE SOURCE s (k BIGINT, v BIGINT); \
+             CREATE MATERIALIZED VIEW few AS \
+               SELECT k % 200 AS g, COUNT(*) AS n, SUM(v) AS total FROM s GROUP BY k % 200 \
+               HAVING COUNT(*) < 5",
+        )
+        .unwrap();
+    cluster
+        .node(1)
+        .execute("INSERT INTO s VALUES (0, 1)")
+        .unwrap();
+    // Followed through node 1; the groups are on every node, written through the others.
+    let told: Told = Arc::default();
+    let events = Arc::new(AtomicUsize::new(0));
+    let (into, count) = (told.clone(), events.clone());
+    cluster
+        .node(0)
+        .subscribe(
+            "few",
+            Box::new(move |change| {
+                let mut told = into.lock().unwrap();
+                match change {
+                    strata::ViewChange::Upsert { key, row } => {
+                        told.insert(format!("{key:?}"), Some(format!("{row:?}")))
+                    }
+                    strata::ViewChange::Delete { key } => told.insert(format!("{key:?}"), None),
+                };
+                count.fetch_add(1, Ordering::SeqCst);
+                true
+            }),
+        )
+        .unwrap();
+    let unknown = cluster.node(0).subscribe("nope", Box::new(|_| true));
+    assert!(unknown.unwrap_err().to_string().contains("nope"));
+    // Four rounds of 200 rows, one per group: group 0 (which had a row) reaches 5 and is
+    // hidden by the HAVING, the others show 4; node 3 stops halfway (its shards move).
+    for round in 0..4i64 {
+        if round == 2 {
+            cluster.nodes[2] = None;
+            cluster.wait_until_settled(2);
+        }
+        let node = cluster.node(1 - (round as usize % 2));
+        let batch = rows_batch(round * 200, round * 200 + 200);
+        assert_eq!(node.insert_batch("s", &batch).unwrap(), 200);
+    }
+    quiet(&events);
+    let view = cluster
+        .node(1)
+        .query("SELECT g, n, total FROM few ORDER BY g")
+        .unwrap();
+    let shown: std::collections::BTreeMap<String, Option<String>> = view
+        .rows
+        .iter()
+        .map(|r| (format!("{:?}", [r[0].clone()]), Some(format!("{r:?}"))))
+        .collect();
+    assert_eq!(shown.len(), 199, "{shown:?}");
+    let mut want = shown;
+    want.insert(format!("{:?}", [Value::Int(0)]), None);
+    assert_eq!(*told.lock().unwrap(), want);
+    assert!(events.load(Ordering::SeqCst) >= 199);
+}
+
 #[test]
 fn a_single_node_data_directory_is_refused() {
     let tmp = tempfile::tempdir().unwrap();

@@ -80,6 +80,8 @@ pub trait Node: Send + Sync {
     /// Every live member's report of itself, asked now (at most 2 s each, in parallel):
     /// what `strata cluster status` shows.
     fn survey(&self) -> Vec<MemberStatus>;
+    /// Calls `subscriber` with the later changes of view `name`, wherever its groups live.
+    fn subscribe(self: Arc<Self>, view: &str, subscriber: crate::ViewSubscriber) -> Result<()>;
     /// Leaves the deployment: checkpoints what it owns and stops its threads.
     fn close(&self) -> Result<()>;
 }

@@ -21,6 +21,7 @@
 //! | `shard.rs` | which live node holds which shard |
 //! | `state.rs` | a node's catalog and partitions, and applying entries to them |
 //! | `node.rs` | starting a node, following the log, answering other nodes |
+//! | `follow.rs` | telling a view's changes to subscribers on any node |
 //! | `maintain.rs` | leadership, loading and dropping shards, checkpoints, truncation |
 //! | `leader.rs` | the log's owner: validating, ordering and appending writes |
 //! | `rpc.rs` | the requests between nodes |
@@ -29,6 +30,7 @@
 //! log; a node that lost it can never append again (the next object it would create exists).
 
 mod entry;
+mod follow;
 mod leader;
 pub mod log;
 mod maintain;
@@ -230,6 +232,10 @@ impl<P: PhysicalProfile> Node for Inner<P> {
 
     fn survey(&self) -> Vec<crate::network::MemberStatus> {
         self.survey_members()
+    }
+
+    fn subscribe(self: Arc<Self>, view: &str, subscriber: crate::ViewSubscriber) -> Result<()> {
+        self.follow(view, subscriber)
     }
 
     fn close(&self) -> Result<()> {

@@ -40,7 +40,7 @@ pub(super) const SETTLE: Duration = Duration::from_millis(1500);
 /// How long the log's owner must have been missing before another node takes the log.
 pub(super) const OWNER_MISSING: Duration = Duration::from_millis(800);
 /// How long a request waits for the state it needs (a shard loading, the log applied).
-const WAIT_STATE: Duration = Duration::from_secs(20);
+pub(super) const WAIT_STATE: Duration = Duration::from_secs(20);
 /// How long a write retries while the log changes owner.
 pub(super) const WRITE_RETRY: Duration = Duration::from_secs(30);
 /// How often the applier looks at the store for entries nobody pushed.
@@ -288,7 +288,10 @@ impl<P: PhysicalProfile> Inner<P> {
             .name(name.into())
             .spawn(move || run(inner))
             .expect("a thread starts");
-        lock(&self.threads).push(thread);
+        let mut threads = lock(&self.threads);
+        // Followers of views come and go: their finished threads need no joining.
+        threads.retain(|t| !t.is_finished());
+        threads.push(thread);
     }
 
     pub(super) fn stopping(&self) -> bool {
@@ -578,6 +581,7 @@ impl<P: PhysicalProfile> Inner<P> {
                 at,
             } => self.local_existing(&table, rpc::images_to_keys(keys), &shards, at),
             Request::Matching { sql, shards, at } => self.local_matching(&sql, &shards, at),
+            Request::Groups { view, shards, at } => self.local_groups(&view, &shards, at),
             Request::Checkpoint => self.checkpoint_owned().map(|r| Response::Checkpointed {
                 lsn: r.lsn,
                 bytes: r.bytes,
@@ -650,6 +654,26 @@ impl<P: PhysicalProfile> Inner<P> {
                 .map(|(_, t)| t)
                 .collect();
             rows.extend(p.kernel.query_input(&query)?);
+        }
+        Ok(Response::Rows {
+            columns: rpc::rows_to_columns(&rows, &types),
+        })
+    }
+
+    fn local_groups(&self, view: &str, shards: &[u32], at: u64) -> Result<Response> {
+        if let Err(shard) = self.hold(shards, at)? {
+            return Ok(Response::NotOwner { shard });
+        }
+        let state = self.state();
+        let Some((types, _)) = state.catalog.view_group_types(view) else {
+            return Err(crate::engine::unknown(crate::sql::ObjectKind::View, view));
+        };
+        let mut rows = Vec::new();
+        for shard in shards {
+            let Some(p) = state.partitions.get(shard) else {
+                return Ok(Response::NotOwner { shard: *shard });
+            };
+            rows.extend(p.kernel.view_groups(view)?);
         }
         Ok(Response::Rows {
             columns: rpc::rows_to_columns(&rows, &types),

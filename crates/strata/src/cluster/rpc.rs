@@ -28,6 +28,13 @@ pub enum Request {
         shards: Vec<u32>,
         at: u64,
     },
+    /// Every group view `view` shows in the given shards, as of `at`, as rows of
+    /// `[group values…, columns…]` (following the view's changes).
+    Groups {
+        view: String,
+        shards: Vec<u32>,
+        at: u64,
+    },
     /// The rows of `table` whose primary keys are among `keys`, in the given shards, as of
     /// `at`.
     Existing {

@@ -57,8 +57,9 @@ use crate::network::{Network, Node};
 use crate::profile::{ActiveProfile, PhysicalProfile, Recovery};
 use crate::sql::{self, Statement};
 use crate::types::DataType;
+use kernel::not_in_tier;
+pub(crate) use kernel::unknown;
 pub(crate) use kernel::Kernel;
-use kernel::{not_in_tier, unknown};
 use pipeline::Prepared;
 pub(crate) use plan::{Origin, Plan};
 
@@ -206,14 +207,13 @@ impl<P: PhysicalProfile> Engine<P> {
         self.kernel.views.get(name).map(|v| v.definition.as_str())
     }
 
-    /// Calls `subscriber` with every later change of view `name` (see [`ViewChange`]).
+    /// Calls `subscriber` with every later change of view `name` (see [`ViewChange`]): in
+    /// single-node tiers the changes of each batch as it is applied; in constellation, from a
+    /// thread of the node, the changes since its last look at the view (it looks each time
+    /// the cluster log moves, at most every 100 ms), wherever the view's groups live.
     pub fn subscribe(&mut self, name: &str, subscriber: ViewSubscriber) -> Result<()> {
-        if self.node().is_some() {
-            return Err(SqlError::NotAvailableYet {
-                what: "subscribing to a view's changes",
-                profile: P::KIND,
-            }
-            .into());
+        if let Some(node) = self.node() {
+            return node.subscribe(name, subscriber);
         }
         let Some(view) = self.kernel.views.get_mut(name) else {
             return Err(unknown(crate::sql::ObjectKind::View, name));

@@ -108,3 +108,25 @@ impl Touched {
         }
     }
 }
+
+/// What a view shows, group by group, for following its changes from another node.
+#[cfg(feature = "cluster")]
+impl<P: PhysicalProfile> super::Kernel<P> {
+    /// The types of a view's `[group values…, columns…]`, and how many group values lead.
+    pub fn view_group_types(&self, name: &str) -> Option<(Vec<crate::types::DataType>, usize)> {
+        let view = self.views.get(name)?;
+        let keys = view.state.group_types();
+        let mut types = keys.to_vec();
+        types.extend(view.columns.iter().map(|(_, t)| *t));
+        Some((types, keys.len()))
+    }
+
+    /// Every group view `name` shows in this kernel, as `[group values…, columns…]`.
+    pub fn view_groups(&self, name: &str) -> Result<Vec<Vec<Value>>, crate::Error> {
+        let view = self
+            .views
+            .get(name)
+            .ok_or_else(|| super::kernel::unknown(crate::sql::ObjectKind::View, name))?;
+        Ok(view.state.shown_groups())
+    }
+}

@@ -5,7 +5,8 @@
 //! broadcast channel (a client's copy is a reference count). A client that falls
 //! [`SSE_BUFFER`] events behind gets a last `dropped` event and its stream ends; ingestion
 //! never waits for a client. The engine's subscriber leaves at the first change after its
-//! last client did.
+//! last client did. In a cluster, the node a client follows through reads the view from the
+//! owners of its shards whenever the log moves (see `cluster::follow`).
 
 use super::{error_response, AppState};
 use crate::{Error, ViewChange};
@@ -90,11 +91,11 @@ pub(super) async fn view_changes(
                 None,
             )
         }
-        // A tier without change streams (constellation) says so; otherwise the view is unknown.
-        Ok(Err(e @ Error::Sql(crate::SqlError::NotAvailableYet { .. }))) => {
-            return error_response(StatusCode::NOT_IMPLEMENTED, &e.to_string(), None)
+        Ok(Err(e @ Error::Sql(_))) => {
+            return error_response(StatusCode::NOT_FOUND, &e.to_string(), None)
         }
-        Ok(Err(e)) => return error_response(StatusCode::NOT_FOUND, &e.to_string(), None),
+        // In a cluster, the view's owners may not answer (the error says why).
+        Ok(Err(e)) => return error_response(StatusCode::SERVICE_UNAVAILABLE, &e.report(), None),
         Ok(Ok(receiver)) => receiver,
     };
     let keep_alive = tokio::time::interval_at(tokio::time::Instant::now() + KEEP_ALIVE, KEEP_ALIVE);

@@ -107,6 +107,26 @@ impl<P: PhysicalProfile> AggState<P> {
         Ok(row)
     }
 
+    /// The types of the GROUP BY values (empty for a view without GROUP BY).
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub fn group_types(&self) -> &[DataType] {
+        &self.group_types
+    }
+
+    /// Every group the view shows, as `[group values…, output row…]`: what a follower of
+    /// the view's changes compares between two positions of the log. Groups hidden by HAVING
+    /// are left out; a group whose row cannot be computed (an overflowing SUM) too.
+    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    pub fn shown_groups(&self) -> Vec<Vec<Value>> {
+        (0..self.len())
+            .filter_map(|slot| {
+                let mut key = self.group_key(slot).ok()?;
+                key.extend(self.output_row(slot).ok()??);
+                Some(key)
+            })
+            .collect()
+    }
+
     /// The groups a prepared batch touches (after [`assign_slots`](Self::assign_slots)),
     /// each once, in slot order.
     pub fn touched(prepared: &Prepared<'_>) -> Vec<u32> {
