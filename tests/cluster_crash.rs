@@ -6,7 +6,11 @@
 //!   back;
 //! - a soak: a random node every 10–20 s, restarted (half of the times with an empty data
 //!   directory), `STRATA_CLUSTER_ROUNDS` times (3 by default), then every node at once, and
-//!   the cluster started again in another order.
+//!   the cluster started again in another order;
+//! - and the other faults of a cluster's life: the log's owner frozen (SIGSTOP) and woken,
+//!   cut off from the others by the network (in a network namespace of the test's own), a
+//!   fourth node joining, a SIGTERM drain, one node losing the object store, garbage on the
+//!   node-to-node port.
 //!
 //! Every statement inserts `ROWS` rows with ids of their own. A witness view counts each
 //! id: every row of every acknowledged statement (HTTP 200) is counted exactly once; a
@@ -19,7 +23,9 @@
 mod common;
 
 use common::cli;
-use common::cluster::{health, nodes, rows, start, start_with, store_url, wait_whole, Node, Proxy};
+use common::cluster::{
+    health, nodes, rows, start, start_with, store_url, wait_whole, Node, PrivateNetwork, Proxy,
+};
 use common::http::{request, sql, Server};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -573,6 +579,98 @@ fn a_frozen_log_owner_is_fenced_and_rejoins_without_losing_or_repeating_a_write(
          longest time without an acknowledged write {longest_gap:?}; {} statements \
          acknowledged, {} failed ({} of them landed whole)",
         v.acked, v.failed, v.failed_landed
+    );
+}
+
+#[test]
+fn a_log_owner_cut_off_from_the_others_is_fenced_and_rejoins_when_the_network_heals() {
+    let Some(network) = PrivateNetwork::enter() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    // The S3 test server is outside this network namespace: a directory every node reaches.
+    let store = format!("file://{}", tmp.path().join("store").display());
+    // Nodes on 127.0.0.2, .3 and .4: clients reach every node on 127.0.0.1, never cut.
+    let nodes: Vec<Node> = nodes(4, tmp.path())
+        .into_iter()
+        .skip(1)
+        .enumerate()
+        .map(|(i, node)| Node {
+            id: format!("node{}", i + 1),
+            ..node
+        })
+        .collect();
+    let servers = start_cluster(&nodes, &store);
+    let ports = running_ports(&servers);
+    let owner = wait_whole(&ports, 3);
+    let cut = nodes.iter().position(|n| n.id == owner).unwrap();
+    let host: u8 = nodes[cut].listen[8..]
+        .split(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let others: Vec<u16> = (0..3).filter(|&i| i != cut).map(|i| ports[i]).collect();
+    let workload = Workload::start(&ports, Duration::from_secs(180));
+    std::thread::sleep(Duration::from_secs(2));
+
+    // The log's owner loses its links to the other two (it still reaches the store): they
+    // take the log and its shards over; it sees a minority and does not take the log back.
+    workload.set_live(&others);
+    network.isolate(host);
+    let cut_at = Instant::now();
+    let new_owner = wait_whole(&others, 2);
+    assert_ne!(new_owner, owner);
+    let takeover = cut_at.elapsed();
+    let alone = health(ports[cut]);
+    assert_eq!(alone["cluster"]["minority"], true, "{alone}");
+    assert_eq!(alone["cluster"]["known_members"], 3, "{alone}");
+    // A write sent to the cut-off node fails, and is not applied.
+    let lone = sql(ports[cut], "INSERT INTO ev VALUES (999999999, 99, 1)");
+    assert_eq!(lone.status, 503, "{}", lone.body);
+    assert!(
+        lone.body.contains("cut off from the log's owner"),
+        "{}",
+        lone.body
+    );
+    // Meanwhile the majority keeps the log: no takeover fights.
+    let owners: Vec<String> = others
+        .iter()
+        .map(|&p| health(p)["cluster"]["log_owner"].to_string())
+        .collect();
+    assert!(
+        owners.iter().all(|o| *o == format!("{new_owner:?}")),
+        "{owners:?}"
+    );
+
+    network.heal(host);
+    let healed_at = Instant::now();
+    wait_whole(&ports, 3);
+    let rejoined = healed_at.elapsed();
+    assert_eq!(health(ports[cut])["cluster"]["minority"], false);
+    workload.set_live(&ports);
+    std::thread::sleep(Duration::from_secs(2));
+    let (logs, longest_gap) = workload.finish();
+    let v = verify(&ports, &logs, None);
+    assert_no_panic(&servers);
+    assert_eq!(
+        rows(ports[0], "SELECT n FROM per_id WHERE id = 999999999"),
+        Vec::<serde_json::Value>::new()
+    );
+    let stderr = servers[cut]
+        .as_ref()
+        .unwrap()
+        .stderr
+        .lock()
+        .unwrap()
+        .clone();
+    assert!(stderr.contains("leaves the log to a majority"), "{stderr}");
+    eprintln!(
+        "partition: {owner} cut off; {new_owner} owned the log and every shard {takeover:?} \
+         later; whole again {rejoined:?} after healing; longest time without an acknowledged \
+         write {longest_gap:?}; {} statements acknowledged, {} failed ({} of them landed \
+         whole); the write sent to the cut-off node: {} {}",
+        v.acked, v.failed, v.failed_landed, lone.status, lone.body
     );
 }
 

@@ -175,3 +175,69 @@ pub fn nodes(n: u8, root: &Path) -> Vec<Node> {
         })
         .collect()
 }
+
+/// A network namespace of the calling thread's own, with its loopback up, where the links of
+/// one address (127.0.0.x) can be cut and healed (`ip rule … blackhole`): processes started
+/// from this thread, and threads it starts, share it; the rest of the test binary does not.
+pub struct PrivateNetwork;
+
+impl PrivateNetwork {
+    /// Moves this thread into a new network namespace. `None` (with the reason printed) where
+    /// that is not permitted (not root, no `ip`), unless `STRATA_REQUIRE_NETNS` is set, which
+    /// makes it a failure.
+    pub fn enter() -> Option<PrivateNetwork> {
+        let required = std::env::var_os("STRATA_REQUIRE_NETNS").is_some();
+        // SAFETY: unshare(2) takes flags only; CLONE_NEWNET moves just this thread.
+        if unsafe { libc::unshare(libc::CLONE_NEWNET) } != 0 {
+            let e = std::io::Error::last_os_error();
+            assert!(
+                !required,
+                "STRATA_REQUIRE_NETNS is set but unshare(CLONE_NEWNET) failed: {e}"
+            );
+            eprintln!("skipped: a network namespace of its own is not permitted here ({e})");
+            return None;
+        }
+        // Local addresses are looked up at rule 0; move that lookup after the rules that cut.
+        for args in [
+            &["link", "set", "lo", "up"][..],
+            &["rule", "del", "pref", "0"],
+            &["rule", "add", "pref", "100", "lookup", "local"],
+        ] {
+            if let Err(e) = ip(args) {
+                assert!(!required, "STRATA_REQUIRE_NETNS is set but {e}");
+                eprintln!("skipped: {e}");
+                return None;
+            }
+        }
+        Some(PrivateNetwork)
+    }
+
+    /// Cuts every packet from or to `127.0.0.<host>`.
+    pub fn isolate(&self, host: u8) {
+        for (dir, pref) in [("from", 10 + host as u32 * 2), ("to", 11 + host as u32 * 2)] {
+            let (addr, pref) = (format!("127.0.0.{host}"), pref.to_string());
+            ip(&["rule", "add", dir, &addr, "blackhole", "pref", &pref]).unwrap();
+        }
+    }
+
+    pub fn heal(&self, host: u8) {
+        for pref in [10 + host as u32 * 2, 11 + host as u32 * 2] {
+            ip(&["rule", "del", "pref", &pref.to_string()]).unwrap();
+        }
+    }
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = std::process::Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("`ip` cannot run: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`ip {}` failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}

@@ -216,6 +216,11 @@ pub struct ClusterStatus {
     pub node_id: String,
     /// The live members this node sees, by node id.
     pub members: Vec<String>,
+    /// The members gossip knows, live or stopped without draining in the last hour.
+    pub known_members: usize,
+    /// Whether this node sees half of them or fewer: it is cut off from the majority and
+    /// does not take the log over.
+    pub minority: bool,
     pub shards_owned: usize,
     pub shards_total: usize,
     /// The node that owns the log (orders every write), if known.

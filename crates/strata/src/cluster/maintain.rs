@@ -15,6 +15,7 @@ use crate::persist::local::snapshot_body;
 use crate::persist::object_snapshots::ObjectSnapshots;
 use crate::persist::snapshot_store::SnapshotStore;
 use crate::profile::PhysicalProfile;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -140,11 +141,45 @@ impl<P: PhysicalProfile> Inner<P> {
             .collect();
         let owners = shard::assign(&ids, self.shards);
         *lock(&self.assignment) = owners.into_iter().map(|i| ids[i].clone()).collect();
+        let known = self.block_on(self.membership.known()).max(members.len());
+        self.known_members.store(known as u64, Ordering::Relaxed);
+        let minority = members.len() * 2 <= known;
+        if self.in_minority.swap(minority, Ordering::Relaxed) != minority {
+            if minority {
+                tracing::warn!(
+                    "node `{}` sees {} of the cluster's {known} members: it leaves the log to \
+                     a majority",
+                    self.me,
+                    members.len()
+                );
+            } else {
+                tracing::info!("node `{}` sees a majority of the cluster again", self.me);
+            }
+        }
         *lock(&self.members) = members;
     }
 
-    /// Takes the log over when its owner is not live (or nobody owns it yet) and this node
-    /// is the live node with the smallest id; steps down when it was fenced.
+    /// Why no node owns the log as far as this node sees: none yet, or this node is cut off
+    /// from the majority that does.
+    pub(super) fn in_minority(&self) -> bool {
+        self.in_minority.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn no_owner_reason(&self) -> String {
+        if !self.in_minority() {
+            return "no node owns the cluster log yet".into();
+        }
+        format!(
+            "node `{}` sees {} of the cluster's {} members: it is cut off from the log's owner",
+            self.me,
+            lock(&self.members).len(),
+            self.known_members.load(Ordering::Relaxed)
+        )
+    }
+
+    /// Takes the log over when its owner is not live (or nobody owns it yet), this node is
+    /// the live node with the smallest id, and it sees a majority of the known members;
+    /// steps down when it was fenced.
     fn lead_if_needed(self: &Arc<Self>, missing_since: &mut Option<Instant>) {
         if lock(&self.leader).as_ref().is_some_and(|l| !l.is_fenced()) {
             *missing_since = None;
@@ -165,6 +200,11 @@ impl<P: PhysicalProfile> Inner<P> {
         });
         if owner_live {
             *missing_since = None;
+            return;
+        }
+        // A side of a split cluster with half of the members or fewer leaves the log to the
+        // other side: both would take it over in turn otherwise, fencing each other's writes.
+        if self.in_minority() {
             return;
         }
         // Gossip needs a moment after joining to show who is live.

@@ -28,6 +28,9 @@ pub struct Member {
 
 /// The gossip key where a node says whether it reaches the object store.
 const STORE_KEY: &str = "store";
+/// The gossip key where a node that leaves on purpose (drained) says so: it no longer
+/// counts among the cluster's members.
+const LEFT_KEY: &str = "left";
 
 /// This node's membership in the cluster.
 pub struct Membership {
@@ -123,6 +126,29 @@ impl Membership {
             .collect()
     }
 
+    /// How many nodes make up the cluster as gossip knows it, by node id: the live ones, and
+    /// those that stopped without leaving (killed, frozen, cut off) in the last hour. A side
+    /// of a split cluster sees only part of them: it may take the log over only when it
+    /// holds more than half (see `lead_if_needed`).
+    pub async fn known(&self) -> usize {
+        let chitchat = self.handle.chitchat();
+        let guard = chitchat.lock().await;
+        // Per id, its newest generation: whether it counts.
+        let mut newest: BTreeMap<&str, (u64, bool)> = BTreeMap::new();
+        let live = guard.live_nodes().map(|id| (id, true));
+        let dead = guard.dead_nodes().map(|id| {
+            let left = guard.node_state(id).and_then(|s| s.get(LEFT_KEY)).is_some();
+            (id, !left)
+        });
+        for (id, counts) in live.chain(dead) {
+            let entry = newest.entry(&*id.node_id).or_insert((0, counts));
+            if id.generation_id >= entry.0 {
+                *entry = (id.generation_id, counts);
+            }
+        }
+        newest.values().filter(|(_, counts)| *counts).count()
+    }
+
     /// Whether another process gossips with this node's id: a live node of another
     /// generation whose heartbeat advances while we watch (a run of this node that was
     /// killed stops beating, and is not a duplicate).
@@ -172,6 +198,15 @@ impl Membership {
         self.handle
             .with_chitchat(|c| c.self_node_state().set(STORE_KEY, value))
             .await;
+    }
+
+    /// Tells the cluster that this node leaves on purpose, and waits a few gossip rounds for
+    /// the others to hear it.
+    pub async fn say_leaving(&self) {
+        self.handle
+            .with_chitchat(|c| c.self_node_state().set(LEFT_KEY, "true"))
+            .await;
+        tokio::time::sleep(GOSSIP_INTERVAL * 4).await;
     }
 
     /// Stops gossiping (others see this node leave once its heartbeat stops).

@@ -28,6 +28,9 @@
 //!
 //! Safety rests on the store's create-if-absent only: gossip decides who *tries* to own the
 //! log; a node that lost it can never append again (the next object it would create exists).
+//! Liveness under a split network rests on a majority: only a node that sees more than half
+//! of the members gossip knows tries, so the two sides do not take the log from each other
+//! in turn.
 
 mod entry;
 mod follow;
@@ -292,10 +295,14 @@ impl<P: PhysicalProfile> Inner<P> {
     fn write(&self, body: WriteBody) -> Result<u64> {
         let request = entry::random_id();
         let until = Instant::now() + node::WRITE_RETRY;
+        // Whether an attempt went unanswered (then it may have been applied: the outcome of a
+        // write given up on is unknown). Any answer says it was not, or was.
+        let mut unanswered_once = false;
         loop {
             let retries = &self.counters().write_retries;
-            // The answer, and what a failure to get one is counted as.
-            let (answer, unanswered) = match self.current_leader() {
+            // The answer, what a failure to get one is counted as, and whether anyone was
+            // asked.
+            let (answer, unanswered, asked) = match self.current_leader() {
                 Some(leader) => {
                     let (reply, answer) = tokio::sync::oneshot::channel();
                     leader.submit(leader::Pending {
@@ -306,28 +313,35 @@ impl<P: PhysicalProfile> Inner<P> {
                     let answer = answer
                         .blocking_recv()
                         .map_err(|_| "this node stopped ordering writes".to_string());
-                    (answer, &retries.not_owner)
+                    (answer, &retries.not_owner, true)
                 }
                 None => match self.owner_address() {
                     Some((node, to)) => {
                         let answer = self
-                            .send_raw(
+                            .forward_write(
+                                &node,
                                 to,
                                 &Request::Write {
                                     request,
                                     body: body.clone(),
                                 },
-                                Duration::from_secs(60),
                             )
                             .map_err(|e| format!("the log's owner `{node}` did not answer: {e}"));
-                        (answer, &retries.owner_unreachable)
+                        (answer, &retries.owner_unreachable, true)
                     }
-                    None => (
-                        Err("no node owns the cluster log yet".to_string()),
-                        &retries.no_owner,
-                    ),
+                    // Cut off from the majority: nothing to wait for; the client may send
+                    // the write to another node at once.
+                    None if !unanswered_once && self.in_minority() => {
+                        return Err(ExecError::Remote(format!(
+                            "{}; the write was not applied: send it to another node",
+                            self.no_owner_reason()
+                        ))
+                        .into())
+                    }
+                    None => (Err(self.no_owner_reason()), &retries.no_owner, false),
                 },
             };
+            unanswered_once |= asked && answer.is_err();
             let (last_problem, cause) = match answer {
                 Ok(Response::Written { rows }) => return Ok(rows),
                 Ok(Response::Failed {

@@ -72,6 +72,11 @@ pub struct Inner<P: PhysicalProfile> {
     pub(super) owner: Mutex<Option<(u64, String)>>,
     pub(super) leader: Mutex<Option<Arc<Leader>>>,
     pub(super) members: Mutex<Vec<Member>>,
+    /// How many nodes gossip knows as members of the cluster, live or not (see
+    /// [`Membership::known`]).
+    pub(super) known_members: AtomicU64,
+    /// Whether this node sees half of the known members or fewer (it does not take the log).
+    pub(super) in_minority: AtomicBool,
     /// The owner of each shard, by node id, as this node last computed it.
     pub(super) assignment: Mutex<Vec<String>>,
     pub(super) loading: Mutex<BTreeSet<u32>>,
@@ -234,7 +239,8 @@ impl<P: PhysicalProfile> Inner<P> {
             capacity,
             persist: persist.clone(),
             log,
-            client: rpc::Client::new().map_err(unmet::<P>)?,
+            client: rpc::Client::new(Some(cluster.listen.ip()).filter(|ip| !ip.is_unspecified()))
+                .map_err(unmet::<P>)?,
             membership,
             started: Instant::now(),
             state: Mutex::new(State::new(catalog, cursor, lsn)),
@@ -246,6 +252,8 @@ impl<P: PhysicalProfile> Inner<P> {
             owner: Mutex::new(None),
             leader: Mutex::new(None),
             members: Mutex::new(Vec::new()),
+            known_members: AtomicU64::new(1),
+            in_minority: AtomicBool::new(false),
             assignment: Mutex::new(Vec::new()),
             loading: Mutex::new(BTreeSet::new()),
             stores: Mutex::new(BTreeMap::from([(None, catalog_store)])),
@@ -941,13 +949,30 @@ impl<P: PhysicalProfile> Inner<P> {
         *lock(&self.owner) = None;
     }
 
-    pub(super) fn send_raw(
+    /// Sends a write to the log's owner `node` at `to`; gives up early (as a failure to
+    /// answer) once gossip no longer shows `node` live: a connection to a node that was cut
+    /// off hangs until its timeout, while the write can go to the new owner at once (under the
+    /// same request id, so it is never applied twice).
+    pub(super) fn forward_write(
         &self,
+        node: &str,
         to: SocketAddr,
         request: &Request,
-        timeout: Duration,
     ) -> std::result::Result<Response, String> {
-        self.block_on(self.client.send(to, request, timeout))
+        let gone = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if !lock(&self.members).iter().any(|m| m.node_id == node) {
+                    return;
+                }
+            }
+        };
+        self.block_on(async {
+            tokio::select! {
+                answer = self.client.send(to, request, Duration::from_secs(60)) => answer,
+                () = gone => Err(format!("node `{node}` left the live members")),
+            }
+        })
     }
 
     pub(super) fn send(
@@ -956,7 +981,7 @@ impl<P: PhysicalProfile> Inner<P> {
         request: &Request,
         timeout: Duration,
     ) -> Result<Response> {
-        self.send_raw(to, request, timeout)
+        self.block_on(self.client.send(to, request, timeout))
             .map_err(|e| ExecError::Remote(e).into())
     }
 
@@ -1048,6 +1073,8 @@ impl<P: PhysicalProfile> Inner<P> {
         ClusterStatus {
             node_id: self.me.clone(),
             members,
+            known_members: self.known_members.load(Ordering::Relaxed) as usize,
+            minority: self.in_minority(),
             shards_owned: self.state().partitions.len(),
             shards_total: self.shards as usize,
             log_owner,
@@ -1078,6 +1105,7 @@ impl<P: PhysicalProfile> Inner<P> {
             return Ok(());
         }
         let checkpointed = self.checkpoint_owned();
+        self.block_on(self.membership.say_leaving());
         self.leave();
         checkpointed.map(drop)
     }

@@ -214,8 +214,11 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn new() -> Result<Client, String> {
+    /// A client whose connections leave from `local` (the node's own address, so that peers
+    /// and firewalls see node-to-node traffic come from the address the node gossips on).
+    pub fn new(local: Option<std::net::IpAddr>) -> Result<Client, String> {
         let http = reqwest::Client::builder()
+            .local_address(local)
             .connect_timeout(Duration::from_secs(2))
             .pool_idle_timeout(Duration::from_secs(30))
             .build()

@@ -722,7 +722,10 @@ async fn sql(State(state): State<Arc<AppState>>, headers: HeaderMap, body: Bytes
         ),
         Ok(Err(Failed { statement, error })) => {
             // The client's statement or data is at fault, or the server (storage, …) is.
+            // A cluster that cannot take the statement now (the log changing owner, a shard
+            // loading, this node cut off) is no fault of the client's: retry.
             let status = match error {
+                Error::Exec(crate::ExecError::Remote(_)) => StatusCode::SERVICE_UNAVAILABLE,
                 Error::Sql(_) | Error::Exec(_) => StatusCode::BAD_REQUEST,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
@@ -841,6 +844,8 @@ async fn health(State(state): State<Arc<AppState>>) -> Response {
         body["cluster"] = json!({
             "node_id": c.node_id,
             "members": c.members,
+            "known_members": c.known_members,
+            "minority": c.minority,
             "log_owner": c.log_owner,
             "shards_owned": c.shards_owned,
             "shards_total": c.shards_total,
@@ -1008,6 +1013,20 @@ fn render_cluster_metrics(c: &crate::network::ClusterStatus) -> String {
         "gauge",
         "Live members of the cluster, as this node sees them.",
         gauge(c.members.len()),
+    );
+    family(
+        "strata_cluster_known_members",
+        "gauge",
+        "Members gossip knows: the live ones and those that stopped without draining in the \
+         last hour.",
+        gauge(c.known_members),
+    );
+    family(
+        "strata_cluster_minority",
+        "gauge",
+        "1 while this node sees half of the known members or fewer (cut off: it does not take \
+         the log over).",
+        gauge(usize::from(c.minority)),
     );
     family(
         "strata_cluster_shards_owned",
