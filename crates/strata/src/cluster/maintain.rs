@@ -26,8 +26,13 @@ const TRUNCATE_EVERY: Duration = Duration::from_secs(30);
 /// How often the log's owner is read from the store (and after any failure).
 const OWNER_REFRESH: Duration = Duration::from_secs(2);
 /// How long the store may fail every read before this node gives its shards and the log
-/// up (says in gossip that it cannot reach the store).
+/// up (says in gossip that it cannot reach the store): two reads at least, so that one slow
+/// answer moves nothing.
 const STORE_GRACE: Duration = Duration::from_secs(3);
+/// How long the maintainer waits for its read of the log's owner (at most the store's own
+/// timeout): a store that does not answer is noticed within seconds, not after the 30 s a
+/// large checkpoint may need.
+const STORE_PROBE: Duration = Duration::from_millis(1500);
 
 /// What the maintainer remembers from one look around to the next.
 pub(super) struct Maintainer {
@@ -66,19 +71,32 @@ impl Maintainer {
     pub(super) fn tick<P: PhysicalProfile>(&mut self, inner: &Arc<Inner<P>>) {
         inner.refresh_members();
         if self.owner_read.elapsed() >= OWNER_REFRESH || lock(&inner.owner).is_none() {
-            self.owner_read = Instant::now();
+            let started = Instant::now();
+            self.owner_read = started;
             let known = lock(&inner.owner).clone();
-            match inner.block_on(inner.log.owner_since(known)) {
-                Ok(owner) => {
+            let probe = STORE_PROBE.min(inner.persist.object_store.timeout);
+            // The timer is made inside the runtime (this thread is not one of its own).
+            let read = inner.block_on(async {
+                tokio::time::timeout(probe, inner.log.owner_since(known)).await
+            });
+            match read {
+                Ok(Ok(owner)) => {
                     *lock(&inner.owner) = owner;
-                    self.store_reached(inner, true);
+                    self.store_reached(inner, None);
                 }
-                Err(e) => {
+                Ok(Err(e)) => {
                     tracing::warn!(
                         "cannot read who owns the cluster log: {}",
                         crate::error::report(&e)
                     );
-                    self.store_reached(inner, false);
+                    self.store_reached(inner, Some(started));
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        "cannot read who owns the cluster log: the object store did not answer \
+                         within {probe:?}"
+                    );
+                    self.store_reached(inner, Some(started));
                 }
             }
         }
@@ -100,18 +118,21 @@ impl Maintainer {
 }
 
 impl Maintainer {
-    /// Records a read of the store; once every read failed for [`STORE_GRACE`], tells the
-    /// cluster that this node cannot reach the store (the others then take its shards and
-    /// the log over), and when a read succeeds again, that it can.
-    fn store_reached<P: PhysicalProfile>(&mut self, inner: &Inner<P>, reached: bool) {
-        let failing = if reached {
-            self.store_failing_since = None;
-            false
-        } else {
-            self.store_failing_since
-                .get_or_insert_with(Instant::now)
-                .elapsed()
-                >= STORE_GRACE
+    /// Records a read of the store: `None` if it succeeded, else when the failed read
+    /// started. Once every read failed for [`STORE_GRACE`] (counted from the start of the
+    /// first, as the store was unreachable from then on), tells the cluster that this node
+    /// cannot reach the store (the others then take its shards and the log over), and when a
+    /// read succeeds again, that it can. A failed read is retried at the next tick.
+    fn store_reached<P: PhysicalProfile>(&mut self, inner: &Inner<P>, failed: Option<Instant>) {
+        let failing = match failed {
+            None => {
+                self.store_failing_since = None;
+                false
+            }
+            Some(started) => {
+                self.owner_read = Instant::now() - OWNER_REFRESH;
+                self.store_failing_since.get_or_insert(started).elapsed() >= STORE_GRACE
+            }
         };
         if failing == self.store_ok {
             self.store_ok = !failing;
@@ -215,8 +236,16 @@ impl<P: PhysicalProfile> Inner<P> {
         let since = *missing_since.get_or_insert_with(Instant::now);
         let first = members.first().is_some_and(|m| m.node_id == self.me);
         let previous_run_of_me = owner.as_ref().is_some_and(|(_, n)| *n == self.me);
+        // An owner that is live but says it cannot reach the store gave the log up: no need
+        // to wait for it to come back.
+        let owner_gave_up = owner.as_ref().is_some_and(|(_, node)| {
+            lock(&self.members)
+                .iter()
+                .any(|m| m.node_id == *node && !m.store_ok)
+        });
         if !first
             || (!previous_run_of_me
+                && !owner_gave_up
                 && owner.is_some()
                 && since.elapsed() < super::node::OWNER_MISSING)
         {

@@ -950,9 +950,10 @@ impl<P: PhysicalProfile> Inner<P> {
     }
 
     /// Sends a write to the log's owner `node` at `to`; gives up early (as a failure to
-    /// answer) once gossip no longer shows `node` live: a connection to a node that was cut
-    /// off hangs until its timeout, while the write can go to the new owner at once (under the
-    /// same request id, so it is never applied twice).
+    /// answer) once gossip no longer shows `node` live and reaching the store: a connection
+    /// to a node that was cut off hangs until its timeout, and an owner without its store
+    /// cannot append, while the write can go to the new owner at once (under the same request
+    /// id, so it is never applied twice).
     pub(super) fn forward_write(
         &self,
         node: &str,
@@ -962,7 +963,10 @@ impl<P: PhysicalProfile> Inner<P> {
         let gone = async {
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
-                if !lock(&self.members).iter().any(|m| m.node_id == node) {
+                if !lock(&self.members)
+                    .iter()
+                    .any(|m| m.node_id == node && m.store_ok)
+                {
                     return;
                 }
             }
@@ -970,7 +974,9 @@ impl<P: PhysicalProfile> Inner<P> {
         self.block_on(async {
             tokio::select! {
                 answer = self.client.send(to, request, Duration::from_secs(60)) => answer,
-                () = gone => Err(format!("node `{node}` left the live members")),
+                () = gone => Err(format!(
+                    "node `{node}` left the live members or lost the object store"
+                )),
             }
         })
     }
