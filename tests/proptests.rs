@@ -322,6 +322,7 @@ const STREAM_SCHEMA: &str = "
                COUNT(*) AS n, MAX(k) AS mk, MIN(d) AS md
         FROM ev GROUP BY tumble(ts, INTERVAL '10' SECOND), flag;
     CREATE MATERIALIZED VIEW total AS SELECT COUNT(*) AS n, SUM(v) AS sv, MAX(tag) AS mt FROM ev;
+    CREATE MATERIALIZED VIEW kept AS SELECT k % 3 AS r, tag, v FROM ev WHERE flag IS NULL OR NOT flag;
     CREATE TABLE kv (id BIGINT PRIMARY KEY, name VARCHAR, score DOUBLE, seen TIMESTAMP, up BOOLEAN);
 ";
 
@@ -574,7 +575,7 @@ fn op_batch(op: &Op) -> Batch {
 /// Every table's and view's rows, in a canonical order, as text that tells NULL from ''.
 fn state(e: &mut Engine) -> BTreeMap<String, Vec<String>> {
     let mut out = BTreeMap::new();
-    for name in ["by_k", "by_tag", "per_window", "total", "kv"] {
+    for name in ["by_k", "by_tag", "per_window", "total", "kept", "kv"] {
         let rs = e.query(&format!("SELECT * FROM {name}")).expect("readable");
         let mut rows: Vec<String> = rs.rows.iter().map(|r| format!("{r:?}")).collect();
         rows.sort();
@@ -602,6 +603,8 @@ struct Model {
     by_k: BTreeMap<i64, KModel>,
     /// tag → (COUNT(*), SUM(d) if any d, MAX(ts)), for rows with v NULL or v > 0.
     by_tag: BTreeMap<Option<String>, (i64, Option<f64>, i64)>,
+    /// The rows of `kept` (a view without aggregates), duplicates included.
+    kept: Vec<(i64, Option<String>, Option<i64>)>,
     kv: BTreeMap<i64, Kv>,
 }
 
@@ -638,6 +641,9 @@ impl Model {
                             g.1 = Some(g.1.unwrap_or(0.0) + d);
                         }
                         g.2 = g.2.max(r.ts);
+                    }
+                    if r.flag != Some(true) {
+                        self.kept.push((r.k % 3, r.tag.clone(), r.v));
                     }
                 }
                 true
@@ -695,6 +701,27 @@ impl Model {
             format!("{:?}", rs.rows),
             format!("{want:?}"),
             "by_k differs from the model"
+        );
+
+        let rs = e
+            .query("SELECT r, tag, v FROM kept ORDER BY r, tag NULLS FIRST, v NULLS FIRST")
+            .unwrap();
+        let mut want = self.kept.clone();
+        want.sort();
+        let want: Vec<Vec<Value>> = want
+            .into_iter()
+            .map(|(r, tag, v)| {
+                vec![
+                    Value::Int(r),
+                    tag.map_or(Value::Null, |t| Value::Text(t.into())),
+                    v.map_or(Value::Null, Value::Int),
+                ]
+            })
+            .collect();
+        prop_assert_eq!(
+            format!("{:?}", rs.rows),
+            format!("{want:?}"),
+            "kept differs from the model"
         );
 
         let rs = e

@@ -121,7 +121,6 @@ INSERT INTO by_customer VALUES ('zed', 1, 1, 1, 1, 1, 1.0);
 CREATE TABLE lookup (k BIGINT PRIMARY KEY, v BIGINT);
 CREATE MATERIALIZED VIEW over_table AS SELECT k, COUNT(*) AS n FROM lookup GROUP BY k;
 CREATE MATERIALIZED VIEW over_view AS SELECT customer, COUNT(*) AS n FROM by_customer GROUP BY customer;
-CREATE MATERIALIZED VIEW no_agg AS SELECT customer FROM orders;
 CREATE MATERIALIZED VIEW dup_cols AS SELECT customer, COUNT(*), COUNT(*) FROM orders GROUP BY customer;
 CREATE MATERIALIZED VIEW ordered AS SELECT customer, COUNT(*) AS n FROM orders GROUP BY customer ORDER BY customer;
 CREATE MATERIALIZED VIEW by_customer AS SELECT customer, COUNT(*) AS n FROM orders GROUP BY customer;

@@ -79,6 +79,10 @@ pub struct AggPlan {
     pub window: Option<Windowing>,
     /// A session window (`FROM SESSION(…)`): one of the groups is each row's session start.
     pub session: Option<SessionWindow>,
+    /// A view without aggregates: each group is one distinct output row, kept once with a
+    /// hidden `COUNT(*)` and shown as many times as it arrived. The index of that count in
+    /// the post-aggregation row.
+    pub multiplicity: Option<usize>,
 }
 
 impl AggPlan {

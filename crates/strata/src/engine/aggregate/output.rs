@@ -35,9 +35,13 @@ impl<P: PhysicalProfile> AggState<P> {
     /// The output row of group `slot` as the view's SELECT shows it, or `None` when its
     /// HAVING hides the group.
     pub fn output_row(&self, slot: usize) -> Result<Option<Vec<Value>>, ExecError> {
-        let post = self.group_row(slot)?;
+        self.shown(&self.group_row(slot)?)
+    }
+
+    /// The output row of a post-aggregation row, or `None` when HAVING hides it.
+    fn shown(&self, post: &[Value]) -> Result<Option<Vec<Value>>, ExecError> {
         if let Some(h) = &self.plan.having {
-            if !h.is_true(post.as_slice())? {
+            if !h.is_true(post)? {
                 return Ok(None);
             }
         }
@@ -45,9 +49,18 @@ impl<P: PhysicalProfile> AggState<P> {
             .plan
             .output
             .iter()
-            .map(|e| e.eval(post.as_slice()))
+            .map(|e| e.eval(post))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Some(row))
+    }
+
+    /// How many times a group's row is shown: once, or, in a view without aggregates, as
+    /// many times as the row arrived.
+    fn copies(&self, post: &[Value]) -> usize {
+        match self.plan.multiplicity.map(|i| &post[i]) {
+            Some(Value::Int(n)) => *n as usize,
+            _ => 1,
+        }
     }
 
     /// The output rows a WHERE can only match within one group, found through the group
@@ -68,7 +81,10 @@ impl<P: PhysicalProfile> AggState<P> {
         };
         let mut rows = Vec::new();
         if let Some(slot) = slot {
-            rows.extend(self.output_row(slot as usize)?);
+            let post = self.group_row(slot as usize)?;
+            if let Some(row) = self.shown(&post)? {
+                rows.extend(std::iter::repeat_n(row, self.copies(&post)));
+            }
         }
         Ok(Some(rows))
     }
@@ -159,18 +175,13 @@ impl<P: PhysicalProfile> AggState<P> {
         };
         for post in post_rows {
             let post = post?;
-            if let Some(h) = &self.plan.having {
-                if !h.is_true(post.as_slice())? {
-                    continue;
+            if let Some(row) = self.shown(&post)? {
+                let copies = self.copies(&post);
+                if copies > 1 {
+                    out.extend(std::iter::repeat_n(row.clone(), copies - 1));
                 }
+                out.push(row);
             }
-            out.push(
-                self.plan
-                    .output
-                    .iter()
-                    .map(|e| e.eval(post.as_slice()))
-                    .collect::<Result<Vec<_>, _>>()?,
-            );
         }
         Ok(out)
     }

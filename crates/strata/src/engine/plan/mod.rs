@@ -240,12 +240,13 @@ impl<P: PhysicalProfile> Kernel<P> {
             ))
             .into());
         }
-        let SelectPlan::Aggregate(agg) = planned.plan else {
-            return Err(SqlError::Unsupported(format!(
-                "materialized view `{name}` without GROUP BY or aggregates: a view keeps grouped state, \
-                 e.g. SELECT k, COUNT(*) FROM {from} GROUP BY k"
-            ))
-            .into());
+        let agg = match planned.plan {
+            SelectPlan::Aggregate(agg) => agg,
+            SelectPlan::Project {
+                window,
+                filter,
+                output,
+            } => select::multiset_of(window, filter, output),
         };
         for (i, (col, _)) in planned.columns.iter().enumerate() {
             if planned.columns[..i].iter().any(|(c, _)| c == col) {

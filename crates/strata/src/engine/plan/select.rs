@@ -662,6 +662,7 @@ pub fn plan_select(query: &ast::Query, input: &Scope<'_>) -> Result<PlannedSelec
                 output,
                 window,
                 session,
+                multiplicity: None,
             }),
             order,
         )
@@ -824,5 +825,38 @@ fn plan_limit(query: &ast::Query) -> Result<(Option<usize>, usize), SqlError> {
         Some(ast::LimitClause::OffsetCommaLimit { offset, limit }) => {
             Ok((Some(count(limit, "LIMIT")?), count(offset, "OFFSET")?))
         }
+    }
+}
+
+/// The state of a view without aggregates (`SELECT exprs FROM src [WHERE …]`): its rows
+/// accumulate, kept once per distinct row with a hidden `COUNT(*)` (the multiplicity), so
+/// that every tier stores, checkpoints, shards and recovers them as it does any group.
+pub(crate) fn multiset_of(
+    window: Option<Windowing>,
+    filter: Option<Expr>,
+    output: Vec<Expr>,
+) -> AggPlan {
+    let columns = output.len();
+    AggPlan {
+        filter,
+        output: output
+            .iter()
+            .enumerate()
+            .map(|(index, e)| Expr::Column {
+                index,
+                ty: e.ty().unwrap_or(DataType::BigInt),
+            })
+            .collect(),
+        groups: output,
+        aggs: vec![AggSpec {
+            func: AggFunc::CountStar,
+            arg: None,
+            ty: DataType::BigInt,
+            distinct: false,
+        }],
+        having: None,
+        window,
+        session: None,
+        multiplicity: Some(columns),
     }
 }
