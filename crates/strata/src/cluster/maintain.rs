@@ -180,12 +180,14 @@ impl<P: PhysicalProfile> Inner<P> {
         *lock(&self.members) = members;
     }
 
-    /// Why no node owns the log as far as this node sees: none yet, or this node is cut off
-    /// from the majority that does.
+    /// Whether this node sees half of the known members or fewer (as of the last
+    /// [`refresh_members`](Self::refresh_members)).
     pub(super) fn in_minority(&self) -> bool {
         self.in_minority.load(Ordering::Relaxed)
     }
 
+    /// Why no node owns the log as far as this node sees: none yet, or this node is cut off
+    /// from the majority that does.
     pub(super) fn no_owner_reason(&self) -> String {
         if !self.in_minority() {
             return "no node owns the cluster log yet".into();
