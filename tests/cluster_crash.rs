@@ -10,7 +10,7 @@
 //! - and the other faults of a cluster's life: the log's owner frozen (SIGSTOP) and woken,
 //!   cut off from the others by the network (in a network namespace of the test's own), a
 //!   fourth node joining, a SIGTERM drain, one node losing the object store, garbage on the
-//!   node-to-node port.
+//!   node-to-node port; and a view's changes followed through one node (SSE).
 //!
 //! Every statement inserts `ROWS` rows with ids of their own. A witness view counts each
 //! id: every row of every acknowledged statement (HTTP 200) is counted exactly once; a
@@ -26,7 +26,7 @@ use common::cli;
 use common::cluster::{
     health, nodes, rows, start, start_with, store_url, wait_whole, Node, PrivateNetwork, Proxy,
 };
-use common::http::{request, sql, Server};
+use common::http::{next_event, request, sql, subscribe, Server};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -672,6 +672,52 @@ fn a_log_owner_cut_off_from_the_others_is_fenced_and_rejoins_when_the_network_he
          whole); the write sent to the cut-off node: {} {}",
         v.acked, v.failed, v.failed_landed, lone.status, lone.body
     );
+}
+
+#[test]
+fn a_view_s_changes_stream_through_any_node_wherever_its_groups_live() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = store_url(tmp.path());
+    let nodes = nodes(3, tmp.path());
+    let servers = start_cluster(&nodes, &store);
+    let ports = running_ports(&servers);
+    wait_whole(&ports, 3);
+    // Followed through node 1; 200 ids (groups on every node) written through nodes 2 and 3,
+    // then some of them again (their count changes).
+    let mut stream = subscribe(ports[0], "per_id");
+    for seq in 1..=20 {
+        for client in 0..2 {
+            let r = sql(ports[1 + client as usize], &insert_statement(client, seq));
+            assert_eq!(r.status, 200, "{}", r.body);
+        }
+    }
+    for seq in 1..=4 {
+        let r = sql(ports[2], &insert_statement(0, seq));
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let want = witness(ports[2]);
+    assert_eq!(want.len(), 200);
+    assert_eq!(want.values().filter(|&&n| n == 2).count(), 20);
+    // The last event of each id equals what SELECT answers, wherever the id lives.
+    let mut told: BTreeMap<u64, u64> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while told != want {
+        assert!(
+            Instant::now() < deadline,
+            "the stream told {} of {} ids as SELECT answers",
+            told.iter()
+                .filter(|(id, n)| want.get(id) == Some(n))
+                .count(),
+            want.len()
+        );
+        let (event, data) = next_event(&mut stream);
+        assert_eq!(event, "change", "{data}");
+        let change: serde_json::Value = serde_json::from_str(&data).unwrap();
+        assert_eq!(change["op"], "upsert", "{data}");
+        let row = &change["row"];
+        told.insert(row["id"].as_u64().unwrap(), row["n"].as_u64().unwrap());
+    }
+    assert_no_panic(&servers);
 }
 
 #[test]

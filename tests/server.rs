@@ -6,8 +6,8 @@
 mod common;
 
 use common::cli;
-use common::http::{request, serve, sql, Server};
-use std::io::{BufRead, BufReader, Write};
+use common::http::{next_event, request, serve, sql, subscribe, Server};
+use std::io::Write;
 use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -425,50 +425,6 @@ fn requests_are_logged_one_json_line_each_at_debug_level() {
     assert_eq!(entry["level"], "DEBUG");
     assert_eq!(entry["fields"]["status"], 200);
     assert_eq!(entry["fields"]["method"], "GET");
-}
-
-/// Opens `GET /views/<view>/changes` and returns the stream, past the response headers.
-fn subscribe(port: u16, view: &str) -> BufReader<TcpStream> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        stream,
-        "GET /views/{view}/changes HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
-    )
-    .unwrap();
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    assert!(line.starts_with("HTTP/1.1 200"), "{line}");
-    loop {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            return reader;
-        }
-    }
-}
-
-/// The next SSE event `(event, data)`, skipping keep-alive comments and chunk framing.
-fn next_event(reader: &mut BufReader<TcpStream>) -> (String, String) {
-    let (mut event, mut data) = (String::new(), String::new());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if reader.read_line(&mut line).unwrap() == 0 {
-            panic!("the stream ended");
-        }
-        let l = line.trim_end();
-        if let Some(e) = l.strip_prefix("event: ") {
-            event = e.to_string();
-        } else if let Some(d) = l.strip_prefix("data: ") {
-            data = d.to_string();
-        } else if l.is_empty() && !event.is_empty() {
-            return (event, data);
-        }
-    }
 }
 
 #[test]
