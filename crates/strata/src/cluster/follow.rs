@@ -10,10 +10,10 @@
 //! reads the whole view from its owners, and the node keeps what it showed: following suits
 //! views of up to some hundred thousand groups.
 
-use super::node::{lock, Inner, WAIT_STATE};
-use super::rpc::{self, Request, Response};
+use super::node::{lock, rows_of, Inner};
+use super::rpc::Request;
 use crate::engine::{unknown, ViewChange, ViewSubscriber};
-use crate::error::{ExecError, Result};
+use crate::error::Result;
 use crate::profile::PhysicalProfile;
 use crate::sql::ObjectKind;
 use crate::types::{Key, Value};
@@ -118,17 +118,7 @@ impl<P: PhysicalProfile> Inner<P> {
             shards: group,
             at,
         })?;
-        let mut rows = Vec::new();
-        for (_, answer) in answers {
-            let Response::Rows { columns } = answer else {
-                return Err(ExecError::Remote(format!(
-                    "an unexpected answer to reading view `{view}`: {answer:?} (within {WAIT_STATE:?})"
-                ))
-                .into());
-            };
-            rows.extend(rpc::columns_to_rows(columns));
-        }
-        Ok(rows)
+        rows_of(answers, &format!("reading view `{view}`"))
     }
 }
 

@@ -274,16 +274,7 @@ impl<P: PhysicalProfile> Inner<P> {
                     shards: group,
                     at,
                 })?;
-                let mut rows = Vec::new();
-                for (_, answer) in answers {
-                    let Response::Rows { columns } = answer else {
-                        return Err(ExecError::Remote(format!(
-                            "an unexpected answer to a scan: {answer:?}"
-                        ))
-                        .into());
-                    };
-                    rows.extend(rpc::columns_to_rows(columns));
-                }
+                let rows = node::rows_of(answers, "a scan")?;
                 finish::<P>(query.planned, &columns, rows)
             }
             _ => unreachable!("statements that return rows plan to reads"),

@@ -40,7 +40,7 @@ pub(super) const SETTLE: Duration = Duration::from_millis(1500);
 /// How long the log's owner must have been missing before another node takes the log.
 pub(super) const OWNER_MISSING: Duration = Duration::from_millis(800);
 /// How long a request waits for the state it needs (a shard loading, the log applied).
-pub(super) const WAIT_STATE: Duration = Duration::from_secs(20);
+const WAIT_STATE: Duration = Duration::from_secs(20);
 /// How long a write retries while the log changes owner.
 pub(super) const WRITE_RETRY: Duration = Duration::from_secs(30);
 /// How often the applier looks at the store for entries nobody pushed.
@@ -884,12 +884,14 @@ impl<P: PhysicalProfile> Inner<P> {
     }
 }
 
-/// The rows of every answer.
-fn rows_of(answers: Vec<(u32, Response)>, what: &str) -> Result<Vec<Vec<Value>>> {
+/// The rows of every answer (to `what`, for the error of an answer that holds none).
+pub(super) fn rows_of(answers: Vec<(u32, Response)>, what: &str) -> Result<Vec<Vec<Value>>> {
     let mut rows = Vec::new();
     for (_, response) in answers {
         let Response::Rows { columns } = response else {
-            return Err(ExecError::Remote(format!("an unexpected answer to {what}")).into());
+            return Err(
+                ExecError::Remote(format!("an unexpected answer to {what}: {response:?}")).into(),
+            );
         };
         rows.extend(rpc::columns_to_rows(columns));
     }

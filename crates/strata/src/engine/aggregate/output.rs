@@ -124,7 +124,7 @@ impl<P: PhysicalProfile> AggState<P> {
     }
 
     /// The types of the GROUP BY values (empty for a view without GROUP BY).
-    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    #[cfg(feature = "cluster")]
     pub fn group_types(&self) -> &[DataType] {
         &self.group_types
     }
@@ -132,7 +132,7 @@ impl<P: PhysicalProfile> AggState<P> {
     /// Every group the view shows, as `[group values…, output row…]`: what a follower of
     /// the view's changes compares between two positions of the log. Groups hidden by HAVING
     /// are left out; a group whose row cannot be computed (an overflowing SUM) too.
-    #[cfg_attr(not(feature = "cluster"), allow(dead_code))]
+    #[cfg(feature = "cluster")]
     pub fn shown_groups(&self) -> Vec<Vec<Value>> {
         (0..self.len())
             .filter_map(|slot| {
@@ -176,11 +176,7 @@ impl<P: PhysicalProfile> AggState<P> {
         for post in post_rows {
             let post = post?;
             if let Some(row) = self.shown(&post)? {
-                let copies = self.copies(&post);
-                if copies > 1 {
-                    out.extend(std::iter::repeat_n(row.clone(), copies - 1));
-                }
-                out.push(row);
+                out.extend(std::iter::repeat_n(row, self.copies(&post)));
             }
         }
         Ok(out)
